@@ -1,0 +1,72 @@
+"""The ``vitplast`` command line. Each sub-command lives in its own module of this package.
+
+User errors (:class:`~vitplast.errors.VitplastError`, bad option values) end with one ``error: ...`` line
+on stderr and exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from vitplast.errors import VitplastError
+
+app = typer.Typer(
+    name="vitplast",
+    help="Measure, bound and exploit the plasticity of vision-transformer components (ln1 mha ln2 fc1 fc2).",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# Sub-command modules; each defines its command(s) on ``app`` when imported.
+COMMAND_MODULES = (
+    "vitplast.cli.analyze",
+    "vitplast.cli.bounds",
+    "vitplast.cli.pretrain",
+    "vitplast.cli.train",
+    "vitplast.cli.sweep",
+)
+
+
+def _load_commands() -> None:
+    for mod in COMMAND_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit-2 exception to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code=2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    _load_commands()
+    try:
+        app(args=argv, prog_name="vitplast", standalone_mode=False)
+    except VitplastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            msg = exc.format_message().replace("\n", " ")
+            print(f"error: {msg}", file=sys.stderr)
+            sys.exit(2)
+        raise

@@ -1,0 +1,152 @@
+"""Labelled image sets and their train / val / test splits.
+
+Every data source, whatever its origin (procedural, a folder, torchvision, the offline suite), is exposed
+as a :class:`DataBundle`: three map-style datasets whose items are ``(image, label)`` with ``image`` a
+``uint8`` tensor ``[3, H, W]`` (RGB) or a PIL image, or a ``float`` tensor that is already preprocessed
+for the model (the ``random`` set). Transforms are applied by the consumer (:mod:`vitplast.data.transforms`).
+
+Split rule (SPEC section 3): ``val`` is a fixed 20 % of the training split, drawn with :data:`SPLIT_SEED`
+independently of any run seed, unless the source has a native validation split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from vitplast.errors import VitplastError
+
+SPLIT_SEED = 0
+VAL_FRACTION = 0.2
+
+Item = tuple[Any, int]
+
+
+class TensorImageSet(Dataset[Item]):
+    """Images held in memory: ``images`` is ``uint8 [N, 3, H, W]`` (or preprocessed float), ``labels`` ``[N]``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> None:
+        labels_t = torch.as_tensor(labels, dtype=torch.long)
+        if images.ndim != 4 or images.shape[1] != 3 or len(images) != len(labels_t):
+            raise ValueError(f"expected images [N,3,H,W] and N labels, got {tuple(images.shape)}, {len(labels_t)}")
+        self.images = images
+        self.labels = labels_t
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> Item:
+        return self.images[i], int(self.labels[i])
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Open an image file as RGB (grayscale, RGBA, palette, CMYK are converted); unreadable -> VitplastError."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
+                rgba = img.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, rgba).convert("RGB")
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise VitplastError(f"unreadable image {path}: {exc}") from None
+
+
+class FileImageSet(Dataset[Item]):
+    """Images read from files on access (``paths[i]`` has label ``labels[i]``), returned as RGB PIL images."""
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], loader: Callable[[Path], Any] = load_rgb):
+        if len(paths) != len(labels):
+            raise ValueError("paths and labels differ in length")
+        self.paths = list(paths)
+        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Item:
+        return self.loader(self.paths[i]), int(self.labels[i])
+
+
+class IndexedSet(Dataset[Item]):
+    """A view of ``base`` restricted to ``indices`` (like ``torch.utils.data.Subset``, with labels exposed)."""
+
+    def __init__(self, base: Dataset[Item], indices: Sequence[int] | np.ndarray) -> None:
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Item:
+        return self.base[int(self.indices[i])]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return dataset_labels(self.base)[torch.as_tensor(self.indices)]
+
+
+def dataset_labels(ds: Dataset[Item]) -> torch.Tensor:
+    """All labels of a dataset, without decoding images where the dataset exposes them."""
+    for attr in ("labels", "targets", "_labels"):
+        lab = getattr(ds, attr, None)
+        if lab is not None:
+            return torch.as_tensor(np.asarray(lab), dtype=torch.long)
+    return torch.as_tensor([ds[i][1] for i in range(len(ds))], dtype=torch.long)  # type: ignore[arg-type]
+
+
+def split_indices(n: int, fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed random split of ``range(n)`` into ``(keep, held_out)`` with ``round(fraction * n)`` held out."""
+    perm = np.random.default_rng(seed).permutation(n)
+    k = round(fraction * n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+@dataclass
+class DataBundle:
+    """A named labelled data source with ``train``, ``val`` and ``test`` splits.
+
+    ``info`` carries provenance shown in outputs (e.g. the corruption and severity of a shifted set).
+    """
+
+    name: str
+    classes: list[str]
+    train: Dataset[Item]
+    val: Dataset[Item]
+    test: Dataset[Item]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> Dataset[Item]:
+        if name not in ("train", "val", "test"):
+            raise VitplastError(f"unknown split {name!r}: use train, val or test")
+        ds: Dataset[Item] = getattr(self, name)
+        return ds
+
+    @staticmethod
+    def from_train_test(
+        name: str, classes: list[str], train: Dataset[Item], test: Dataset[Item], **info: Any
+    ) -> DataBundle:
+        """Bundle whose ``val`` is the fixed 20 % of ``train`` (SPEC section 3) and ``train`` the other 80 %."""
+        keep, held = split_indices(len(train))  # type: ignore[arg-type]
+        return DataBundle(name, classes, IndexedSet(train, keep), IndexedSet(train, held), test, dict(info))
+
+    @staticmethod
+    def from_single(name: str, classes: list[str], data: Dataset[Item], **info: Any) -> DataBundle:
+        """Bundle from one pool of images: fixed 80/20 train/test split, then 80/20 train/val."""
+        keep, held = split_indices(len(data))  # type: ignore[arg-type]
+        train = IndexedSet(data, keep)
+        bundle = DataBundle.from_train_test(name, classes, train, IndexedSet(data, held), **info)
+        return bundle

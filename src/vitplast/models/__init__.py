@@ -1,0 +1,60 @@
+"""Load a vision transformer from any supported source and see it through named components.
+
+Model specs (CLI ``--model`` and :func:`load_model`):
+
+* ``micro`` - the micro-ViT pretrained on ``mini:source``, shipped in this package (offline);
+* ``timm:ARCH`` - a timm architecture, pretrained weights from the hub (``random_weights`` builds it offline);
+* ``timm:ARCH@FILE`` - a timm architecture with weights from a local ``.safetensors`` (or ``.pth``) file;
+* ``hf:ORG/NAME`` - a transformers ViT from the hub; ``hf:DIR`` or a bare ``DIR`` - a ``save_pretrained`` directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from vitplast.errors import VitplastError
+from vitplast.models import micro as _micro  # registers the micro architecture in timm
+from vitplast.models.hf_adapter import is_hf_vit, load_hf, wrap_hf
+from vitplast.models.timm_adapter import is_timm_vit, load_timm, wrap_timm
+from vitplast.models.vit import AttentionWeights, Block, DataConfig, ViT
+
+__all__ = ["AttentionWeights", "Block", "DataConfig", "ViT", "as_vit", "load_model"]
+
+
+def load_model(spec: str, random_weights: bool = False) -> ViT:
+    """Load the model named by ``spec`` (see module docstring) in eval mode on the CPU."""
+    if spec == "micro":
+        vit = load_timm(_micro.ARCH, checkpoint=_micro.checkpoint_path(), random_weights=True, spec="micro")
+        if random_weights:
+            vit = load_timm(_micro.ARCH, checkpoint=None, random_weights=True, spec="micro")
+    elif spec.startswith("timm:"):
+        ref = spec[len("timm:") :]
+        arch, sep, path = ref.partition("@")
+        if not arch:
+            raise VitplastError("timm:ARCH needs an architecture name, e.g. timm:vit_base_patch16_224.orig_in21k")
+        vit = load_timm(arch, checkpoint=Path(path).expanduser() if sep else None, random_weights=random_weights,
+                        spec=spec)
+    elif spec.startswith("hf:"):
+        vit = load_hf(spec[len("hf:") :], random_weights=random_weights, spec=spec)
+    elif Path(spec).expanduser().is_dir():
+        vit = load_hf(spec, random_weights=random_weights, spec=spec)
+    else:
+        raise VitplastError(
+            f"unknown model spec {spec!r}: use micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR"
+        )
+    vit.eval()
+    return vit
+
+
+def as_vit(model: ViT | nn.Module, name: str | None = None) -> ViT:
+    """The :class:`ViT` view of ``model``: a ViT is returned as is; timm and HF modules are wrapped."""
+    if isinstance(model, ViT):
+        return model
+    if is_timm_vit(model):
+        return wrap_timm(model, name or f"timm:{type(model).__name__}")
+    if is_hf_vit(model):
+        return wrap_hf(model, name or f"hf:{type(model).__name__}")
+    kids = ", ".join(n for n, _ in model.named_children())
+    raise VitplastError(f"{type(model).__name__}: no transformer blocks found; top-level modules are: {kids}")

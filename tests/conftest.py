@@ -1,0 +1,28 @@
+"""Shared test fixtures. Tests never touch the network: HF_HUB_OFFLINE=1 and a private cache directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache directory per test session (generated data sets are built once and reused)."""
+    if "VITPLAST_CACHE" not in os.environ:
+        os.environ["VITPLAST_CACHE"] = str(tmp_path_factory.mktemp("vitplast-cache"))
+    return Path(os.environ["VITPLAST_CACHE"])
+
+
+def heavy_scale() -> str:
+    """'full' when VITPLAST_HEAVY=full, else 'reduced' (what CI runs)."""
+    return "full" if os.environ.get("VITPLAST_HEAVY") == "full" else "reduced"
