@@ -22,6 +22,15 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Measure, bound and exploit the plasticity of vision-transformer components.
+
+    Start with `vitplast analyze` (offline default: the bundled micro-ViT, mini:source vs mini:digits).
+    """
+
+
 # Sub-command modules; each defines its command(s) on ``app`` when imported.
 COMMAND_MODULES = (
     "vitplast.cli.analyze",
@@ -60,13 +69,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:
+        # Usage errors of the (vendored) click: they carry format_message() and an exit code.
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            msg = exc.format_message().replace("\n", " ")
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            msg = " ".join(exc.format_message().split())
             print(f"error: {msg}", file=sys.stderr)
+            sys.exit(2)
+        # Errors re-raised from data-loader workers carry the original message on their last line.
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        if lines and "VitplastError: " in lines[-1]:
+            print(f"error: {lines[-1].split('VitplastError: ', 1)[1]}", file=sys.stderr)
             sys.exit(2)
         raise

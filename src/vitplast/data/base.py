@@ -130,8 +130,11 @@ class DataBundle:
         return len(self.classes)
 
     def split(self, name: str) -> Dataset[Item]:
+        """``train``, ``val``, ``test``, or ``all`` (the three concatenated)."""
+        if name == "all":
+            return torch.utils.data.ConcatDataset([self.train, self.val, self.test])
         if name not in ("train", "val", "test"):
-            raise VitplastError(f"unknown split {name!r}: use train, val or test")
+            raise VitplastError(f"unknown split {name!r}: use train, val, test or all")
         ds: Dataset[Item] = getattr(self, name)
         return ds
 

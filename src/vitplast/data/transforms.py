@@ -49,9 +49,7 @@ def make_transform(cfg: DataConfig, train: bool = False) -> Callable[[Any], torc
     else:
         resize = size if cfg.crop_pct >= 1.0 else math.floor(size / cfg.crop_pct)
         geometric = [T.Resize(resize, interpolation=interp, antialias=True), T.CenterCrop(size)]
-    pipeline = T.Compose(
-        [*geometric, T.ToDtype(torch.float32, scale=True), T.Normalize(list(cfg.mean), list(cfg.std))]
-    )
+    pipeline = T.Compose([*geometric, T.ToDtype(torch.float32, scale=True), T.Normalize(list(cfg.mean), list(cfg.std))])
 
     def apply(img: Any) -> torch.Tensor:
         t = _to_rgb_tensor(img)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from vitplast.errors import VitplastError
@@ -23,8 +24,18 @@ from vitplast.models.vit import AttentionWeights, Block, DataConfig, ViT
 __all__ = ["AttentionWeights", "Block", "DataConfig", "ViT", "as_vit", "load_model"]
 
 
-def load_model(spec: str, random_weights: bool = False) -> ViT:
-    """Load the model named by ``spec`` (see module docstring) in eval mode on the CPU."""
+def load_model(spec: str, random_weights: bool = False, seed: int = 0) -> ViT:
+    """Load the model named by ``spec`` (see module docstring) in eval mode on the CPU.
+
+    With ``random_weights`` the architecture is initialised from ``seed`` (same seed, same weights); the
+    global torch RNG is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _load(spec, random_weights)
+
+
+def _load(spec: str, random_weights: bool) -> ViT:
     if spec == "micro":
         vit = load_timm(_micro.ARCH, checkpoint=_micro.checkpoint_path(), random_weights=True, spec="micro")
         if random_weights:
@@ -34,8 +45,9 @@ def load_model(spec: str, random_weights: bool = False) -> ViT:
         arch, sep, path = ref.partition("@")
         if not arch:
             raise VitplastError("timm:ARCH needs an architecture name, e.g. timm:vit_base_patch16_224.orig_in21k")
-        vit = load_timm(arch, checkpoint=Path(path).expanduser() if sep else None, random_weights=random_weights,
-                        spec=spec)
+        vit = load_timm(
+            arch, checkpoint=Path(path).expanduser() if sep else None, random_weights=random_weights, spec=spec
+        )
     elif spec.startswith("hf:"):
         vit = load_hf(spec[len("hf:") :], random_weights=random_weights, spec=spec)
     elif Path(spec).expanduser().is_dir():

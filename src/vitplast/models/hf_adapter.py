@@ -18,10 +18,12 @@ from vitplast.errors import VitplastError
 from vitplast.models.vit import AttentionWeights, Block, DataConfig, ViT, first_output
 
 
-def _backbone(model: nn.Module) -> nn.Module | None:
+def _backbone(model: nn.Module) -> Any:
     for cand in (model, getattr(model, "vit", None)):
-        if cand is not None and hasattr(cand, "embeddings") and (
-            hasattr(cand, "layers") or hasattr(getattr(cand, "encoder", None), "layer")
+        if (
+            cand is not None
+            and hasattr(cand, "embeddings")
+            and (hasattr(cand, "layers") or hasattr(getattr(cand, "encoder", None), "layer"))
         ):
             return cand
     return None
@@ -34,10 +36,10 @@ def is_hf_vit(module: nn.Module) -> bool:
 class HFClassifier(nn.Module):
     """A bare HF ``ViTModel`` plus a linear classifier on the class token (after the final norm)."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+    def __init__(self, backbone: Any, num_classes: int) -> None:
         super().__init__()
         self.vit = backbone
-        dim = int(backbone.config.hidden_size)  # type: ignore[union-attr]
+        dim = int(backbone.config.hidden_size)
         self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, pixel_values: Tensor) -> Tensor:
@@ -46,7 +48,7 @@ class HFClassifier(nn.Module):
         return out
 
 
-def _layer_parts(layer: nn.Module) -> dict[str, Any]:
+def _layer_parts(layer: Any) -> dict[str, Any]:
     """Named components of one ViT layer in either layout."""
     att = layer.attention
     if hasattr(att, "q_proj"):  # transformers 5.x
@@ -77,8 +79,9 @@ def _layer_parts(layer: nn.Module) -> dict[str, Any]:
     raise VitplastError(f"unrecognised HF attention layout: {type(att).__name__}")
 
 
-def wrap_hf(model: nn.Module, name: str = "hf", data_config: DataConfig | None = None) -> ViT:
+def wrap_hf(module: nn.Module, name: str = "hf", data_config: DataConfig | None = None) -> ViT:
     """Build the :class:`ViT` view of a HF ``ViTForImageClassification`` or ``ViTModel``."""
+    model: Any = module
     backbone = _backbone(model)
     if backbone is None:
         kids = ", ".join(n for n, _ in model.named_children())
@@ -86,16 +89,22 @@ def wrap_hf(model: nn.Module, name: str = "hf", data_config: DataConfig | None =
     if not hasattr(model, "classifier"):
         model = HFClassifier(backbone, 0)
     config = backbone.config
-    layers = list(backbone.layers if hasattr(backbone, "layers") else backbone.encoder.layer)  # type: ignore[arg-type]
-    heads = int(config.num_attention_heads)  # type: ignore[union-attr,arg-type]
+    layers = list(backbone.layers if hasattr(backbone, "layers") else backbone.encoder.layer)
+    heads = int(config.num_attention_heads)
     blocks: list[Block] = []
     for layer in layers:
         parts = _layer_parts(layer)
 
         def attention(p: dict[str, Any] = parts) -> AttentionWeights:
             return AttentionWeights(
-                q=p["q"].weight, k=p["k"].weight, v=p["v"].weight, o=p["o"].weight,
-                q_bias=p["q"].bias, k_bias=p["k"].bias, v_bias=p["v"].bias, o_bias=p["o"].bias,
+                q=p["q"].weight,
+                k=p["k"].weight,
+                v=p["v"].weight,
+                o=p["o"].weight,
+                q_bias=p["q"].bias,
+                k_bias=p["k"].bias,
+                v_bias=p["v"].bias,
+                o_bias=p["o"].bias,
                 num_heads=heads,
             )
 
@@ -128,7 +137,7 @@ def wrap_hf(model: nn.Module, name: str = "hf", data_config: DataConfig | None =
         for comp in ("ln1", "mha", "ln2", "fc1", "fc2"):
             groups[comp] = [p for b in blocks for p in b.params[comp]]
             seen.update(id(p) for p in groups[comp])
-        groups["embed"] = list(backbone.embeddings.parameters())  # type: ignore[union-attr]
+        groups["embed"] = list(backbone.embeddings.parameters())
         seen.update(id(p) for p in groups["embed"])
         groups["head"] = [p for p in model.parameters() if id(p) not in seen]
         return groups
@@ -138,12 +147,12 @@ def wrap_hf(model: nn.Module, name: str = "hf", data_config: DataConfig | None =
         return out if isinstance(out, Tensor) else out.logits
 
     def reset_head(num_classes: int) -> None:
-        dim = int(config.hidden_size)  # type: ignore[union-attr,arg-type]
+        dim = int(config.hidden_size)
         device = next(model.parameters()).device
         model.classifier = nn.Linear(dim, num_classes).to(device)
         if hasattr(model, "num_labels"):
             model.num_labels = num_classes
-            config.num_labels = num_classes  # type: ignore[union-attr]
+            config.num_labels = num_classes
 
     if data_config is None:
         data_config = _default_data_config(config)

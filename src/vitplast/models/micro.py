@@ -50,8 +50,9 @@ def vit_micro_patch4_32(pretrained: bool = False, **kwargs: Any) -> VisionTransf
     args.pop("pretrained_cfg_overlay", None)
     args.pop("cache_dir", None)
     model = VisionTransformer(**args)
-    model.pretrained_cfg = dict(MICRO_CFG, num_classes=args["num_classes"])
-    model.default_cfg = model.pretrained_cfg
+    cfg = dict(MICRO_CFG, num_classes=args["num_classes"])
+    setattr(model, "pretrained_cfg", cfg)  # noqa: B010  (timm reads it)
+    setattr(model, "default_cfg", cfg)  # noqa: B010
     return model
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ def _describe(module: nn.Module) -> str:
     return ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
 
 
-def _attention_weights(attn: nn.Module) -> AttentionWeights:
-    qkv: nn.Linear = attn.qkv  # type: ignore[assignment]
+def _attention_weights(attn: Any) -> AttentionWeights:
+    qkv: nn.Linear = attn.qkv
     d = qkv.out_features // 3
     w = qkv.weight
     b = qkv.bias
@@ -36,16 +37,16 @@ def _attention_weights(attn: nn.Module) -> AttentionWeights:
         q=w[:d],
         k=w[d : 2 * d],
         v=w[2 * d :],
-        o=attn.proj.weight,  # type: ignore[union-attr,arg-type]
+        o=attn.proj.weight,
         q_bias=None if b is None else b[:d],
         k_bias=None if b is None else b[d : 2 * d],
         v_bias=None if b is None else b[2 * d :],
-        o_bias=attn.proj.bias,  # type: ignore[union-attr,arg-type]
-        num_heads=int(attn.num_heads),  # type: ignore[arg-type]
+        o_bias=attn.proj.bias,
+        num_heads=int(attn.num_heads),
     )
 
 
-def _check_block(i: int, blk: nn.Module, name: str) -> None:
+def _check_block(i: int, blk: Any, name: str) -> None:
     need = {"norm1": nn.LayerNorm, "norm2": nn.LayerNorm}
     for attr, typ in need.items():
         if not isinstance(getattr(blk, attr, None), typ):
@@ -65,15 +66,16 @@ def _check_block(i: int, blk: nn.Module, name: str) -> None:
         raise VitplastError(f"{name}: block {i} normalises inside the MLP, not supported yet")
 
 
-def wrap_timm(model: nn.Module, name: str = "timm") -> ViT:
+def wrap_timm(module: nn.Module, name: str = "timm") -> ViT:
     """Build the :class:`ViT` view of a timm ``VisionTransformer``."""
+    model: Any = module
     if not is_timm_vit(model):
         raise VitplastError(
             f"{name}: no transformer blocks found (a ViT needs blocks, patch_embed and position embedding); "
             f"top-level modules are: {_describe(model)}"
         )
     blocks: list[Block] = []
-    raw_blocks = list(model.blocks)  # type: ignore[arg-type]
+    raw_blocks = list(model.blocks)
     if not raw_blocks:
         raise VitplastError(f"{name}: the model has zero transformer blocks")
     for i, blk in enumerate(raw_blocks):
@@ -87,7 +89,7 @@ def wrap_timm(model: nn.Module, name: str = "timm") -> ViT:
                 fc1=mlp.fc1,
                 act=mlp.act,
                 fc2=mlp.fc2,
-                attention=(lambda a=attn: _attention_weights(a)),
+                attention=functools.partial(_attention_weights, attn),
                 params={
                     "ln1": list(blk.norm1.parameters()),
                     "mha": list(attn.parameters()),
@@ -100,9 +102,9 @@ def wrap_timm(model: nn.Module, name: str = "timm") -> ViT:
 
     def embed(x: Tensor) -> Tensor:
         x = model.patch_embed(x)
-        x = model._pos_embed(x)  # type: ignore[operator]
+        x = model._pos_embed(x)
         x = model.patch_drop(x)
-        return model.norm_pre(x)  # type: ignore[no-any-return]
+        return model.norm_pre(x)
 
     def group_params() -> dict[str, list[nn.Parameter]]:
         comp_ids: set[int] = set()
@@ -121,7 +123,7 @@ def wrap_timm(model: nn.Module, name: str = "timm") -> ViT:
         return groups
 
     def reset_head(num_classes: int) -> None:
-        model.reset_classifier(num_classes)  # type: ignore[operator]
+        model.reset_classifier(num_classes)
 
     cfg = _data_config(model)
     return ViT(
@@ -177,7 +179,7 @@ def load_timm(arch: str, *, checkpoint: Path | None, random_weights: bool, spec:
     return wrap_timm(model, spec)
 
 
-def load_state_file(model: nn.Module, path: Path, spec: str) -> None:
+def load_state_file(model: Any, path: Path, spec: str) -> None:
     """Load a ``.safetensors`` (or torch ``.pth``) state dict into ``model``; classifier may differ in size."""
     if not path.is_file():
         raise VitplastError(f"checkpoint {path} does not exist")
@@ -195,7 +197,7 @@ def load_state_file(model: nn.Module, path: Path, spec: str) -> None:
     own = model.state_dict()
     if any(k in own and own[k].shape != state[k].shape for k in head_keys):
         n = state["head.weight"].shape[0]
-        model.reset_classifier(n)  # type: ignore[operator]
+        model.reset_classifier(n)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise VitplastError(

@@ -1,0 +1,3 @@
+from vitplast.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""Rich progress bars for long commands (drawn on stderr; silent when stderr is not a terminal)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+@contextlib.contextmanager
+def progress_bar(console: Console, label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """Yield ``start(total) -> advance(k)``: each call of ``start`` adds a task with ``total`` steps."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as prog:
+
+        def start(total: int) -> Callable[[int], None]:
+            task = prog.add_task(label, total=total)
+            return lambda k: prog.advance(task, k)
+
+        yield start

@@ -1,0 +1,133 @@
+"""Tiny random ViTs of both libraries for tests (and a weight copy timm -> HF for equivalence tests)."""
+
+from __future__ import annotations
+
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+
+def tiny_timm(
+    dim: int = 48,
+    depth: int = 2,
+    heads: int = 4,
+    mlp_ratio: float = 4.0,
+    img: int = 16,
+    patch: int = 4,
+    num_classes: int = 5,
+    seed: int = 0,
+) -> VisionTransformer:
+    torch.manual_seed(seed)
+    m = VisionTransformer(
+        img_size=img,
+        patch_size=patch,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=mlp_ratio,
+        num_classes=num_classes,
+        qkv_bias=True,
+    )
+    # Random, non-trivial LayerNorm affine parameters and position embedding so tests see real variety.
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.5 * torch.randn_like(p))
+            elif "norm" in name and name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            elif name in ("pos_embed", "cls_token"):
+                p.copy_(0.5 * torch.randn_like(p))
+    return m.eval()
+
+
+def tiny_hf(
+    dim: int = 48,
+    depth: int = 2,
+    heads: int = 4,
+    mlp: int = 192,
+    img: int = 16,
+    patch: int = 4,
+    num_classes: int = 5,
+    seed: int = 0,
+):  # type: ignore[no-untyped-def]
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(seed)
+    cfg = ViTConfig(
+        hidden_size=dim,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        image_size=img,
+        patch_size=patch,
+        num_labels=num_classes,
+        layer_norm_eps=1e-6,
+        hidden_act="gelu",
+        qkv_bias=True,
+    )
+    return ViTForImageClassification(cfg).eval()
+
+
+def timm_to_hf(m: VisionTransformer):  # type: ignore[no-untyped-def]
+    """A HF ViTForImageClassification holding exactly the weights of the timm ViT ``m``."""
+    dim = m.embed_dim
+    depth = len(m.blocks)
+    heads = m.blocks[0].attn.num_heads
+    mlp = m.blocks[0].mlp.fc1.out_features
+    img = m.patch_embed.img_size[0]
+    patch = m.patch_embed.patch_size[0]
+    hf = tiny_hf(dim, depth, heads, mlp, img, patch, m.num_classes)
+    sd = m.state_dict()
+    new = {
+        "vit.embeddings.cls_token": sd["cls_token"],
+        "vit.embeddings.position_embeddings": sd["pos_embed"],
+        "vit.embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
+        "vit.embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],
+        "vit.layernorm.weight": sd["norm.weight"],
+        "vit.layernorm.bias": sd["norm.bias"],
+        "classifier.weight": sd["head.weight"],
+        "classifier.bias": sd["head.bias"],
+    }
+    for i in range(depth):
+        b, t = f"blocks.{i}.", f"vit.layers.{i}."
+        qw, kw, vw = sd[b + "attn.qkv.weight"].chunk(3)
+        qb, kb, vb = sd[b + "attn.qkv.bias"].chunk(3)
+        new.update(
+            {
+                t + "layernorm_before.weight": sd[b + "norm1.weight"],
+                t + "layernorm_before.bias": sd[b + "norm1.bias"],
+                t + "layernorm_after.weight": sd[b + "norm2.weight"],
+                t + "layernorm_after.bias": sd[b + "norm2.bias"],
+                t + "attention.q_proj.weight": qw,
+                t + "attention.q_proj.bias": qb,
+                t + "attention.k_proj.weight": kw,
+                t + "attention.k_proj.bias": kb,
+                t + "attention.v_proj.weight": vw,
+                t + "attention.v_proj.bias": vb,
+                t + "attention.o_proj.weight": sd[b + "attn.proj.weight"],
+                t + "attention.o_proj.bias": sd[b + "attn.proj.bias"],
+                t + "mlp.fc1.weight": sd[b + "mlp.fc1.weight"],
+                t + "mlp.fc1.bias": sd[b + "mlp.fc1.bias"],
+                t + "mlp.fc2.weight": sd[b + "mlp.fc2.weight"],
+                t + "mlp.fc2.bias": sd[b + "mlp.fc2.bias"],
+            }
+        )
+    hf.load_state_dict(new, strict=True)
+    return hf.eval()
+
+
+# transformers 4.x names of the 5.x keys (save_pretrained layout of 4.x).
+V4_RENAMES = [
+    ("vit.layers.", "vit.encoder.layer."),
+    ("attention.q_proj", "attention.attention.query"),
+    ("attention.k_proj", "attention.attention.key"),
+    ("attention.v_proj", "attention.attention.value"),
+    ("attention.o_proj", "attention.output.dense"),
+    ("mlp.fc1", "intermediate.dense"),
+    ("mlp.fc2", "output.dense"),
+]
+
+
+def to_v4_key(key: str) -> str:
+    for a, b in V4_RENAMES:
+        key = key.replace(a, b)
+    return key
