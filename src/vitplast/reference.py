@@ -7,6 +7,8 @@ Use :func:`vitplast.plasticity.measure_plasticity` for real work.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,14 +57,23 @@ def naive_outputs(
 
 
 def naive_plasticity(
-    vit: ViT, source: Tensor, target: Tensor, mode: str = "embedding", batch_size: int = 16
+    vit: ViT,
+    source: Tensor | None,
+    target: Tensor | None,
+    mode: str = "embedding",
+    batch_size: int = 16,
+    batches: Iterable[tuple[Tensor, Tensor]] | None = None,
 ) -> np.ndarray:
-    """Per-pair ratios ``[N, depth, 5]`` (NaN for pairs with X == Y), holding every output of every pair."""
+    """Per-pair ratios ``[N, depth, 5]`` (NaN for pairs with X == Y), holding every output of every pair.
+
+    Pairs come from ``source``/``target`` tensors or, if given, from ``batches`` of ``(x, y)``.
+    """
     from vitplast.components import COMPONENTS
 
-    stored = []
-    for i in range(0, len(source), batch_size):
-        stored.append(naive_outputs(vit, source[i : i + batch_size], target[i : i + batch_size], mode))
+    if batches is None:
+        assert source is not None and target is not None
+        batches = ((source[i : i + batch_size], target[i : i + batch_size]) for i in range(0, len(source), batch_size))
+    stored = [naive_outputs(vit, x, y, mode) for x, y in batches]
     ratios = []
     for chunk in stored:
         per_layer = []
