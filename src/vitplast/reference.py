@@ -86,4 +86,4 @@ def naive_plasticity(
                 per_comp.append(torch.where(den > 0, num / den, torch.full_like(num, float("nan"))))
             per_layer.append(torch.stack(per_comp, 1))
         ratios.append(torch.stack(per_layer, 1))
-    return torch.cat(ratios).numpy()
+    return torch.cat(ratios).cpu().numpy()
