@@ -47,6 +47,7 @@ def test_component_forward_equals_library_forward(factory) -> None:  # type: ign
     assert logits.shape == (3, 5)
     _assert_partition(vit)
     assert vit.depth == 2 and vit.dim == 48 and vit.num_heads == 4
+    assert vit.data_config.input_size == 16 and vit.seq_len() == 17  # 4x4 patches + class token
 
 
 def test_timm_local_safetensors_checkpoint(tmp_path: Path) -> None:

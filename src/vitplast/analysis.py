@@ -59,13 +59,12 @@ class AnalyzeConfig:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda if available, else mps, else cpu; otherwise the named device (validated)."""
+    """``auto`` -> cuda if available, else cpu; otherwise the named device (validated).
+
+    Apple's mps is never chosen automatically: the estimator accumulates in float64, which mps lacks.
+    """
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:

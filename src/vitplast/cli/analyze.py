@@ -100,6 +100,18 @@ def print_summary(record: dict[str, Any], out: Path) -> None:
     if "bounds" in record and "ranking" in record["bounds"]:
         rk = record["bounds"]["ranking"]
         console.print(f"Spearman(measured ranking, theory ranking) = {rk.get('spearman', float('nan')):.3f}")
+        chk = record["bounds"].get("check")
+        if chk is not None:
+            verdict = (
+                "all hold"
+                if chk["all_hold"]
+                else f"[bold red]{chk['violations']} VIOLATIONS[/bold red] (plasticity.json)"
+            )
+            console.print(
+                f"bounds: {chk['rigorous_bounds_checked']} rigorous bounds vs {chk['n_pairs']} pairs: {verdict}"
+            )
+        elif "note" in record["bounds"]:
+            console.print(record["bounds"]["note"])
     console.print(
         f"{record['seconds_measure']:.1f} s, {record['pairs_per_second']:.1f} pairs/s on "
         f"{record['device']}; results in {out}/"

@@ -141,14 +141,17 @@ def wrap_timm(module: nn.Module, name: str = "timm") -> ViT:
     )
 
 
-def _data_config(model: nn.Module) -> DataConfig:
+def _data_config(model: Any) -> DataConfig:
+    """Mean/std/crop from the model's pretrained config; the input size is what its patch embedding accepts."""
     from timm.data import resolve_data_config
 
     cfg: dict[str, Any] = resolve_data_config({}, model=model)
     mean = tuple(float(v) for v in cfg["mean"])
     std = tuple(float(v) for v in cfg["std"])
+    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    size = int(img_size[-1]) if img_size is not None else int(cfg["input_size"][-1])
     return DataConfig(
-        input_size=int(cfg["input_size"][-1]),
+        input_size=size,
         mean=(mean[0], mean[1], mean[2]),
         std=(std[0], std[1], std[2]),
         crop_pct=float(cfg.get("crop_pct", 0.875)),

@@ -1,0 +1,42 @@
+"""Upper bounds on plasticity, checked against measurement (SPEC section 2).
+
+The bounds are for the paper's estimator, **embedding mode** (SPEC 1.2): every component of every block
+receives the embedded sequence X = E(x) of each image, FC2 its zero-padded copy. For a component f and
+a pair (X, Y) they bound ``||f(X) - f(Y)||_F / ||X - Y||_F`` from above:
+
+* FC1 ``||W1||_2``; FC2 ``||W2[:, :d]||_2`` (and the looser ``||W2||_2``);
+* LN ``max|gamma| / sqrt(sigma_min^2 + eps)`` with sigma_min^2 the smallest token variance on the
+  segments between the paired tokens (the paper's ``max(gamma)`` is reported, labelled not rigorous);
+* MHA ``sum_h ||W_O^h|| ||W_V^h|| sqrt(3n + (12n+3) r^4 ||A^h||^2)`` with per-head slicing by rows of
+  Q/K/V and columns of O, n the model's sequence length, r the max token norm (rigorous; the query bias
+  is folded in, see :mod:`vitplast.bounds.formulas`) or the mean target token norm (paper, not rigorous).
+
+Modules: :mod:`~vitplast.bounds.formulas` (weight-only closed forms), :mod:`~vitplast.bounds.stats` (data
+quantities), :mod:`~vitplast.bounds.compute` (the table), :mod:`~vitplast.bounds.check` (violations,
+rankings), :mod:`~vitplast.bounds.plot` (figure), :mod:`~vitplast.bounds.run` (CLI pipeline).
+"""
+
+from vitplast.bounds.check import bound_tightness, check_bounds, check_summary, ranking_agreement, ranking_by_model
+from vitplast.bounds.compute import PAPER, PRIMARY, VARIANTS, BoundsResult, bounds_from_stats, compute_bounds
+from vitplast.bounds.run import BoundsConfig, analyze_extra, run_bounds
+from vitplast.bounds.stats import TokenStats, segment_min_variance, token_stats
+
+__all__ = [
+    "PAPER",
+    "PRIMARY",
+    "VARIANTS",
+    "BoundsConfig",
+    "BoundsResult",
+    "TokenStats",
+    "analyze_extra",
+    "bound_tightness",
+    "bounds_from_stats",
+    "check_bounds",
+    "check_summary",
+    "compute_bounds",
+    "ranking_agreement",
+    "ranking_by_model",
+    "run_bounds",
+    "segment_min_variance",
+    "token_stats",
+]

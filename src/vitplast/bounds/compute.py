@@ -1,0 +1,184 @@
+"""Per-layer upper bounds B(f) >= P(f) of every component in embedding mode (SPEC 1.2 and 2).
+
+The bounds hold for the paper's estimator, where every component receives the embedded sequence X = E(x)
+of each image (FC2 its zero-padded copy, i.e. ``X W2[:, :d]^T``); the data-dependent ones (LN, MHA) hold
+for the pairs they were computed on. Variants (column ``variant``; ``rigorous`` says which are bounds):
+
+=====  ===================  =========  ======================================================================
+comp   variant              rigorous   value
+=====  ===================  =========  ======================================================================
+ln*    sigma_min            yes        max|gamma| / sqrt(sigma_min^2 + eps), sigma_min^2 = min token variance
+                                       on the segments between paired tokens
+ln*    sigma_min_endpoints  yes        the same with the minimum over the tokens themselves (tighter; proof in
+                                       :mod:`~vitplast.bounds.formulas`)
+ln*    paper_max_gamma      no         max(gamma), signed, no 1/sigma (what the paper plots)
+fc1    spectral             yes        ||W1||_2
+fc2    spectral_first_d     yes        ||W2[:, :d]||_2 (what embedding mode applies)
+fc2    spectral_full        yes        ||W2||_2 (>= the block's norm; the bound for the full FFN input)
+mha    paper_mean_r         no         section 2 formula, r = mean token norm of the embedded target images
+mha    max_r                if no      section 2 formula, r = max token norm of both streams, biases ignored
+                            q bias
+mha    max_r_qbias          yes        same with the query bias folded in (formulas module docstring)
+=====  ===================  =========  ======================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from vitplast.bounds.formulas import (
+    gamma_of,
+    head_terms,
+    layernorm_bound,
+    layernorm_paper,
+    linear_bounds,
+    mha_bound,
+    mha_bound_qbias,
+)
+from vitplast.bounds.stats import TokenStats, token_stats
+from vitplast.errors import VitplastError
+from vitplast.models import ViT, as_vit
+from vitplast.plasticity import ImageSource
+
+#: The bound drawn and ranked for each component (a rigorous one).
+PRIMARY: dict[str, str] = {
+    "ln1": "sigma_min",
+    "mha": "max_r_qbias",
+    "ln2": "sigma_min",
+    "fc1": "spectral",
+    "fc2": "spectral_first_d",
+}
+#: The paper's variant of each component, drawn beside the primary bound.
+PAPER: dict[str, str] = {"ln1": "paper_max_gamma", "ln2": "paper_max_gamma", "mha": "paper_mean_r"}
+VARIANTS: dict[str, str] = {
+    "sigma_min": "max|gamma| / sqrt(sigma_min^2 + eps), sigma_min^2 over the segments between paired tokens",
+    "sigma_min_endpoints": "max|gamma| / sqrt(sigma_min^2 + eps), sigma_min^2 over the paired tokens themselves",
+    "paper_max_gamma": "max(gamma), signed, without 1/sigma (the paper's plot; not a bound)",
+    "spectral": "||W||_2",
+    "spectral_first_d": "||W2[:, :d]||_2, the block embedding mode applies",
+    "spectral_full": "||W2||_2, the whole matrix (valid, looser)",
+    "paper_mean_r": "sum_h ||W_O^h|| ||W_V^h|| sqrt(3n + (12n+3) r^4 ||A^h||^2), r = mean target token norm",
+    "max_r": "same formula, r = max token norm of both streams, attention biases ignored",
+    "max_r_qbias": "same formula on tokens [x; a_h] with the query bias folded into A^h (rigorous with biases)",
+}
+COLUMNS = ["layer", "component", "variant", "bound", "rigorous", "r", "n", "sigma_min"]
+
+
+@dataclass
+class BoundsResult:
+    """Outcome of :func:`compute_bounds`.
+
+    ``table``: one row per (layer, component, variant) with columns :data:`COLUMNS` (``r``, ``n``,
+    ``sigma_min`` set where the bound uses them). ``stats``: the data quantities. ``heads``: per layer and
+    head the MHA ingredients (norms of W_O^h, W_V^h, A^h, of the query-bias vector c^h and the chosen a_h).
+    """
+
+    table: pd.DataFrame
+    stats: TokenStats
+    heads: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def rigorous(self) -> pd.DataFrame:
+        """The rows that are upper bounds on every measured pair."""
+        return self.table[self.table["rigorous"]].reset_index(drop=True)
+
+    def primary(self) -> pd.DataFrame:
+        """One row per (layer, component): the :data:`PRIMARY` bound."""
+        t = self.table
+        keep = [PRIMARY[c] == v for c, v in zip(t["component"], t["variant"], strict=True)]
+        return t[keep].reset_index(drop=True)
+
+
+def bounds_from_stats(vit: ViT, stats: TokenStats) -> BoundsResult:
+    """All variants of every layer from the weights and the data quantities ``stats``."""
+    # n: tokens per embedded sequence as the model produced them for these images (= ViT.seq_len() at the
+    # model's input size; taken from the data so that a model whose config misstates its size still works).
+    n = stats.seq_len
+    if stats.dim != vit.dim:
+        raise VitplastError(f"token statistics of width {stats.dim} do not fit the model (d = {vit.dim})")
+    if vit.mlp_dim < vit.dim:
+        raise VitplastError(f"embedding mode needs FFN width >= d (FFN {vit.mlp_dim} < d {vit.dim})")
+    sigma_min = stats.sigma2_min**0.5
+    sigma_min_end = stats.sigma2_min_endpoints**0.5
+    rows: list[dict[str, Any]] = []
+    head_rows: list[dict[str, Any]] = []
+
+    def add(layer: int, comp: str, variant: str, bound: float, rigorous: bool, **q: float) -> None:
+        rows.append(
+            {"layer": layer, "component": comp, "variant": variant, "bound": bound, "rigorous": rigorous}
+            | {k: q.get(k, float("nan")) for k in ("r", "n", "sigma_min")}
+        )
+
+    def add_ln(layer: int, comp: str, ln: torch.nn.LayerNorm) -> None:
+        gamma = gamma_of(ln)
+        bound = layernorm_bound(gamma, float(ln.eps), stats.sigma2_min)
+        add(layer, comp, "sigma_min", bound, True, sigma_min=sigma_min)
+        bound_end = layernorm_bound(gamma, float(ln.eps), stats.sigma2_min_endpoints)
+        add(layer, comp, "sigma_min_endpoints", bound_end, True, sigma_min=sigma_min_end)
+        add(layer, comp, "paper_max_gamma", layernorm_paper(gamma), False)
+
+    for layer, blk in enumerate(vit.blocks):
+        add_ln(layer, "ln1", blk.ln1)
+        heads = head_terms(blk.attention())
+        qbias = any(t.c_norm > 0 for t in heads)
+        r_mean = stats.r_mean_target
+        add(layer, "mha", "paper_mean_r", mha_bound(heads, n, r_mean), False, r=r_mean, n=n)
+        add(layer, "mha", "max_r", mha_bound(heads, n, stats.r_max), not qbias, r=stats.r_max, n=n)
+        b_q, chosen = mha_bound_qbias(heads, n, stats.r_max)
+        add(layer, "mha", "max_r_qbias", b_q, True, r=stats.r_max, n=n)
+        for h, (t, a) in enumerate(zip(heads, chosen, strict=True)):
+            head_rows.append(
+                {
+                    "layer": layer,
+                    "head": h,
+                    "o_norm": t.o_norm,
+                    "v_norm": t.v_norm,
+                    "a_norm": t.a_norm,
+                    "c_norm": t.c_norm,
+                    "a_aug": a,
+                }
+            )
+        add_ln(layer, "ln2", blk.ln2)
+        lin = linear_bounds(blk.fc1, blk.fc2, vit.dim)
+        add(layer, "fc1", "spectral", lin["fc1"], True)
+        add(layer, "fc2", "spectral_first_d", lin["fc2_first_d"], True)
+        add(layer, "fc2", "spectral_full", lin["fc2_full"], True)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return BoundsResult(
+        table=table,
+        stats=stats,
+        heads=pd.DataFrame(head_rows),
+        info={
+            "model": vit.name,
+            "depth": vit.depth,
+            "dim": vit.dim,
+            "heads": vit.num_heads,
+            "seq_len": n,
+            "mode": "embedding",
+        },
+    )
+
+
+def compute_bounds(
+    model: ViT | torch.nn.Module,
+    source: ImageSource,
+    target: ImageSource,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    max_pairs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BoundsResult:
+    """Bounds of every component of every block for the pairs ``(source[i], target[i])`` (embedding mode).
+
+    ``source``/``target`` are what :func:`~vitplast.plasticity.measure_plasticity` takes (preprocessed image
+    tensors or iterables of batches), paired the same way, so that the data-dependent bounds cover exactly
+    the pairs it measures. Weight-only norms are computed in float64 on the CPU.
+    """
+    vit = as_vit(model)
+    stats = token_stats(vit, source, target, batch_size, device, max_pairs, progress)
+    return bounds_from_stats(vit, stats)
