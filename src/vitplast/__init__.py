@@ -11,6 +11,7 @@ The pipeline a user walks, one module each:
 6. ``vitplast.sweep``: grids of runs on Ray and the report.
 """
 
+from vitplast.bounds import BoundsResult, check_bounds, compute_bounds
 from vitplast.components import COMPONENTS, GROUPS
 from vitplast.data import DataBundle, DataContext, load_data
 from vitplast.errors import VitplastError
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "COMPONENTS",
     "GROUPS",
+    "BoundsResult",
     "DataBundle",
     "DataConfig",
     "DataContext",
@@ -29,6 +31,8 @@ __all__ = [
     "VitplastError",
     "__version__",
     "as_vit",
+    "check_bounds",
+    "compute_bounds",
     "load_data",
     "load_model",
     "measure_plasticity",
