@@ -12,7 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# One thread per test process: the suite runs with 2 xdist workers on 2 cores, and tiny models are far
+# slower with oversubscribed threads.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

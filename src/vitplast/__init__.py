@@ -17,6 +17,7 @@ from vitplast.data import DataBundle, DataContext, load_data
 from vitplast.errors import VitplastError
 from vitplast.models import DataConfig, ViT, as_vit, load_model
 from vitplast.plasticity import PlasticityResult, measure_plasticity
+from vitplast.train import finetune
 
 __version__ = "0.1.0"
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "as_vit",
     "check_bounds",
     "compute_bounds",
+    "finetune",
     "load_data",
     "load_model",
     "measure_plasticity",

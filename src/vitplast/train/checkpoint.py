@@ -1,0 +1,93 @@
+"""Checkpoint files of a run: the trained weights, and the full state needed to resume.
+
+A run's weights are stored as the *trainable* tensors only (plus buffers), keyed by the underlying
+module's ``state_dict`` names; frozen tensors are re-created from the model spec. A fingerprint of the
+frozen tensors (SHA-256 of their bytes in name order) is recorded with the run and checked whenever the
+weights are loaded again, so a run is never combined with a different base model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vitplast.errors import VitplastError
+from vitplast.models.vit import ViT
+
+
+def trainable_state(vit: ViT) -> dict[str, Tensor]:
+    """CPU copies of the trainable parameters and of all buffers, by ``state_dict`` name."""
+    keep = {n for n, p in vit.module.named_parameters() if p.requires_grad}
+    keep |= {n for n, _ in vit.module.named_buffers()}
+    return {k: v.detach().cpu().clone().contiguous() for k, v in vit.module.state_dict().items() if k in keep}
+
+
+def full_state(vit: ViT) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone().contiguous() for k, v in vit.module.state_dict().items()}
+
+
+def load_state(vit: ViT, state: dict[str, Tensor]) -> None:
+    """Copy ``state`` (a subset of the module's ``state_dict``) into the model in place."""
+    own = vit.module.state_dict()
+    bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
+    if bad:
+        raise VitplastError(f"checkpoint does not fit the model (first mismatching tensor: {bad[0]})")
+    with torch.no_grad():
+        for k, v in state.items():
+            own[k].copy_(v.to(own[k].dtype))
+
+
+def frozen_fingerprint(vit: ViT) -> str:
+    """SHA-256 over the names and bytes of the frozen parameters (``requires_grad`` False), name order."""
+    h = hashlib.sha256()
+    for name, p in sorted(vit.module.named_parameters(), key=lambda kv: kv[0]):
+        if p.requires_grad:
+            continue
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _atomic(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write a ``.safetensors`` file atomically."""
+    from safetensors.torch import save_file
+
+    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_tensors(path: Path) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise VitplastError(f"checkpoint {path} does not exist")
+    return load_file(str(path))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` atomically (resume state: weights, optimizer state, random state, counters)."""
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,63 @@
+"""Trainable groups (SPEC section 3): which parameters a run trains, and freezing the rest.
+
+A run trains ``full`` (every parameter) or a set of component groups from ``embed ln1 mha ln2 fc1 fc2``,
+each across all blocks (:meth:`vitplast.models.vit.ViT.param_groups`). The ``head`` group (the final norm
+and a new classifier) is always trained. Frozen parameters get ``requires_grad = False``, so autograd
+computes no gradient for them and the optimizer never sees them (no state, no update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from vitplast.components import GROUPS, TRAINABLE_CHOICES
+from vitplast.errors import VitplastError
+from vitplast.models.vit import ViT
+
+SELECTABLE = tuple(g for g in GROUPS if g != "head")
+
+
+def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """``"full"`` -> ``("full",)``; ``"mha,ln1"`` or ``["mha", "ln1"]`` -> groups in canonical order.
+
+    Raises :class:`VitplastError` for an unknown or empty group list, or ``full`` mixed with groups.
+    """
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = [n for n in names if n]
+    if not names:
+        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
+    unknown = [n for n in names if n not in TRAINABLE_CHOICES]
+    if unknown:
+        hint = " (the head is always trained)" if "head" in unknown else ""
+        raise VitplastError(
+            f"unknown trainable group {unknown[0]!r}{hint}: use 'full' or a comma list of {' '.join(SELECTABLE)}"
+        )
+    if "full" in names:
+        if len(set(names)) > 1:
+            raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
+        return ("full",)
+    return tuple(g for g in SELECTABLE if g in names)
+
+
+def trainable_groups(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter]]:
+    """Parameters trained by ``train`` per group (always including ``head``); ``full`` lists every group."""
+    groups = vit.param_groups()
+    chosen = GROUPS if tuple(train) == ("full",) else (*train, "head")
+    return {g: list(groups[g]) for g in GROUPS if g in chosen}
+
+
+def freeze_except(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter]]:
+    """Set ``requires_grad`` True exactly on the parameters of ``trainable_groups(vit, train)``; return them."""
+    selected = trainable_groups(vit, train)
+    keep = {id(p) for ps in selected.values() for p in ps}
+    for p in vit.module.parameters():
+        p.requires_grad_(id(p) in keep)
+    return selected
+
+
+def count_params(params: Sequence[nn.Parameter]) -> int:
+    """Number of scalar parameters (each tensor counted once)."""
+    seen: dict[int, int] = {id(p): p.numel() for p in params}
+    return sum(seen.values())

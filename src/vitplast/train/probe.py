@@ -1,0 +1,135 @@
+"""Linear probe (SPEC section 3): logistic regression on standardised last-block features.
+
+Features are ``ViT.features`` (mean over tokens of the last block's output) of the pretrained model on
+eval-transformed images. A ``StandardScaler`` and a multinomial ``LogisticRegression`` are fit on the
+train split; the inverse regularisation ``C`` is chosen on the validation split from :data:`C_GRID`
+(unless given), and the test accuracy of the model fit on the train split is reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vitplast.data import DataBundle, DataContext, Transformed, load_data, make_transform
+from vitplast.errors import VitplastError
+from vitplast.io import output_dir, versions, write_json_atomic
+from vitplast.models import load_model
+from vitplast.models.vit import ViT
+from vitplast.train.batches import loader
+from vitplast.train.runtime import describe_device, resolve_device, resolve_workers
+
+C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+
+@torch.no_grad()
+def extract_features(
+    vit: ViT, dataset: Dataset[Any], batch_size: int, device: torch.device, workers: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X [N, d] float32, y [N] int64)``: ``vit.features`` of every image, in dataset order."""
+    vit.eval()
+    feats, labels = [], []
+    for x, y in loader(Transformed(dataset, make_transform(vit.data_config)), batch_size, workers):
+        feats.append(vit.features(x.to(device)).float().cpu().numpy())
+        labels.append(y.numpy())
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def fit_probe(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    C: float | None = None,
+    grid: Sequence[float] = C_GRID,
+    max_iter: int = 2000,
+) -> dict[str, Any]:
+    """Fit scaler + logistic regression on ``train``; pick ``C`` on ``val`` (or use ``C``); score all splits."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def fit(c: float) -> Any:
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
+        return clf.fit(*train)
+
+    candidates = [C] if C is not None else list(grid)
+    val_accs: dict[str, float] = {}
+    best: tuple[float, float, Any] | None = None
+    for c in candidates:
+        clf = fit(c)
+        acc = float(clf.score(*val))
+        val_accs[repr(c)] = acc
+        if best is None or acc > best[0]:
+            best = (acc, c, clf)
+    assert best is not None
+    val_acc, c, clf = best
+    return {
+        "C": c,
+        "val_acc_per_C": val_accs,
+        "train_acc": float(clf.score(*train)),
+        "val_acc": val_acc,
+        "test_acc": float(clf.score(*test)),
+    }
+
+
+def linear_probe(
+    model: str | ViT,
+    data: str | DataBundle,
+    *,
+    out: str | Path | None = None,
+    C: float | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    workers: int | None = None,
+    random_weights: bool = False,
+) -> dict[str, Any]:
+    """Linear probe of ``model`` on ``data`` (module docstring); writes ``config.json`` and ``result.json``
+    to ``out`` when given (all or nothing) and returns the result."""
+    if batch_size < 1:
+        raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
+    if C is not None and C <= 0:
+        raise VitplastError(f"--C must be > 0, got {C}")
+    t0 = time.perf_counter()
+    vit = model if isinstance(model, ViT) else load_model(model, random_weights=random_weights)
+    bundle = data if isinstance(data, DataBundle) else load_data(data, DataContext(vit.data_config.input_size))
+    if len(bundle.train) == 0 or len(bundle.test) == 0:  # type: ignore[arg-type]
+        raise VitplastError(f"data {bundle.name} has an empty train or test split")
+    dev = resolve_device(device)
+    n_workers = resolve_workers(workers, dev)
+    vit.to(dev)
+    splits = {s: extract_features(vit, bundle.split(s), batch_size, dev, n_workers) for s in ("train", "val", "test")}
+    t_feat = time.perf_counter() - t0
+    if len(np.unique(splits["train"][1])) < 2:
+        raise VitplastError(f"the train split of {bundle.name} has fewer than two classes")
+    fitted = fit_probe(splits["train"], splits["val"], splits["test"], C=C)
+    result = {
+        "model": vit.name,
+        "data": data if isinstance(data, str) else bundle.name,
+        "train": "probe",
+        **fitted,
+        "n_train": len(splits["train"][1]),
+        "n_val": len(splits["val"][1]),
+        "n_test": len(splits["test"][1]),
+        "feature_dim": int(splits["train"][0].shape[1]),
+        "num_classes": bundle.num_classes,
+        "feature_seconds": t_feat,
+        "wall_seconds": time.perf_counter() - t0,
+        "device": describe_device(dev),
+    }
+    if out is not None:
+        config = {
+            "probe": {"model": result["model"], "data": result["data"], "C": C, "C_grid": list(C_GRID),
+                      "batch_size": batch_size, "random_weights": random_weights},
+            "data_config": vit.data_config.to_dict(),
+            "versions": versions(),
+        }
+        with output_dir(Path(out)) as stage:
+            write_json_atomic(stage / "config.json", config)
+            write_json_atomic(stage / "result.json", result)
+    return result

@@ -1,0 +1,113 @@
+"""The files of a run directory and the rules for (re)using one.
+
+Layout: ``config.json`` (identity and provenance), ``metrics.jsonl`` (one JSON row per train step and per
+evaluation), ``best.safetensors`` (trainable weights at the best validation accuracy), ``last.pt``
+(resume state at the last evaluation; removed when the run finishes), ``result.json`` and ``curves.png``
+(written when the run finishes). Every file is replaced atomically; ``metrics.jsonl`` is appended row by
+row and cut back to the checkpoint's step on resume.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vitplast.errors import VitplastError
+from vitplast.io import write_json_atomic, write_text_atomic
+from vitplast.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.safetensors"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def result(self) -> Path:
+        return self.path / "result.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config.is_file():
+            raise VitplastError(f"{self.path} is not a run directory (no config.json)")
+        try:
+            data: dict[str, Any] = json.loads(self.config.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VitplastError(f"unreadable {self.config}: {exc}") from None
+        return data
+
+    def train_config(self) -> TrainConfig:
+        try:
+            return TrainConfig.from_dict(self.read_config()["train"])
+        except (KeyError, TypeError) as exc:
+            raise VitplastError(f"{self.config} is not a vitplast training config ({exc})") from None
+
+    def read_result(self) -> dict[str, Any]:
+        if not self.result.is_file():
+            raise VitplastError(f"{self.path} holds no finished run (no result.json); resume it first")
+        data: dict[str, Any] = json.loads(self.result.read_text())
+        return data
+
+    def check_reuse(self, cfg: TrainConfig, resume: bool) -> bool:
+        """Whether the directory already holds this run. Raises if it may not be used for ``cfg``.
+
+        A missing or empty directory is fresh (also with ``resume``). A directory with a run needs
+        ``resume`` and the same :class:`TrainConfig`; anything else there is refused.
+        """
+        if not self.path.exists():
+            return False
+        if not self.path.is_dir():
+            raise VitplastError(f"--out {self.path} exists and is not a directory")
+        if not self.config.is_file():
+            if any(p for p in self.path.iterdir() if not p.name.startswith(".")):
+                raise VitplastError(f"--out {self.path} is not empty and holds no vitplast run")
+            return False
+        if not resume:
+            raise VitplastError(f"--out {self.path} already holds a run: pass --resume or choose another --out")
+        old = self.train_config()
+        if old != cfg:
+            a, b = old.to_dict(), cfg.to_dict()
+            diff = [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in b if a.get(k) != b.get(k)]
+            raise VitplastError(f"--resume: {self.path} belongs to another config ({'; '.join(diff[:3])})")
+        return True
+
+    # --- metrics ---------------------------------------------------------------------------------------
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics.is_file():
+            return []
+        rows = []
+        for line in self.metrics.read_text().splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a row cut by an interruption: it and anything after are discarded
+        return rows
+
+    def reset_metrics(self, upto_step: int) -> None:
+        """Keep only rows with ``step <= upto_step`` (all rows of steps after a checkpoint are redone)."""
+        rows = [r for r in self.read_metrics() if int(r["step"]) <= upto_step]
+        write_text_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json_atomic(self.config, config)

@@ -1,0 +1,46 @@
+"""Where a run executes: device and data-loader worker count."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from vitplast.errors import VitplastError
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``auto``/``None`` -> CUDA when available, else CPU; an unavailable accelerator is a user error."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise VitplastError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VitplastError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise VitplastError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise VitplastError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_workers(workers: int | None, device: torch.device) -> int:
+    """Explicit count, or 0 on CPU (the model competes for the same cores) and up to 4 on an accelerator."""
+    if workers is not None:
+        if workers < 0:
+            raise VitplastError(f"--workers must be >= 0, got {workers}")
+        return workers
+    if device.type == "cpu":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable device name for model cards and results."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    import platform
+
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

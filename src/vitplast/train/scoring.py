@@ -1,0 +1,55 @@
+"""Scoring a classifier on a labelled set: loss and accuracy averaged per sample (SPEC section 3).
+
+``accuracy = (number of correct predictions) / N`` and ``loss = (sum of per-sample cross-entropies) / N``
+over all ``N`` images, so a partial last batch weighs by its size (not one batch, one vote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from vitplast.data.transforms import Transformed
+from vitplast.train.batches import loader
+
+
+@dataclass(frozen=True)
+class Score:
+    """Per-sample averages over ``n`` images."""
+
+    loss: float
+    acc: float
+    n: int
+    correct: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "acc": self.acc, "n": self.n, "correct": self.correct}
+
+
+@torch.no_grad()
+def score(
+    logits_fn: Callable[[Tensor], Tensor],
+    dataset: Dataset[Any],
+    transform: Callable[[Any], Tensor] | None,
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+) -> Score:
+    """Cross-entropy and accuracy of ``logits_fn`` on ``dataset`` (images passed through ``transform``)."""
+    ds = Transformed(dataset, transform) if transform is not None else dataset
+    loss_sum, correct, n = 0.0, 0, 0
+    for x, y in loader(ds, batch_size, workers):
+        x, y = x.to(device), y.to(device)
+        logits = logits_fn(x).float()
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == y).sum())
+        n += int(y.numel())
+    if n == 0:
+        return Score(float("nan"), float("nan"), 0, 0)
+    return Score(loss_sum / n, correct / n, n, correct)
