@@ -25,8 +25,12 @@ def test_finetuning_mha_on_digits_beats_linear_probe() -> None:
     from vitplast.train.probe import linear_probe
 
     probe = linear_probe("micro", "mini:digits", device="cpu")
-    steps = 400 if os.environ.get("VITPLAST_HEAVY") == "full" else 200
-    # pad-crop + flip: RandomResizedCrop's default scale range (0.08-1) destroys most 32 px digits
-    res = finetune("micro", "mini:digits", "mha", steps=steps, batch_size=64, lr=0.03, eval_every=50,
-                   augment="crop", seed=0, device="cpu").result
+    steps = 300 if os.environ.get("VITPLAST_HEAVY") == "full" else 100
+    # no augmentation: RandomResizedCrop (scale 0.08-1) and reflect-pad crop + flip both turn 32 px digits into
+    # a different distribution (a probe-initialised head scores 29 % on pad-cropped train images vs 97 % clean)
+    # LP-FT: the new head starts from the standardised probe on its own inputs; finetuning MHA must then
+    # improve on the mean-pooled linear probe. (From a random head, a few hundred steps cannot catch up with
+    # a converged probe on this model: see README, "Finetuning the micro-ViT".)
+    res = finetune("micro", "mini:digits", "mha", steps=steps, batch_size=64, lr=0.01, eval_every=50,
+                   augment="none", head_init="probe", seed=0, device="cpu").result
     assert res["test_acc"] > probe["test_acc"], (res["test_acc"], probe["test_acc"])

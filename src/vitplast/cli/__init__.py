@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     _load_commands()
     try:
-        app(args=argv, prog_name="vitplast", standalone_mode=False)
+        # Without standalone mode click returns the code of ``typer.Exit`` instead of exiting.
+        code = app(args=argv, prog_name="vitplast", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except VitplastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -44,6 +44,9 @@ def finetune(
     augment: Annotated[
         str, typer.Option("--augment", help="rrc (RandomResizedCrop + flip, the paper's), crop (pad-crop + flip), none")
     ] = "rrc",
+    head_init: Annotated[
+        str, typer.Option("--head-init", help="random (the paper's new head) or probe (LP-FT: start from the linear probe)")
+    ] = "random",
     device: DeviceOpt = "auto",
     workers: WorkersOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run in --out")] = False,
@@ -58,7 +61,7 @@ def finetune(
         model, data, train, out=out, resume=resume, optimizer=optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, steps=steps, batch_size=batch_size, grad_accum=grad_accum, clip=clip,
         warmup_steps=warmup_steps, schedule=schedule, eval_every=eval_every, seed=seed,
-        augment=augment, random_weights=random_weights, device=device, workers=workers, progress=True,
+        augment=augment, head_init=head_init, random_weights=random_weights, device=device, workers=workers, progress=True,
     ).result
     test = res["test_acc"]
     acc = "n/a (diverged before the first evaluation)" if test is None else f"{100 * test:.2f} %"

@@ -37,9 +37,8 @@ def load_model(spec: str, random_weights: bool = False, seed: int = 0) -> ViT:
 
 def _load(spec: str, random_weights: bool) -> ViT:
     if spec == "micro":
-        vit = load_timm(_micro.ARCH, checkpoint=_micro.checkpoint_path(), random_weights=True, spec="micro")
-        if random_weights:
-            vit = load_timm(_micro.ARCH, checkpoint=None, random_weights=True, spec="micro")
+        checkpoint = None if random_weights else _micro.checkpoint_path()
+        vit = load_timm(_micro.ARCH, checkpoint=checkpoint, random_weights=True, spec="micro")
     elif spec.startswith("timm:"):
         ref = spec[len("timm:") :]
         arch, sep, path = ref.partition("@")

@@ -170,6 +170,8 @@ def wrap_hf(module: nn.Module, name: str = "hf", data_config: DataConfig | None 
         name=name,
         library="hf",
         num_classes=n_classes,
+        pre_logits=lambda x: backbone(pixel_values=x).last_hidden_state[:, 0],  # after the final norm
+        classifier=lambda: model.classifier,
     )
 
 

@@ -138,6 +138,8 @@ def wrap_timm(module: nn.Module, name: str = "timm") -> ViT:
         name=name,
         library="timm",
         num_classes=int(getattr(model, "num_classes", 0)),
+        pre_logits=lambda x: model.forward_head(model.forward_features(x), pre_logits=True),
+        classifier=lambda: model.get_classifier(),
     )
 
 

@@ -123,6 +123,8 @@ class ViT:
         name: str,
         library: str,
         num_classes: int,
+        pre_logits: Callable[[Tensor], Tensor] | None = None,
+        classifier: Callable[[], nn.Linear] | None = None,
     ) -> None:
         self.module = module
         self.blocks = blocks
@@ -135,6 +137,8 @@ class ViT:
         self.name = name
         self.library = library
         self.num_classes = num_classes
+        self._pre_logits = pre_logits
+        self._classifier = classifier
 
     # --- shape -------------------------------------------------------------------------------------
     @property
@@ -197,6 +201,19 @@ class ViT:
 
     def final_norm(self, h: Tensor) -> Tensor:
         return self._final_norm(h)
+
+    def pre_logits(self, x: Tensor) -> Tensor:
+        """The classifier's input ``[B, d]`` (final norm and the model's own pooling): logits = classifier(this)."""
+        if self._pre_logits is None:
+            raise NotImplementedError(f"{self.library} adapter has no pre_logits")
+        return self._pre_logits(x)
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The current classification layer."""
+        if self._classifier is None:
+            raise NotImplementedError(f"{self.library} adapter exposes no classifier")
+        return self._classifier()
 
     # --- training ----------------------------------------------------------------------------------
     def reset_head(self, num_classes: int) -> None:

@@ -54,6 +54,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: str = "rrc"
     random_weights: bool = False
+    head_init: str = "random"
 
     @property
     def warmup(self) -> int:
@@ -71,6 +72,7 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
             (self.augment in AUGMENTS, f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}"),
+            (self.head_init in ("random", "probe"), f"--head-init must be random or probe, got {self.head_init!r}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),

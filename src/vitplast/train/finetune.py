@@ -50,6 +50,7 @@ def finetune(
     seed: int = 0,
     label_smoothing: float = 0.0,
     augment: str = "rrc",
+    head_init: str = "random",
     random_weights: bool = False,
     device: str = "auto",
     workers: int | None = None,
@@ -62,7 +63,8 @@ def finetune(
     ``model``: a model spec (``micro``, ``timm:ARCH``...) or a :class:`ViT` (trained in place; its name is
     recorded as the spec). ``data``: a data spec or a :class:`DataBundle`. ``train``: ``"full"`` or groups
     from ``embed ln1 mha ln2 fc1 fc2`` (``"mha,ln1"`` or a list); the head and final norm are always
-    trained. Outputs go to ``out`` (``config.json``, ``metrics.jsonl``, ``best.safetensors``,
+    trained. ``head_init``: ``"random"`` (the paper's new head) or ``"probe"`` (LP-FT: start from the
+    standardised linear probe, :mod:`vitplast.train.head_init`). Outputs go to ``out`` (``config.json``, ``metrics.jsonl``, ``best.safetensors``,
     ``result.json``, ``curves.png``); with ``out=None`` they go to a temporary directory that is removed.
     ``resume`` continues an interrupted run in ``out`` (same config required). ``callback(step, model)``
     is called after every update. Bad values raise :class:`~vitplast.errors.VitplastError` before any
@@ -88,6 +90,7 @@ def finetune(
         seed=seed,
         label_smoothing=label_smoothing,
         augment=augment,
+        head_init=head_init,
         random_weights=random_weights,
     )
     prep = prepare(cfg, vit, bundle)

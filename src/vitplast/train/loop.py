@@ -102,6 +102,10 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
     if cfg.batch_size > n_train:
         raise VitplastError(f"--batch-size {cfg.batch_size} is larger than the train split of {cfg.data} ({n_train})")
     vit = build_model(cfg, bundle.num_classes, model)
+    if cfg.head_init == "probe":
+        from vitplast.train.head_init import init_head_from_probe
+
+        init_head_from_probe(vit, bundle)
     groups = freeze_except(vit, cfg.train)
     return Prepared(cfg, vit, bundle, groups, ck.frozen_fingerprint(vit))
 

@@ -35,7 +35,7 @@ CHECKPOINT_NAME = "micro_vit.safetensors"
 CARD_FILES = (CHECKPOINT_NAME, "model_card.json", "model_card.md")
 #: Default recipe (``vitplast pretrain`` options and the fixed parts).
 DEFAULTS: dict[str, Any] = {
-    "steps": 600,
+    "steps": 3000,
     "batch_size": 128,
     "lr": 1e-3,
     "weight_decay": 0.05,

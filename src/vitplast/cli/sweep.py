@@ -1,0 +1,322 @@
+"""``vitplast sweep``, ``vitplast report`` and ``vitplast reproduce`` (issue 6)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vitplast.cli import app
+from vitplast.errors import VitplastError
+
+console = Console(stderr=True)
+
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: start a local Ray)")]
+CpusOpt = Annotated[float | None, typer.Option("--cpus-per-trial", help="CPUs per trial (default 1; torch threads)")]
+GpusOpt = Annotated[
+    float | None, typer.Option("--gpus-per-trial", help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0)")
+]
+ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N trials at once (default: as resources allow)")]
+ExecOpt = Annotated[str, typer.Option("--executor", help="ray (Ray Tune, default) or local (one task at a time, in process)")]
+
+
+def _floats(text: str | None, name: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.replace(" ", ",").split(",") if x]
+    except ValueError:
+        raise VitplastError(f"{name} takes a comma list of numbers, got {text!r}") from None
+
+
+def _ints(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.replace(" ", ",").split(",") if x]
+    except ValueError:
+        raise VitplastError(f"{name} takes a comma list of integers, got {text!r}") from None
+
+
+def _strs(text: str | None) -> list[str] | None:
+    return None if text is None else [x for x in text.replace(" ", ",").split(",") if x]
+
+
+def grid_from_flags(
+    models: str | None, datasets: str | None, groups: str | None, optimizers: str | None, lrs: str | None,
+    seeds: str | None, train: dict[str, Any], probe: bool, plasticity: dict[str, Any] | None, run: dict[str, Any],
+) -> dict[str, Any]:
+    """The sweep mapping of the ``--models --datasets ...`` flags (groups: ``mha,ln1`` = two runs; ``ln1+ln2`` = one)."""
+    if not datasets:
+        raise VitplastError("give a sweep file, or at least --datasets (and --models, default micro)")
+    data: dict[str, Any] = {"name": "sweep", "models": _strs(models) or ["micro"], "datasets": _strs(datasets)}
+    for key, value in (("groups", _strs(groups)), ("optimizers", _strs(optimizers)), ("lrs", _floats(lrs, "--lrs")),
+                       ("seeds", _ints(seeds, "--seeds"))):
+        if value is not None:
+            data[key] = value
+    data |= {"train": train, "probe": probe, "plasticity": plasticity if plasticity is not None else False, "run": run}
+    return data
+
+
+class _Bar:
+    """A progress bar over the sweep's tasks on stderr."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        )
+        self.task: Any = None
+        self.failed = 0
+
+    def start(self, plan: Any, todo: list[Any], skipped: int) -> None:
+        c = plan.counts()
+        console.print(
+            f"sweep '{plan.name}': {c['finetune']} runs, {c['probe']} probes, {c['plasticity']} analyses; "
+            f"{skipped} finished (skipped), {len(todo)} to run"
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("tasks", total=len(todo), last="")
+
+    def done(self, task: Any, outcome: dict[str, Any]) -> None:
+        if outcome.get("status") == "failed":
+            self.failed += 1
+            self.progress.console.print(f"[red]failed[/red] {task.id} {task.describe()}: {outcome.get('error', '')}")
+        self.progress.update(self.task, advance=1, last=f"{task.describe()} ({self.failed} failed)")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _execute(spec: Any, out: Path, executor: str, resources: Any, retry_failed: bool = True) -> Any:
+    from vitplast.sweep import run_sweep
+
+    bar = _Bar()
+    try:
+        outcome = run_sweep(spec, out, executor=executor, resources=resources, retry_failed=retry_failed,
+                            on_start=bar.start, on_done=bar.done)
+    finally:
+        bar.stop()
+    n_fail = len(outcome.failed)
+    console.print(
+        f"{outcome.ran} tasks ran, {outcome.skipped} were already finished, {n_fail} failed, "
+        f"{outcome.pending} not finished -> {out}/results.csv"
+    )
+    for t in outcome.failed[:10]:
+        console.print(f"  failed: {t.id} {t.describe()} (see {t.error_path(out)})")
+    if outcome.pending:
+        console.print("interrupted: re-run the same command to resume the unfinished tasks")
+        sys.exit(130)
+    return outcome
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path | None, typer.Argument(help="sweep YAML (or give the grid as flags)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="sweep directory (runs/, results.csv, ...)")] = None,
+    status: Annotated[Path | None, typer.Option("--status", help="show the progress of the sweep in DIR and exit")] = None,
+    address: AddressOpt = None,
+    cpus_per_trial: CpusOpt = None,
+    gpus_per_trial: GpusOpt = None,
+    max_concurrent: ConcOpt = None,
+    executor: ExecOpt = "ray",
+    models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
+    groups: Annotated[str | None, typer.Option("--groups", help="comma list: full,mha,ln1 (ln1+ln2: both in one run)")] = None,
+    optimizers: Annotated[str | None, typer.Option("--optimizers", help="comma list: sgd,adamw")] = None,
+    lrs: Annotated[str | None, typer.Option("--lrs", help="comma list of learning rates")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="comma list of seeds")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="steps of every run")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="effective batch of every run")] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", help="validate every N steps")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="random initialisation (tests)")] = False,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the linear probes")] = False,
+    plasticity_source: Annotated[
+        str | None, typer.Option("--plasticity-source", help="source data of the plasticity analysis (default: none)")
+    ] = None,
+    pairs: Annotated[int, typer.Option("--pairs", help="pairs of the plasticity analysis")] = 256,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
+    workers: Annotated[int | None, typer.Option("--workers", help="data-loader processes per trial")] = None,
+    no_retry_failed: Annotated[bool, typer.Option("--no-retry-failed", help="leave failed runs failed")] = False,
+) -> None:
+    """Run a grid of finetuning runs (plus probes and plasticity analyses) on Ray Tune; re-run to resume.
+
+    Outputs in --out: runs/<id>/ (one finetune run each, id = hash of its config), probes/, plasticity/,
+    results.csv (one row per run), probes.csv, plasticity.csv, bounds.csv, analyses.csv, plan.json,
+    sweep.yaml, events.jsonl. `vitplast sweep --status DIR` shows what is done, failed or pending.
+    """
+    if status is not None:
+        _print_status(status)
+        return
+    from vitplast.sweep import Resources, load_sweep, parse_sweep
+
+    flags = {"--models": models, "--datasets": datasets, "--groups": groups, "--optimizers": optimizers,
+             "--lrs": lrs, "--seeds": seeds, "--steps": steps, "--batch-size": batch_size,
+             "--eval-every": eval_every, "--plasticity-source": plasticity_source}
+    if out is None:
+        raise VitplastError("--out DIR is required (or use --status DIR)")
+    if sweep_file is not None:
+        given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
+        if given:
+            raise VitplastError(f"give the grid either as a sweep file or as flags, not both ({given[0]})")
+        spec = load_sweep(sweep_file)
+    else:
+        train: dict[str, Any] = {k: v for k, v in (("steps", steps), ("batch_size", batch_size),
+                                                    ("eval_every", eval_every)) if v is not None}
+        if random_weights:
+            train["random_weights"] = True
+        plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
+        run = {"device": device, "workers": workers}
+        spec = parse_sweep(grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe,
+                                           plast, run))
+    if sweep_file is not None and (device != "auto" or workers is not None):
+        from dataclasses import replace
+
+        from vitplast.sweep.spec import RunSettings
+
+        spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
+    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent),
+                       retry_failed=not no_retry_failed)
+    if outcome.failed:
+        sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
+
+
+def _print_status(root: Path) -> None:
+    from vitplast.sweep import sweep_status
+    from vitplast.sweep.status import STATES
+
+    st = sweep_status(root)
+    t = Table(title=f"sweep '{st.plan.name}' in {root}")
+    t.add_column("kind")
+    for s in STATES:
+        t.add_column(s, justify="right")
+    t.add_column("total", justify="right")
+    for kind in ("finetune", "probe", "plasticity"):
+        c = st.counts(kind)
+        if sum(c.values()):
+            t.add_row(kind, *[str(c[s]) for s in STATES], str(sum(c.values())))
+    c = st.counts()
+    t.add_row("all", *[str(c[s]) for s in STATES], str(sum(c.values())), style="bold")
+    Console().print(t)
+    for task in st.failed()[:20]:
+        Console().print(f"failed {task.id} {task.describe()}: {st.errors.get(task.id, '')}")
+    if len(st.failed()) > 20:
+        Console().print(f"... and {len(st.failed()) - 20} more failed tasks")
+    if st.extra_dirs:
+        Console().print(f"{len(st.extra_dirs)} task directories are not in the current plan (ignored by results.csv)")
+
+
+@app.command()
+def report(
+    sweep_dir: Annotated[Path, typer.Argument(help="a sweep directory (from vitplast sweep or reproduce)")],
+) -> None:
+    """Write DIR/report/: report.html (self-contained), report.md, figures (PNG + PDF), tables (CSV + Markdown)."""
+    from vitplast.report import make_report
+
+    rep = make_report(sweep_dir)
+    _print_claims(rep.claims)
+    print(f"report: {rep.out / 'report.html'}")
+
+
+def _print_claims(claims: Any) -> None:
+    t = Table(title="Claims of the paper")
+    t.add_column("claim")
+    t.add_column("status")
+    t.add_column("evidence")
+    colours = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
+    for _, r in claims.iterrows():
+        c = colours.get(r["status"], "white")
+        t.add_row(str(r["claim"]), f"[{c}]{r['status']}[/{c}]", str(r["evidence"]))
+    Console().print(t)
+
+
+@app.command()
+def reproduce(
+    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (SPEC section 3)")] = "mini",
+    out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="mini: a tiny grid (3 data sets, 3 steps) to check the chain")] = False,
+    model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
+    data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
+    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 24)")] = None,
+    lrs: Annotated[str | None, typer.Option("--lrs", help="mini: comma list of lrs (default 0.01,0.03)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0,1)")] = None,
+    address: AddressOpt = None,
+    cpus_per_trial: CpusOpt = None,
+    gpus_per_trial: GpusOpt = None,
+    max_concurrent: ConcOpt = None,
+    executor: ExecOpt = "ray",
+) -> None:
+    """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
+    from vitplast.io import write_text_atomic
+    from vitplast.suites import (
+        SUITES,
+        estimate,
+        mini_sizes,
+        mini_suite,
+        mini_throughput,
+        paper_sizes,
+        paper_suite,
+        paper_throughput,
+    )
+    from vitplast.suites.mini import CPU_TASK_OVERHEAD
+    from vitplast.sweep import Resources, build_plan
+
+    if suite not in SUITES:
+        raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
+    if suite == "mini":
+        if model == "micro" and not random_weights:
+            from vitplast.models.micro import CHECKPOINT
+
+            if not CHECKPOINT.is_file() and not dry_run:
+                raise VitplastError("the bundled micro-ViT checkpoint is missing (vitplast pretrain --install), "
+                                    "or pass --random-weights to check the chain")
+        if model == "micro" and random_weights:
+            model = "timm:vit_micro_patch4_32"  # the micro-ViT architecture without its checkpoint
+        lr_list, seed_list = _floats(lrs, "--lrs"), _ints(seeds, "--seeds")
+        spec = mini_suite(model, random_weights, quick, steps, tuple(lr_list) if lr_list else None,
+                          tuple(seed_list) if seed_list else None)
+        sizes, throughput, device_word = mini_sizes, mini_throughput, "CPU (1 thread per trial)"
+        overhead = CPU_TASK_OVERHEAD
+    else:
+        if quick or steps or lrs or seeds:
+            raise VitplastError("--quick, --steps, --lrs and --seeds apply to the mini suite")
+        spec = paper_suite(data_root)
+        sizes, throughput, device_word = paper_sizes, paper_throughput, "GPU (NVIDIA H100, float32)"
+        overhead = 0.0
+    out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
+    plan = build_plan(spec)
+    est = estimate(plan, sizes, throughput, overhead)
+    c = plan.counts()
+    console.print(f"suite {spec.name}: {c['finetune']} finetuning runs ({est.steps:,} steps, {est.images:,} training "
+                  f"images), {c['probe']} probes, {c['plasticity']} plasticity analyses")
+    for grid, (n, sec) in est.by_grid.items():
+        console.print(f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {device_word} hours")
+    console.print(f"estimated {est.hours:,.1f} {device_word} hours in total"
+                  + (f", about {est.hours * 60 / 2:,.0f} minutes on 2 cores if two concurrent 1-thread trials keep that rate" if suite == "mini" else ""))
+    if dry_run:
+        path = out / "sweep.yaml"
+        write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
+        print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
+        return
+    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
+    from vitplast.report import make_report
+
+    rep = make_report(out)
+    _print_claims(rep.claims)
+    print(f"report: {rep.out / 'report.html'}")
+    if outcome.failed:
+        sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
+
+
+def _yaml_header(suite: str) -> str:
+    from vitplast.suites import mini, paper
+
+    doc = (paper.__doc__ if suite == "paper" else mini.__doc__) or ""
+    return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"

@@ -1,0 +1,254 @@
+"""``vitplast report DIR``: statistics, claims, figures and tables of a sweep, in ``DIR/report/``.
+
+Layout: ``report.html`` (self-contained), ``report.md`` (same content, figures linked), ``figures/``
+(PNG + PDF), ``tables/`` (CSV + Markdown). The tables of the sweep are rebuilt from its task directories
+first, so the report always reflects what is on disk (a partial sweep gives a partial report, which says
+so). Everything is staged and moved into place at the end (a failed report leaves the old one intact).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vitplast.io import output_dir, write_text_atomic
+from vitplast.report import claims as C
+from vitplast.report import figures as F
+from vitplast.report import html as H
+from vitplast.report import stats as S
+from vitplast.report import tables as T
+from vitplast.sweep.plan import Plan
+from vitplast.sweep.results import SweepTables, read_metrics, write_tables
+from vitplast.sweep.status import sweep_status
+
+
+@dataclass
+class Report:
+    """What :func:`make_report` computed (also written to disk)."""
+
+    out: Path
+    best: pd.DataFrame
+    gains: pd.DataFrame
+    tests: pd.DataFrame
+    correlation: pd.DataFrame
+    ranking: pd.DataFrame
+    claims: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+
+
+def run_curve_stats(rows: list[dict[str, Any]], group: str) -> dict[str, float]:
+    """``grad_norm``: mean over steps of the pre-clipping gradient norm of the trained parameters without the
+    head (sqrt of the sum of squared group norms; ``full``: every group but the head); ``final_val_loss``."""
+    train = [r for r in rows if r.get("kind") == "train" and not r.get("diverged")]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    norms = [_group_norm(r, group) for r in train]
+    finite = [n for n in norms if math.isfinite(n)]
+    return {
+        "grad_norm": float(np.mean(finite)) if finite else math.nan,
+        "final_val_loss": float(evals[-1]["val_loss"]) if evals else math.nan,
+    }
+
+
+def _group_norm(row: dict[str, Any], group: str) -> float:
+    groups = row.get("grad_norm_groups") or {}
+    names = [g for g in groups if g != "head"] if group == "full" else group.split("+")
+    vals = [float(groups[g]) for g in names if g in groups]
+    return math.sqrt(sum(v * v for v in vals)) if vals else math.nan
+
+
+def with_curve_stats(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` (results.csv rows) with ``grad_norm`` and ``final_val_loss`` from each done run's metrics."""
+    if runs.empty:
+        return runs
+    extra = []
+    for _, r in runs.iterrows():
+        if r["status"] != "done":
+            extra.append({"grad_norm": math.nan, "final_val_loss": math.nan})
+            continue
+        extra.append(run_curve_stats(read_metrics(root, str(r["id"])), str(r["group"])))
+    return pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+
+
+def curves_table(root: Path, runs: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Long table of the gradient-norm and validation-loss curves of every seed at each group's best lr."""
+    if runs.empty or best.empty:
+        return pd.DataFrame(columns=[*S.KEYS, "seed", "kind", "step", "value"])
+    sel = runs.merge(best[[*S.KEYS, "best_lr"]], on=S.KEYS)
+    sel = sel[np.isclose(sel["lr"], sel["best_lr"])]
+    rows = []
+    for _, r in sel.iterrows():
+        key = {k: r[k] for k in S.KEYS} | {"seed": r["seed"]}
+        for m in read_metrics(root, str(r["id"])):
+            if m.get("kind") == "train" and not m.get("diverged"):
+                rows.append(key | {"kind": "grad", "step": m["step"], "value": _group_norm(m, str(r["group"]))})
+            elif m.get("kind") == "eval":
+                rows.append(key | {"kind": "val_loss", "step": m["step"], "value": m["val_loss"]})
+    return pd.DataFrame(rows, columns=[*S.KEYS, "seed", "kind", "step", "value"])
+
+
+def make_report(root: str | Path) -> Report:
+    """Compute and write the report of the sweep in ``root`` (module docstring)."""
+    root = Path(root)
+    plan = Plan.load(root)
+    tables = write_tables(root, plan)
+    status = sweep_status(root)
+    results = with_curve_stats(root, tables.runs)
+    runs = S.runs_frame(results)
+    probes = S.probes_frame(tables.probes)
+    means = S.seed_means(runs)
+    best = S.best_lr(runs)
+    gains = S.relative_gain(best, probes)
+    tests = S.paired_tests(best, "mha")
+    comp = S.component_plasticity(tables.plasticity)
+    ranking = S.plasticity_ranking(comp)
+    corr = S.plasticity_gain_correlation(comp, gains)
+    claims = C.claims_table([
+        C.ranking_claim(ranking),
+        *C.bounds_claims(tables.bounds, tables.plasticity, tables.analyses),
+        *C.finetune_claims(gains),
+        *C.predicts_claims(corr),
+    ])
+    curves = curves_table(root, runs, best)
+    out = root / "report"
+    figures: list[tuple[Path, str]] = []
+    with output_dir(out) as stage:
+        fig_dir, tab_dir = stage / "figures", stage / "tables"
+        figures = _figures(fig_dir, tables, comp, means, gains, curves)
+        named = {
+            "claims": claims,
+            "accuracy": gains,
+            "lr_means": means,
+            "paired_tests": tests,
+            "plasticity_gain_spearman": corr,
+            "plasticity_ranking": ranking,
+            "component_plasticity": comp,
+            "probes": probes,
+        }
+        for name, df in named.items():
+            write_text_atomic(tab_dir / f"{name}.csv", df.to_csv(index=False))
+            write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df))
+        pivots = {"accuracy_pivot": T.accuracy_pivot(gains), "gain_pivot": T.gain_pivot(gains),
+                  "lr_sensitivity_pivot": T.sensitivity_pivot(best), "best_lr_pivot": T.best_lr_pivot(best)}
+        for name, df in pivots.items():
+            write_text_atomic(tab_dir / f"{name}.csv", df.to_csv())
+            write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
+        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figures, pivots)
+        write_text_atomic(stage / "report.html", page.render())
+        write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figures, pivots, tests, corr, ranking))
+    return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figures])
+
+
+def _slices(gains: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    many = gains[["model", "optimizer"]].drop_duplicates().shape[0] > 1
+    out = []
+    for (model, opt), t in gains.groupby(["model", "optimizer"], sort=False):
+        suffix = f"_{F.slug(f'{model}-{opt}')}" if many else ""
+        out.append((suffix, f"{model}, {opt}", t))
+    return out
+
+
+def _figures(
+    fig_dir: Path, tables: SweepTables, comp: pd.DataFrame, means: pd.DataFrame, gains: pd.DataFrame,
+    curves: pd.DataFrame,
+) -> list[tuple[Path, str]]:
+    figs: list[tuple[Path | None, str]] = [
+        (F.plasticity_figure(tables.plasticity, fig_dir / "plasticity.png"),
+         "Plasticity of each component per layer (mean and 95 % CI over source/target pairs)."),
+    ]
+    for p in F.bounds_figures(tables.bounds, tables.plasticity, fig_dir):
+        figs.append((p, f"Upper bounds beside the measured plasticity ({p.stem.removeprefix('bounds_')})."))
+    for suffix, scope, g in _slices(gains):
+        m = means.merge(g[["model", "optimizer"]].drop_duplicates(), on=["model", "optimizer"])
+        c = curves.merge(g[["model", "optimizer"]].drop_duplicates(), on=["model", "optimizer"])
+        figs += [
+            (F.accuracy_figure(g, fig_dir / f"accuracy{suffix}.png", f"Test accuracy at the best lr ({scope})"),
+             f"Test accuracy of each trainable group at its best learning rate, mean ± std over seeds; dashed: linear probe ({scope})."),
+            (F.gain_figure(g, fig_dir / f"gain{suffix}.png", f"Relative gain over the linear probe ({scope})"),
+             f"(accuracy - probe) / probe in percent ({scope})."),
+            (F.lr_figure(m, fig_dir / f"lr_sensitivity{suffix}.png", f"Accuracy against the learning rate ({scope})"),
+             f"Seed-mean test accuracy at each learning rate: the spread is the lr sensitivity ({scope})."),
+            (F.curves_figure(c, fig_dir / f"curves{suffix}.png", f"Gradient norm and validation loss at the best lr ({scope})"),
+             f"Pre-clipping gradient norm of the trained component (top) and validation loss (bottom), averaged over seeds ({scope})."),
+            (F.plasticity_gain_figure(comp, g, fig_dir / f"plasticity_vs_gain{suffix}.png",
+                                      f"Plasticity against finetuning gain ({scope})"),
+             f"Each point: one component on one dataset; x its plasticity, y the relative gain of finetuning it alone ({scope})."),
+        ]
+    return [(p, cap) for p, cap in figs if p is not None]
+
+
+def _counts_text(status: Any) -> str:
+    parts = []
+    for kind in ("finetune", "probe", "plasticity"):
+        c = status.counts(kind)
+        total = sum(c.values())
+        if total:
+            extra = ", ".join(f"{v} {k}" for k, v in c.items() if v and k != "done")
+            parts.append(f"{kind}: {c['done']}/{total} done" + (f" ({extra})" if extra else ""))
+    return "; ".join(parts)
+
+
+def _headline(claims: pd.DataFrame) -> tuple[str, str]:
+    rows = claims[claims["claim"].str.startswith("Plasticity ranking predicts")]
+    if rows.empty:
+        return "No finetuning results of the single components with plasticity measurements yet.", "inconclusive"
+    r = rows.iloc[0]
+    return f"Did plasticity predict which components finetune best? {r['status'].upper()}: {r['evidence']}.", str(r["status"])
+
+
+def _page(
+    plan: Plan, status: Any, claims: pd.DataFrame, gains: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame,
+    corr: pd.DataFrame, ranking: pd.DataFrame, tables: SweepTables, figures: list[tuple[Path, str]],
+    pivots: dict[str, pd.DataFrame],
+) -> H.Page:
+    intro = H.paragraph(f"Sweep '{plan.name}' — {_counts_text(status)}. Generated {time.strftime('%Y-%m-%d %H:%M')}.",
+                        "note")
+    if not status.complete:
+        intro += H.paragraph("The sweep is not complete: the statistics below use the finished runs only.", "note")
+    text, st = _headline(claims)
+    page = H.Page(f"vitplast report: {plan.name}", intro + H.verdict(text, st))
+    page.add("Claims of the paper", H.table(claims.drop(columns=["rule"]), status_col="status"),
+             H.details("Decision rules", H.table(claims[["claim", "rule"]].drop_duplicates())))
+    page.add("Figures", *[H.image(p, cap) for p, cap in figures])
+    page.add("Accuracy at the best learning rate (%)",
+             H.paragraph("Best lr = the lr with the highest seed-mean test accuracy (SPEC section 3); mean ± "
+                         "sample std (ddof = 1) over seeds at that lr.", "note"),
+             H.table(pivots["accuracy_pivot"], index=True),
+             H.details("Best learning rate", H.table(pivots["best_lr_pivot"], index=True)))
+    page.add("Relative gain over the linear probe (%)", H.table(pivots["gain_pivot"], index=True))
+    page.add("Learning-rate sensitivity (accuracy points, max - min over lrs)",
+             H.table(pivots["lr_sensitivity_pivot"], index=True))
+    page.add("MHA against each other group (paired over datasets)",
+             H.paragraph("t-test: two-sided paired t-test; Wilcoxon: one-sided signed-rank test, H1: MHA better; "
+                         "w_p_min: the smallest one-sided p an exact test can give with n datasets.", "note"),
+             H.table(tests))
+    page.add("Spearman: component plasticity vs relative gain", H.table(corr))
+    page.add("Measured plasticity ranking", H.table(ranking))
+    if not tables.analyses.empty:
+        page.add("Plasticity analyses", H.table(tables.analyses))
+    failed = tables.runs[tables.runs["status"] == "failed"] if not tables.runs.empty else pd.DataFrame()
+    if not failed.empty:
+        page.add("Failed runs", H.table(failed[["id", "dataset", "group", "lr", "seed", "error"]]))
+    return page
+
+
+def _markdown(
+    plan: Plan, status: Any, claims: pd.DataFrame, figures: list[tuple[Path, str]], pivots: dict[str, pd.DataFrame],
+    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame,
+) -> str:
+    text, _ = _headline(claims)
+    parts = [f"# vitplast report: {plan.name}\n", f"{_counts_text(status)}\n", f"**{text}**\n",
+             "## Claims\n", T.to_markdown(claims.drop(columns=["rule"])),
+             "## Accuracy at the best learning rate (%)\n", T.to_markdown(pivots["accuracy_pivot"], index=True),
+             "## Relative gain over the linear probe (%)\n", T.to_markdown(pivots["gain_pivot"], index=True),
+             "## Learning-rate sensitivity (accuracy points)\n", T.to_markdown(pivots["lr_sensitivity_pivot"], index=True),
+             "## MHA against each other group\n", T.to_markdown(tests),
+             "## Spearman: plasticity vs relative gain\n", T.to_markdown(corr),
+             "## Measured plasticity ranking\n", T.to_markdown(ranking), "## Figures\n"]
+    parts += [f"![{cap}](figures/{p.name})\n\n{cap}\n" for p, cap in figures]
+    return "\n".join(parts)

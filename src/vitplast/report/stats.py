@@ -1,0 +1,201 @@
+"""The statistics of the report (SPEC section 3, "Metrics"), on tidy tables.
+
+Inputs are normalised by :func:`runs_frame` / :func:`probes_frame` to the columns ``model``,
+``optimizer``, ``dataset``, ``group``, ``lr``, ``seed``, ``acc`` (test accuracy of the best-validation
+checkpoint; NaN for a run that diverged before its first evaluation) and ``probe_acc``. Definitions:
+
+* seed mean / std at one lr: mean and sample standard deviation (``ddof=1``; NaN with one seed) of
+  ``acc`` over seeds. A NaN accuracy makes the mean at that lr NaN (a diverged seed is not averaged away);
+* best lr of ``(model, optimizer, dataset, group)``: the lr with the highest seed-mean accuracy (ties:
+  the smallest lr; NaN means never win). The reported accuracy is the mean +- std at that lr;
+* relative gain: ``(acc_mean - probe_acc) / probe_acc`` at the best lr;
+* lr sensitivity: ``max - min`` over lrs of the seed-mean accuracy (NaN means ignored);
+* paired tests of a reference group (MHA) against each other group across datasets, per model and
+  optimizer, on the best-lr seed-mean accuracies: ``scipy.stats.ttest_rel`` (two-sided) and
+  ``scipy.stats.wilcoxon(ref, other, alternative="greater")`` (one-sided: ref better);
+* Spearman (``scipy.stats.spearmanr``) between a component's plasticity (its per-layer means averaged
+  over layers) and the relative gain of finetuning that component alone, per dataset (5 points) and
+  pooled over datasets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from vitplast.components import COMPONENTS, THEORY_RANKING
+
+KEYS = ["model", "optimizer", "dataset", "group"]
+RUN_COLUMNS = [*KEYS, "lr", "seed", "acc"]
+
+
+def runs_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs of a ``results.csv`` table in the normalised columns (plus any extra ones kept)."""
+    if results.empty or "status" not in results:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    done = results[results["status"] == "done"].copy()
+    done["model"] = done["model_label"] if "model_label" in done else done["model"]
+    done["acc"] = pd.to_numeric(done["test_acc"], errors="coerce") if "test_acc" in done else math.nan
+    done["lr"] = done["lr"].astype(float)
+    done["seed"] = done["seed"].astype(int)
+    extra = [c for c in ("grad_norm", "final_val_loss", "id") if c in done]
+    return done[[*RUN_COLUMNS, *extra]].reset_index(drop=True)
+
+
+def probes_frame(probes: pd.DataFrame) -> pd.DataFrame:
+    """``model``, ``dataset``, ``probe_acc`` of the finished probes of a ``probes.csv`` table."""
+    if probes.empty or "status" not in probes or "test_acc" not in probes:
+        return pd.DataFrame(columns=["model", "dataset", "probe_acc"])
+    done = probes[probes["status"] == "done"]
+    return pd.DataFrame(
+        {"model": done["model_label"], "dataset": done["dataset"], "probe_acc": done["test_acc"].astype(float)}
+    ).reset_index(drop=True)
+
+
+def _mean_keep_nan(x: pd.Series) -> float:
+    return float(x.mean(skipna=False)) if len(x) else math.nan
+
+
+def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(model, optimizer, dataset, group, lr)``: ``acc_mean``, ``acc_std`` (ddof=1), ``n_seeds``."""
+    cols = [*KEYS, "lr", "acc_mean", "acc_std", "n_seeds"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    g = runs.groupby([*KEYS, "lr"], sort=True)["acc"]
+    out = pd.DataFrame(
+        {"acc_mean": g.apply(_mean_keep_nan), "acc_std": g.std(ddof=1), "n_seeds": g.size()}
+    ).reset_index()
+    extra = [c for c in ("grad_norm", "final_val_loss") if c in runs]
+    if extra:
+        out = out.merge(runs.groupby([*KEYS, "lr"])[extra].mean().reset_index(), on=[*KEYS, "lr"], how="left")
+    return out
+
+
+def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(model, optimizer, dataset, group)``: ``best_lr``, ``acc_mean`` +- ``acc_std`` and ``n_seeds``
+    at that lr, ``lr_sensitivity``, ``n_lrs`` (module docstring)."""
+    sm = seed_means(runs)
+    cols = [*KEYS, "best_lr", "acc_mean", "acc_std", "n_seeds", "lr_sensitivity", "n_lrs"]
+    if sm.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for key, t in sm.groupby(KEYS, sort=True):
+        t = t.sort_values("lr")
+        valid = t[t["acc_mean"].notna()]
+        sens = float(valid["acc_mean"].max() - valid["acc_mean"].min()) if len(valid) else math.nan
+        if len(valid):
+            best = valid.iloc[int(np.argmax(valid["acc_mean"].to_numpy()))]  # first (smallest lr) among ties
+            row = {"best_lr": best["lr"], "acc_mean": best["acc_mean"], "acc_std": best["acc_std"],
+                   "n_seeds": int(best["n_seeds"])}
+            row |= {c: best[c] for c in ("grad_norm", "final_val_loss") if c in t}
+        else:
+            row = {"best_lr": math.nan, "acc_mean": math.nan, "acc_std": math.nan, "n_seeds": 0}
+        rows.append(dict(zip(KEYS, key, strict=True)) | row | {"lr_sensitivity": sens, "n_lrs": len(t)})
+    return pd.DataFrame(rows)
+
+
+def relative_gain(best: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """``best`` with ``probe_acc`` and ``gain = (acc_mean - probe_acc) / probe_acc`` (NaN without a probe)."""
+    out = best.merge(probes[["model", "dataset", "probe_acc"]], on=["model", "dataset"], how="left")
+    out["gain"] = (out["acc_mean"] - out["probe_acc"]) / out["probe_acc"]
+    return out
+
+
+def _paired(best: pd.DataFrame, a: str, b: str, value: str) -> pd.DataFrame:
+    """Datasets where both groups have a value: columns ``dataset``, ``a``, ``b``."""
+    x = best[best["group"] == a][["dataset", value]].rename(columns={value: "a"})
+    y = best[best["group"] == b][["dataset", value]].rename(columns={value: "b"})
+    return x.merge(y, on="dataset").dropna().sort_values("dataset").reset_index(drop=True)
+
+
+def paired_test(a: Sequence[float] | np.ndarray | pd.Series, b: Sequence[float] | np.ndarray | pd.Series) -> dict[str, float]:
+    """Paired comparison of ``a`` against ``b``: ``n``, ``mean_diff``, ``wins`` (a > b), ``t``, ``t_p``
+    (two-sided paired t-test), ``w``, ``w_p`` (one-sided Wilcoxon signed-rank, H1: a > b), and
+    ``w_p_min``: the smallest one-sided p-value an exact Wilcoxon test can give with ``n`` pairs (2^-n)."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    n = len(x)
+    out = {"n": float(n), "mean_diff": float(np.mean(x - y)) if n else math.nan, "wins": float(np.sum(x > y)),
+           "t": math.nan, "t_p": math.nan, "w": math.nan, "w_p": math.nan, "w_p_min": 2.0**-n if n else 1.0}
+    if n >= 2 and np.std(x - y) > 0:
+        t = sps.ttest_rel(x, y)
+        out["t"], out["t_p"] = float(t.statistic), float(t.pvalue)
+    if n >= 1 and np.any(x != y):
+        w = sps.wilcoxon(x, y, alternative="greater")
+        out["w"], out["w_p"] = float(w.statistic), float(w.pvalue)
+    return out
+
+
+def paired_tests(best: pd.DataFrame, reference: str = "mha", value: str = "acc_mean") -> pd.DataFrame:
+    """:func:`paired_test` of ``reference`` against every other group, across datasets, per model and
+    optimizer (rows: ``model, optimizer, reference, other`` + the test fields + ``datasets``)."""
+    rows = []
+    for (model, opt), t in best.groupby(["model", "optimizer"], sort=True):
+        for other in sorted(set(t["group"]) - {reference}, key=_group_order):
+            p = _paired(t, reference, other, value)
+            if p.empty and reference not in set(t["group"]):
+                continue
+            res = paired_test(p["a"], p["b"])
+            rows.append({"model": model, "optimizer": opt, "reference": reference, "other": other, **res,
+                         "datasets": ", ".join(p["dataset"])})
+    return pd.DataFrame(rows)
+
+
+def _group_order(g: str) -> int:
+    order = ["full", "embed", "ln1", "mha", "ln2", "fc1", "fc2"]
+    return order.index(g) if g in order else len(order)
+
+
+def component_plasticity(plasticity: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(model, dataset, component)``: ``plasticity`` = mean over layers of the per-layer means."""
+    if plasticity.empty:
+        return pd.DataFrame(columns=["model", "dataset", "component", "plasticity"])
+    p = plasticity.copy()
+    if "model_label" in p:
+        p["model"] = p["model_label"]
+    out = p.groupby(["model", "dataset", "component"], sort=True)["mean"].mean().reset_index()
+    return out.rename(columns={"mean": "plasticity"})
+
+
+def plasticity_ranking(comp: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(model, dataset)``: measured order of the components (most plastic first), whether it equals
+    the theory's MHA > FC1 > FC2 > LN2 > LN1, and the Spearman correlation with it."""
+    rows = []
+    theory = [THEORY_RANKING.index(c) for c in COMPONENTS]
+    for (model, ds), t in comp.groupby(["model", "dataset"], sort=True):
+        s = t.set_index("component")["plasticity"].reindex(list(COMPONENTS))
+        if s.isna().any():
+            continue
+        order = [str(c) for c in s.sort_values(ascending=False).index]
+        rho = float(sps.spearmanr(theory, (-s).rank().to_numpy()).statistic)
+        rows.append({"model": model, "dataset": ds, "order": " > ".join(order),
+                     "matches_theory": order == list(THEORY_RANKING), "spearman_theory": rho})
+    return pd.DataFrame(rows, columns=["model", "dataset", "order", "matches_theory", "spearman_theory"])
+
+
+def plasticity_gain_correlation(comp: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
+    """Spearman between component plasticity and the relative gain of finetuning that component alone.
+
+    Rows per ``(model, optimizer, scope)`` where scope is each dataset and ``pooled`` (all datasets'
+    points together): ``n`` points, ``rho``, ``p`` (two-sided), ``n_datasets``.
+    """
+    g = gains[gains["group"].isin(COMPONENTS)][["model", "optimizer", "dataset", "group", "gain"]]
+    m = g.merge(comp.rename(columns={"component": "group"}), on=["model", "dataset", "group"]).dropna()
+    rows = []
+    for (model, opt), t in m.groupby(["model", "optimizer"], sort=True):
+        scopes = [(str(ds), d) for ds, d in t.groupby("dataset", sort=True)] + [("pooled", t)]
+        for scope, d in scopes:
+            rho, p = _spearman(d["plasticity"].to_numpy(), d["gain"].to_numpy())
+            rows.append({"model": model, "optimizer": opt, "scope": scope, "n": len(d), "rho": rho, "p": p,
+                         "n_datasets": d["dataset"].nunique()})
+    return pd.DataFrame(rows, columns=["model", "optimizer", "scope", "n", "rho", "p", "n_datasets"])
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan, math.nan
+    r = sps.spearmanr(a, b)
+    return float(r.statistic), float(r.pvalue)

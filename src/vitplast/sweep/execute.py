@@ -1,0 +1,194 @@
+"""Running one task in the current process: the body of every trial, whatever the executor.
+
+Contract of :func:`execute_task`:
+
+* it holds an exclusive lock ``DIR/.locks/<id>.lock`` (``fcntl.flock``, released by the OS when the
+  process dies, even by SIGKILL) while it works, so two processes never write one run directory;
+* a finished task (its result file exists) is not run again: the outcome says ``skipped``;
+* a finetuning run is started with ``resume=True``: an interrupted run continues from its last
+  checkpoint (the engine guarantees the same result as an uninterrupted run);
+* any exception is caught and recorded in ``<task dir>/error.txt`` (type, message, traceback, written
+  atomically) and the outcome says ``failed``; the error file of an earlier attempt is removed when the
+  task starts again. Nothing is raised, so a failing task never stops the others;
+* start / done / failed events are appended to ``DIR/events.jsonl`` (one JSON object per line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vitplast.io import write_text_atomic
+from vitplast.sweep.plan import Task
+
+EVENTS_FILE = "events.jsonl"
+LOCK_DIR = ".locks"
+#: Environment variables a trial on another machine or process needs from the driver.
+FORWARDED_ENV = (
+    "VITPLAST_CACHE",
+    "HF_HOME",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TORCH_HOME",
+    "MPLBACKEND",
+)
+
+
+def forwarded_env() -> dict[str, str]:
+    """The driver's values of :data:`FORWARDED_ENV` that are set."""
+    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+
+
+def log_event(root: Path, task: Task, event: str, **extra: Any) -> None:
+    """Append one line to ``DIR/events.jsonl`` (a single ``write`` on an ``O_APPEND`` file)."""
+    row = {"time": time.time(), "id": task.id, "kind": task.kind, "event": event, "pid": os.getpid(),
+           "host": platform.node(), **extra}
+    line = json.dumps(row, default=str) + "\n"
+    fd = os.open(Path(root) / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_events(root: Path) -> list[dict[str, Any]]:
+    """Rows of ``DIR/events.jsonl``; a line cut by a kill is skipped."""
+    path = Path(root) / EVENTS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(line))
+    return rows
+
+
+def lock_path(root: Path, task_id: str) -> Path:
+    return Path(root) / LOCK_DIR / f"{task_id}.lock"
+
+
+@contextlib.contextmanager
+def task_lock(root: Path, task_id: str, blocking: bool = True) -> Iterator[bool]:
+    """Hold the task's lock; yields whether it was acquired (always True when ``blocking``).
+
+    On systems without ``fcntl`` (Windows) no lock is taken and True is yielded.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield True
+        return
+    path = lock_path(root, task_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def is_running(root: Path, task_id: str) -> bool:
+    """Whether another process holds the task's lock right now."""
+    if not lock_path(root, task_id).is_file():
+        return False
+    with task_lock(root, task_id, blocking=False) as got:
+        return not got
+
+
+def execute_task(
+    task: Task,
+    root: str | Path,
+    device: str = "auto",
+    workers: int | None = None,
+    eval_batch_size: int | None = None,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``task`` with its outputs in ``task.dir(root)`` (module docstring); returns a flat outcome
+    ``{"id", "status": done|failed, "skipped", "seconds", "error"}``."""
+    root = Path(root)
+    for k, v in (env or {}).items():
+        os.environ.setdefault(k, v)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+    with task_lock(root, task.id):
+        if task.is_done(root):
+            return {"id": task.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
+        task.error_path(root).unlink(missing_ok=True)
+        log_event(root, task, "start")
+        t0 = time.perf_counter()
+        try:
+            _run(task, root, device, workers, eval_batch_size)
+        except Exception as exc:
+            seconds = time.perf_counter() - t0
+            message = f"{type(exc).__name__}: {exc}"
+            record_error(root, task, message, traceback.format_exc())
+            log_event(root, task, "failed", seconds=seconds, error=message)
+            return {"id": task.id, "status": "failed", "skipped": False, "seconds": seconds, "error": message}
+        seconds = time.perf_counter() - t0
+        log_event(root, task, "done", seconds=seconds)
+        return {"id": task.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
+
+
+def record_error(root: Path, task: Task, message: str, details: str = "") -> None:
+    """Write ``error.txt``: first line the error, then the task and the traceback."""
+    text = f"{message}\n\ntask {task.id} ({task.kind}): {task.describe()}\nhost {platform.node()}, pid {os.getpid()}\n"
+    if details:
+        text += "\n" + details
+    write_text_atomic(task.error_path(root), text)
+
+
+def _run(task: Task, root: Path, device: str, workers: int | None, eval_batch_size: int | None) -> None:
+    out = task.dir(root)
+    c = task.config
+    if task.kind == "finetune":
+        from vitplast.train import finetune
+        from vitplast.train.config import TrainConfig
+
+        cfg = TrainConfig.from_dict(c)
+        kw = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "data", "train")}
+        finetune(cfg.model, cfg.data, cfg.train, out=out, resume=True, device=device, workers=workers,
+                 eval_batch_size=eval_batch_size, **kw)
+    elif task.kind == "probe":
+        from vitplast.train.probe import linear_probe
+
+        linear_probe(c["model"], c["data"], out=out, C=c["C"], batch_size=int(task.options.get("batch_size", 256)),
+                     device=device, workers=workers, random_weights=bool(c["random_weights"]))
+    elif task.kind == "plasticity":
+        from vitplast.analysis import AnalyzeConfig, run_analyze
+
+        with_bounds = bool(c["with_bounds"]) and bounds_available()
+        acfg = AnalyzeConfig(model=c["model"], source=c["source"], target=c["target"], pairs=int(c["pairs"]),
+                            mode=c["mode"], seed=int(c["seed"]), random_weights=bool(c["random_weights"]),
+                            with_bounds=with_bounds, batch_size=int(task.options.get("batch_size", 32)),
+                            device=device, workers=workers or 0)
+        run_analyze(acfg, out)
+    else:  # pragma: no cover - plans only hold the three kinds
+        raise ValueError(f"unknown task kind {task.kind!r}")
+
+
+def bounds_available() -> bool:
+    """Whether ``vitplast.bounds`` can add bounds to an analysis (``bounds.csv`` beside ``plasticity.csv``)."""
+    try:
+        import vitplast.bounds as b  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return False
+    return hasattr(b, "analyze_extra") or hasattr(b, "ranking_agreement")

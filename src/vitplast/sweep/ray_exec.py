@@ -1,0 +1,142 @@
+"""Executing tasks as Ray Tune trials (the default executor).
+
+Each task is one trial of a function trainable that calls :func:`~vitplast.sweep.execute.execute_task`
+with the task's directory inside the sweep directory, so the state that matters (run directories,
+``result.json``) is ours, not Tune's: Tune's own experiment directory goes to ``DIR/.ray/`` and is thrown
+away at the next sweep, Tune's loggers (TensorBoard, CSV, JSON) are disabled, its console output is off,
+and the trial keeps the driver's working directory.
+
+Ray starts small: no dashboard, ``num_cpus`` of this machine, a 96 MiB object store (the tasks exchange
+only small dicts), usage stats off, and the workers' output is not copied to the console unless
+``VITPLAST_RAY_VERBOSE=1``. With ``address`` the trials run on an existing cluster (``ray.init(address=...)``);
+the sweep directory must then be on storage that every node sees at the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vitplast.errors import VitplastError
+from vitplast.sweep.execute import execute_task, forwarded_env
+from vitplast.sweep.plan import Task
+
+OBJECT_STORE_BYTES = 96 * 1024 * 1024
+QUIET_ENV = {
+    "RAY_DEDUP_LOGS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "100000",
+}
+
+OnDone = Callable[[Task, dict[str, Any]], None]
+
+
+def require_ray() -> None:
+    """Raise a clear :class:`VitplastError` when Ray Tune is not installed."""
+    try:
+        import ray  # noqa: F401
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise VitplastError(
+            "the Ray executor needs Ray Tune: pip install 'vitplast[sweep]' (or use --executor local)"
+        ) from None
+
+
+def _trial(config: dict[str, Any], tasks: dict[str, dict[str, Any]], root: str, run: dict[str, Any]) -> dict[str, Any]:
+    """The function trainable: run one task; the returned dict is the trial's final result."""
+    task = Task.from_dict(tasks[config["id"]])
+    return execute_task(task, root, **run)
+
+
+def _dirname(trial: Any) -> str:
+    return str(trial.config["id"])
+
+
+def init_ray(address: str | None, verbose: bool = False) -> bool:
+    """Start (or connect to) Ray quietly; returns whether this call started it (and should shut it down)."""
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": verbose,
+        "logging_level": logging.INFO if verbose else logging.ERROR,
+        "configure_logging": True,
+    }
+    try:
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, **kw)
+    except ConnectionError as exc:
+        raise VitplastError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+    return True
+
+
+def run_ray(
+    tasks: list[Task],
+    root: Path,
+    on_done: OnDone,
+    *,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    run: dict[str, Any] | None = None,
+) -> None:
+    """Run ``tasks`` as Tune trials; ``on_done(task, outcome)`` is called in this process as each ends."""
+    require_ray()
+    verbose = os.environ.get("VITPLAST_RAY_VERBOSE") == "1"
+    started = init_ray(address, verbose)
+    import ray
+    from ray import tune
+
+    from vitplast.sweep.tune_callback import TrialEnd
+
+    try:
+        if not address:
+            total = float(ray.cluster_resources().get("CPU", 1))
+            if cpus_per_trial > total:
+                raise VitplastError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the {total:g} CPUs of this machine")
+            gpus = float(ray.cluster_resources().get("GPU", 0))
+            if gpus_per_trial > gpus:
+                raise VitplastError(f"--gpus-per-trial {gpus_per_trial:g} but this machine has {gpus:g} GPUs")
+        by_id = {t.id: t for t in tasks}
+        run_kw = {**(run or {}), "threads": max(1, int(cpus_per_trial)), "env": forwarded_env()}
+        trainable = tune.with_parameters(_trial, tasks={t.id: t.to_dict() for t in tasks}, root=str(root), run=run_kw)
+        trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+        storage = (Path(root) / ".ray").resolve()
+        shutil.rmtree(storage, ignore_errors=True)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"id": tune.grid_search(list(by_id))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=max_concurrent,
+                reuse_actors=True,
+                trial_dirname_creator=_dirname,
+                trial_name_creator=_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=time.strftime("sweep-%Y%m%d-%H%M%S"),
+                storage_path=str(storage),
+                verbose=0,
+                callbacks=[TrialEnd(by_id, Path(root), on_done)],
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                log_to_file=False,
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,467 @@
+"""The sweep file (YAML) and its validation.
+
+A sweep is a base grid plus optional ablation grids; each grid is the Cartesian product
+``models x datasets x groups x optimizers x lrs x seeds`` of finetuning runs with shared training
+settings. Example (every key but ``models`` and ``datasets`` is optional)::
+
+    name: my-sweep
+    models: [micro]                       # model specs (or {spec: ..., label: ...})
+    datasets:                             # data specs, or mappings with per-dataset settings
+      - mini:digits
+      - {spec: mini:textures, label: textures, steps: 300, lrs: [0.01, 0.03]}
+    groups: [full, embed, ln1, mha, ln2, fc1, fc2]   # 'ln1+ln2' trains both groups in one run
+    optimizers: [sgd, {name: adamw, lr_scale: 0.01}] # lr_scale multiplies every lr of the grid
+    lrs: [0.001, 0.003, 0.01, 0.03]
+    seeds: [0, 42, 3407]
+    train: {steps: 200, batch_size: 64, eval_every: 50}   # any TrainConfig field
+    probe: true                           # linear probe once per (model, dataset); or {C: ..., batch_size: ...}
+    plasticity: {source: mini:source, pairs: 256}          # analysis once per (model, dataset); false: none
+    run: {device: auto, workers: null}    # execution only, never part of a run's identity
+    ablations:
+      - {name: adamw, optimizers: [{name: adamw, lr_scale: 0.01}]}   # any grid key overrides the base
+
+A dataset mapping may set ``lrs`` (replacing the grid's) and any :class:`~vitplast.train.TrainConfig`
+field (``steps``, ``batch_size``, ...; these override ``train``). The lr of a run is
+``round(lr * lr_scale, 12 significant digits)``. Unknown keys are errors, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitplast.errors import VitplastError
+from vitplast.train.config import TrainConfig
+from vitplast.train.groups import parse_groups
+
+TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "data"))
+#: Fields a grid or a dataset entry may not set through ``train`` (they have their own keys).
+GRID_OWNED = ("train", "optimizer", "lr", "seed")
+GRID_KEYS = ("name", "models", "datasets", "groups", "optimizers", "lrs", "seeds", "train")
+TOP_KEYS = (*GRID_KEYS, "probe", "plasticity", "run", "ablations")
+RUN_KEYS = ("device", "workers", "eval_batch_size")
+PROBE_KEYS = ("C", "batch_size")
+PLASTICITY_KEYS = ("source", "pairs", "mode", "seed", "batch_size", "bounds")
+
+
+def round_lr(lr: float) -> float:
+    """Learning rates are compared and hashed after rounding to 12 significant digits (3e-3 * 0.01 == 3e-5)."""
+    return float(f"{lr:.12g}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    spec: str
+    label: str
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One target data set; ``lrs`` replaces the grid's lr list, ``overrides`` sets TrainConfig fields."""
+
+    spec: str
+    label: str
+    lrs: tuple[float, ...] | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    name: str
+    lr_scale: float = 1.0
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One Cartesian grid of finetuning runs."""
+
+    name: str
+    models: tuple[ModelEntry, ...]
+    datasets: tuple[DatasetEntry, ...]
+    groups: tuple[tuple[str, ...], ...]
+    optimizers: tuple[OptimizerEntry, ...]
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+    train: Mapping[str, Any]
+
+    def runs(self) -> list[tuple[ModelEntry, DatasetEntry, TrainConfig]]:
+        """Every run of the grid, validated, in a fixed order: seed outermost (an interrupted sweep then
+        holds complete lr x group grids for its first seeds), then model, dataset, optimizer, group, lr."""
+        out = []
+        for seed in self.seeds:
+            for model in self.models:
+                for ds in self.datasets:
+                    for opt in self.optimizers:
+                        for group in self.groups:
+                            for lr in ds.lrs if ds.lrs is not None else self.lrs:
+                                kw = {**self.train, **ds.overrides, **opt.overrides}
+                                cfg = TrainConfig(
+                                    model=model.spec,
+                                    data=ds.spec,
+                                    train=group,
+                                    optimizer=opt.name,
+                                    lr=round_lr(lr * opt.lr_scale),
+                                    seed=seed,
+                                    **kw,
+                                )
+                                out.append((model, ds, _validated(cfg, f"grid {self.name!r}")))
+        return out
+
+    def settings(self, ds: DatasetEntry) -> dict[str, Any]:
+        """The shared training settings of the grid with ``ds``'s overrides."""
+        return {**self.train, **ds.overrides}
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    C: float | None = None
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class PlasticitySettings:
+    source: str = "mini:source"
+    pairs: int = 256
+    mode: str = "embedding"
+    seed: int = 0
+    batch_size: int = 32
+    bounds: bool = True
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How tasks execute (device, loader workers); not part of any run's identity."""
+
+    device: str = "auto"
+    workers: int | None = None
+    eval_batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    grids: tuple[Grid, ...]
+    probe: ProbeSettings | None = ProbeSettings()
+    plasticity: PlasticitySettings | None = PlasticitySettings()
+    run: RunSettings = RunSettings()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain mapping that :func:`parse_sweep` reads back into an equal spec (written as ``sweep.yaml``)."""
+        base, *ablations = self.grids
+        out: dict[str, Any] = {"name": self.name, **_grid_dict(base)}
+        out["probe"] = dataclasses.asdict(self.probe) if self.probe is not None else False
+        out["plasticity"] = dataclasses.asdict(self.plasticity) if self.plasticity is not None else False
+        out["run"] = dataclasses.asdict(self.run)
+        if ablations:
+            out["ablations"] = [{"name": g.name, **_grid_dict(g)} for g in ablations]
+        return out
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110)
+
+
+def _grid_dict(g: Grid) -> dict[str, Any]:
+    def model(m: ModelEntry) -> Any:
+        return m.spec if m.label == m.spec else {"spec": m.spec, "label": m.label}
+
+    def dataset(d: DatasetEntry) -> Any:
+        if d.label == d.spec and d.lrs is None and not d.overrides:
+            return d.spec
+        out: dict[str, Any] = {"spec": d.spec}
+        if d.label != d.spec:
+            out["label"] = d.label
+        if d.lrs is not None:
+            out["lrs"] = list(d.lrs)
+        return out | dict(d.overrides)
+
+    def optimizer(o: OptimizerEntry) -> Any:
+        if o.lr_scale == 1.0 and not o.overrides:
+            return o.name
+        return {"name": o.name, "lr_scale": o.lr_scale, **o.overrides}
+
+    return {
+        "models": [model(m) for m in g.models],
+        "datasets": [dataset(d) for d in g.datasets],
+        "groups": ["+".join(t) for t in g.groups],
+        "optimizers": [optimizer(o) for o in g.optimizers],
+        "lrs": list(g.lrs),
+        "seeds": list(g.seeds),
+        "train": dict(g.train),
+    }
+
+
+# --- parsing -------------------------------------------------------------------------------------------
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep YAML file."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise VitplastError(f"sweep file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise VitplastError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise VitplastError(f"{p} must hold a mapping with at least 'models' and 'datasets'")
+    return parse_sweep(data, default_name=p.stem)
+
+
+def parse_sweep(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec:
+    """Validate a sweep mapping (module docstring); raises :class:`VitplastError` naming the first problem."""
+    _check_keys(data, TOP_KEYS, "sweep")
+    name = str(data.get("name") or default_name)
+    base = _parse_grid(data, name, None)
+    grids = [base]
+    ablations = data.get("ablations") or []
+    if not isinstance(ablations, list):
+        raise VitplastError("'ablations' must be a list of grids")
+    for i, ab in enumerate(ablations):
+        if not isinstance(ab, dict):
+            raise VitplastError(f"ablation {i + 1} must be a mapping of grid keys")
+        _check_keys(ab, GRID_KEYS, f"ablation {i + 1}")
+        grids.append(_parse_grid(ab, str(ab.get("name") or f"ablation{i + 1}"), base))
+    return SweepSpec(
+        name=name,
+        grids=tuple(grids),
+        probe=_parse_probe(data.get("probe", True)),
+        plasticity=_parse_plasticity(data.get("plasticity", True)),
+        run=_parse_run(data.get("run") or {}),
+    )
+
+
+def _check_keys(d: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        raise VitplastError(f"unknown key {unknown[0]!r} in {where}: allowed keys are {', '.join(allowed)}")
+
+
+def _as_list(value: Any, key: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, int, float, dict)):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise VitplastError(f"{key!r} must be a list")
+
+
+def _number(v: Any, key: str, kind: type = float) -> Any:
+    if isinstance(v, bool):
+        raise VitplastError(f"{key!r} must be a number, got {v!r}")
+    try:
+        x = kind(v)
+    except (TypeError, ValueError):
+        raise VitplastError(f"{key!r} must be a number, got {v!r}") from None
+    if kind is int and isinstance(v, float) and v != int(v):
+        raise VitplastError(f"{key!r} must be an integer, got {v!r}")
+    return x
+
+
+def _train_overrides(d: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in GRID_OWNED:
+            raise VitplastError(f"{where}: {k!r} is set by the grid keys (groups, optimizers, lrs, seeds), not here")
+        if k not in TRAIN_FIELDS:
+            raise VitplastError(f"{where}: unknown training setting {k!r}; known: {', '.join(TRAIN_FIELDS)}")
+        out[k] = _coerce(k, v, where)
+    return out
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """Cast a YAML value to the TrainConfig field's type (PyYAML reads ``1e-3`` as a string)."""
+    kind = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}[key]
+    if value is None and "None" in kind:
+        return None
+    if kind.startswith("bool"):
+        if not isinstance(value, bool):
+            raise VitplastError(f"{where}: {key!r} must be true or false, got {value!r}")
+        return value
+    if kind.startswith("int"):
+        return _number(value, key, int)
+    if kind.startswith("float"):
+        return _number(value, key)
+    return str(value)
+
+
+def _unique(items: Sequence[Any], key: str) -> None:
+    if len(set(items)) != len(items):
+        raise VitplastError(f"{key!r} lists the same value twice")
+
+
+def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
+    def inherit(key: str, default: Any) -> Any:
+        return getattr(base, key) if base is not None else default
+
+    models = _parse_models(d["models"]) if "models" in d else inherit("models", ())
+    datasets = _parse_datasets(d["datasets"]) if "datasets" in d else inherit("datasets", ())
+    if not models:
+        raise VitplastError(f"grid {name!r} lists no models")
+    if not datasets:
+        raise VitplastError(f"grid {name!r} lists no datasets")
+    all_groups = tuple((g,) for g in ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2"))
+    groups = (
+        tuple(parse_groups(str(g).replace("+", ",")) for g in _as_list(d["groups"], "groups"))
+        if "groups" in d
+        else inherit("groups", all_groups)
+    )
+    _unique(groups, "groups")
+    optimizers = _parse_optimizers(d["optimizers"]) if "optimizers" in d else inherit("optimizers", (OptimizerEntry("sgd"),))
+    lrs = tuple(_number(x, "lrs") for x in _as_list(d["lrs"], "lrs")) if "lrs" in d else inherit("lrs", (1e-2,))
+    seeds = tuple(_number(x, "seeds", int) for x in _as_list(d["seeds"], "seeds")) if "seeds" in d else inherit("seeds", (0,))
+    train = dict(base.train) if base else {}
+    if "train" in d:
+        if not isinstance(d["train"], dict):
+            raise VitplastError(f"grid {name!r}: 'train' must be a mapping of training settings")
+        train.update(_train_overrides(d["train"], f"grid {name!r} train"))
+    for key, values in (("lrs", lrs), ("seeds", seeds)):
+        if not values and not (key == "lrs" and all(ds.lrs for ds in datasets)):
+            raise VitplastError(f"grid {name!r} has an empty {key!r} list")
+        _unique(values, key)
+    if any(lr <= 0 for lr in lrs):
+        raise VitplastError(f"grid {name!r}: every lr must be > 0")
+    for key, entries in (("models", [m.spec for m in models]), ("datasets", [x.spec for x in datasets])):
+        _unique(entries, key)
+    grid = Grid(name, models, datasets, groups, optimizers, lrs, seeds, train)
+    grid.runs()  # validates every run before anything is written
+    return grid
+
+
+def _parse_models(value: Any) -> tuple[ModelEntry, ...]:
+    out = []
+    for m in _as_list(value, "models"):
+        if isinstance(m, dict):
+            _check_keys(m, ("spec", "label"), "a model entry")
+            if "spec" not in m:
+                raise VitplastError("a model entry needs 'spec'")
+            out.append(ModelEntry(str(m["spec"]), str(m.get("label") or m["spec"])))
+        else:
+            out.append(ModelEntry(str(m), str(m)))
+    return tuple(out)
+
+
+def _parse_datasets(value: Any) -> tuple[DatasetEntry, ...]:
+    out = []
+    for d in _as_list(value, "datasets"):
+        if not isinstance(d, dict):
+            out.append(DatasetEntry(str(d), str(d)))
+            continue
+        if "spec" not in d:
+            raise VitplastError(f"a dataset entry needs 'spec' (got keys {', '.join(d)})")
+        rest = {k: v for k, v in d.items() if k not in ("spec", "label", "lrs")}
+        lrs = None
+        if "lrs" in d:
+            lrs = tuple(_number(x, "lrs") for x in _as_list(d["lrs"], "lrs"))
+            if not lrs or any(x <= 0 for x in lrs):
+                raise VitplastError(f"dataset {d['spec']}: 'lrs' must be a non-empty list of values > 0")
+            _unique(lrs, "lrs")
+        spec = str(d["spec"])
+        out.append(DatasetEntry(spec, str(d.get("label") or spec), lrs, _train_overrides(rest, f"dataset {spec}")))
+    labels = [d.label for d in out]
+    _unique(labels, "dataset labels")
+    for d in out:
+        check_data_spec(d.spec)
+    return tuple(out)
+
+
+def check_data_spec(spec: str) -> None:
+    """Refuse a data spec whose prefix no loader knows (cheap; the loader checks the rest when it runs)."""
+    from vitplast.data.registry import available
+
+    known = available()
+    if spec.partition(":")[0] not in known:
+        raise VitplastError(f"unknown data spec {spec!r}: known prefixes are {', '.join(known)}")
+
+
+def _parse_optimizers(value: Any) -> tuple[OptimizerEntry, ...]:
+    out = []
+    for o in _as_list(value, "optimizers"):
+        if isinstance(o, dict):
+            if "name" not in o:
+                raise VitplastError("an optimizer entry needs 'name'")
+            rest = {k: v for k, v in o.items() if k not in ("name", "lr_scale")}
+            for k in rest:
+                if k not in ("momentum", "weight_decay"):
+                    raise VitplastError(f"optimizer {o['name']}: unknown key {k!r} (name, lr_scale, momentum, weight_decay)")
+            scale = _number(o.get("lr_scale", 1.0), "lr_scale")
+            if scale <= 0:
+                raise VitplastError(f"optimizer {o['name']}: lr_scale must be > 0")
+            rest = {k: _coerce(k, v, f"optimizer {o['name']}") for k, v in rest.items()}
+            out.append(OptimizerEntry(str(o["name"]), scale, rest))
+        else:
+            out.append(OptimizerEntry(str(o)))
+    if not out:
+        raise VitplastError("'optimizers' is empty")
+    _unique([(o.name, o.lr_scale, tuple(sorted(o.overrides.items()))) for o in out], "optimizers")
+    return tuple(out)
+
+
+def _parse_probe(value: Any) -> ProbeSettings | None:
+    if value is False or value is None:
+        return None
+    if value is True:
+        return ProbeSettings()
+    if not isinstance(value, dict):
+        raise VitplastError("'probe' must be true, false or a mapping (C, batch_size)")
+    _check_keys(value, PROBE_KEYS, "probe")
+    c = value.get("C")
+    if c is not None and _number(c, "probe C") <= 0:
+        raise VitplastError("probe C must be > 0")
+    bs = _number(value.get("batch_size", 256), "probe batch_size", int)
+    if bs < 1:
+        raise VitplastError("probe batch_size must be >= 1")
+    return ProbeSettings(None if c is None else float(c), bs)
+
+
+def _parse_plasticity(value: Any) -> PlasticitySettings | None:
+    if value is False or value is None:
+        return None
+    if value is True:
+        return PlasticitySettings()
+    if not isinstance(value, dict):
+        raise VitplastError("'plasticity' must be true, false or a mapping (source, pairs, mode, seed, batch_size, bounds)")
+    _check_keys(value, PLASTICITY_KEYS, "plasticity")
+    d = PlasticitySettings()
+    s = PlasticitySettings(
+        source=str(value.get("source", d.source)),
+        pairs=_number(value.get("pairs", d.pairs), "plasticity pairs", int),
+        mode=str(value.get("mode", d.mode)),
+        seed=_number(value.get("seed", d.seed), "plasticity seed", int),
+        batch_size=_number(value.get("batch_size", d.batch_size), "plasticity batch_size", int),
+        bounds=bool(value.get("bounds", d.bounds)),
+    )
+    from vitplast.analysis import AnalyzeConfig
+
+    check_data_spec(s.source)
+    AnalyzeConfig(source=s.source, pairs=s.pairs, mode=s.mode, seed=s.seed, batch_size=s.batch_size).validate()
+    return s
+
+
+def _parse_run(value: Any) -> RunSettings:
+    if not isinstance(value, dict):
+        raise VitplastError("'run' must be a mapping (device, workers, eval_batch_size)")
+    _check_keys(value, RUN_KEYS, "run")
+    workers = value.get("workers")
+    ebs = value.get("eval_batch_size")
+    return RunSettings(
+        device=str(value.get("device", "auto")),
+        workers=None if workers is None else _number(workers, "workers", int),
+        eval_batch_size=None if ebs is None else _number(ebs, "eval_batch_size", int),
+    )
+
+
+def _validated(cfg: TrainConfig, where: str) -> TrainConfig:
+    try:
+        return cfg.validate()
+    except TypeError as exc:
+        raise VitplastError(f"{where}: bad training setting ({exc})") from None
+    except VitplastError as exc:
+        raise VitplastError(f"{where}, {cfg.data} {','.join(cfg.train)}: {exc}") from None

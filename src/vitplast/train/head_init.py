@@ -1,0 +1,55 @@
+"""Initialising the new classifier from a linear probe (LP-FT; Kumar et al., ICLR 2022).
+
+``head_init="probe"`` fits a logistic regression on standardised classifier inputs ``f = vit.pre_logits(x)``
+of the train split (eval transform) and writes it into the classifier:
+``logits = W (f - mu) / sigma + b = (W / sigma) f + (b - W mu / sigma)``. Finetuning then starts from the
+probe's solution instead of a random head. The paper's protocol (``head_init="random"``) is the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vitplast.data import DataBundle, Transformed, make_transform
+from vitplast.models import ViT
+from vitplast.train.batches import loader
+
+HEAD_INITS = ("random", "probe")
+
+
+@torch.no_grad()
+def classifier_inputs(vit: ViT, dataset: Any, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(F [N, d], y [N])``: the classifier's inputs for every image of ``dataset`` (eval transform)."""
+    was_training = vit.module.training
+    vit.eval()
+    feats, labels = [], []
+    device = vit.device
+    for x, y in loader(Transformed(dataset, make_transform(vit.data_config)), batch_size, 0):
+        feats.append(vit.pre_logits(x.to(device)).float().cpu().numpy())
+        labels.append(y.numpy())
+    vit.train(was_training)
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def init_head_from_probe(vit: ViT, bundle: DataBundle, C: float = 1.0, max_iter: int = 2000) -> float:
+    """Set the classifier to the standardised logistic-regression probe; returns its train accuracy."""
+    from sklearn.linear_model import LogisticRegression
+
+    f, y = classifier_inputs(vit, bundle.train)
+    mu, sigma = f.mean(0), f.std(0) + 1e-6
+    clf = LogisticRegression(C=C, max_iter=max_iter).fit((f - mu) / sigma, y)
+    w = np.zeros((vit.num_classes, f.shape[1]))
+    b = np.zeros(vit.num_classes)
+    w[clf.classes_] = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_, clf.coef_])
+    b[clf.classes_] = clf.intercept_ if len(clf.classes_) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
+    if len(clf.classes_) < vit.num_classes:  # classes absent from train can never win
+        missing = np.setdiff1d(np.arange(vit.num_classes), clf.classes_)
+        b[missing] = -1e4
+    head = vit.classifier
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(w / sigma, dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(b - (w / sigma) @ mu, dtype=head.bias.dtype))
+    return float(clf.score((f - mu) / sigma, y))

@@ -1,0 +1,181 @@
+"""Report statistics against a hand-made results table with known answers (and scipy's own tests)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from vitplast.report import claims as C
+from vitplast.report import stats as S
+
+DATASETS = ["d1", "d2", "d3", "d4", "d5"]
+GROUPS = ["full", "mha", "ln1", "ln2", "fc1", "fc2"]
+LRS = [0.01, 0.1]
+# Per (group, lr): seed accuracies on dataset d1; dataset k adds offset[k] to every value, and MHA gets an
+# extra bonus[k] (distinct values) so that MHA beats every other group on every dataset.
+BASE = {
+    ("full", 0.01): [0.70, 0.72, 0.74], ("full", 0.1): [0.60, 0.62, 0.64],
+    ("mha", 0.01): [0.80, 0.82, 0.84], ("mha", 0.1): [0.70, 0.75, 0.80],
+    ("ln1", 0.01): [0.50, 0.50, 0.50], ("ln1", 0.1): [0.55, 0.56, 0.57],
+    ("ln2", 0.01): [0.52, 0.54, 0.56], ("ln2", 0.1): [0.52, 0.54, 0.56],  # a tie: the smaller lr wins
+    ("fc1", 0.01): [0.66, 0.68, 0.70], ("fc1", 0.1): [0.65, math.nan, 0.99],  # a diverged seed at lr 0.1
+    ("fc2", 0.01): [0.61, 0.63, 0.65], ("fc2", 0.1): [0.58, 0.59, 0.60],
+}
+OFFSET = [0.0, -0.05, 0.03, -0.10, 0.01]
+BONUS = [0.001, 0.004, 0.002, 0.005, 0.003]
+PROBE = [0.50, 0.40, 0.45, 0.30, 0.60]
+
+
+def results_table() -> pd.DataFrame:
+    """What results.csv holds (only the columns the statistics use), plus a failed and a pending row."""
+    rows = []
+    for k, ds in enumerate(DATASETS):
+        for (g, lr), accs in BASE.items():
+            for seed, a in zip((0, 1, 2), accs, strict=True):
+                acc = a + OFFSET[k] + (BONUS[k] if g == "mha" else 0.0)
+                rows.append({"status": "done", "model_label": "m", "model": "spec", "optimizer": "sgd",
+                             "dataset": ds, "group": g, "lr": lr, "seed": seed, "test_acc": acc})
+    rows.append({"status": "failed", "model_label": "m", "model": "spec", "optimizer": "sgd", "dataset": "d1",
+                 "group": "mha", "lr": 1.0, "seed": 0, "test_acc": math.nan})
+    rows.append({"status": "pending", "model_label": "m", "model": "spec", "optimizer": "sgd", "dataset": "d1",
+                 "group": "mha", "lr": 1.0, "seed": 1, "test_acc": math.nan})
+    return pd.DataFrame(rows)
+
+
+def probes_table() -> pd.DataFrame:
+    return pd.DataFrame({"status": "done", "model_label": "m", "dataset": DATASETS, "test_acc": PROBE})
+
+
+@pytest.fixture
+def best() -> pd.DataFrame:
+    return S.best_lr(S.runs_frame(results_table()))
+
+
+def test_only_finished_runs_count() -> None:
+    runs = S.runs_frame(results_table())
+    assert len(runs) == len(DATASETS) * len(BASE) * 3
+    assert set(runs["lr"]) == set(LRS)
+
+
+def test_best_lr_mean_std_and_sensitivity(best: pd.DataFrame) -> None:
+    b = best[best["dataset"] == "d1"].set_index("group")
+    assert b.loc["mha", "best_lr"] == 0.01
+    assert b.loc["mha", "acc_mean"] == pytest.approx(0.821)  # 0.82 + bonus 0.001
+    assert b.loc["mha", "acc_std"] == pytest.approx(0.02)  # sample std of (.80, .82, .84)
+    assert b.loc["mha", "lr_sensitivity"] == pytest.approx(0.82 - 0.75)
+    assert b.loc["ln1", "best_lr"] == 0.1 and b.loc["ln1", "acc_mean"] == pytest.approx(0.56)
+    assert b.loc["ln2", "best_lr"] == 0.01 and b.loc["ln2", "lr_sensitivity"] == pytest.approx(0.0)
+    # the diverged seed makes lr 0.1 ineligible even though its other seeds average 0.82
+    assert b.loc["fc1", "best_lr"] == 0.01 and b.loc["fc1", "acc_mean"] == pytest.approx(0.68)
+    assert b.loc["fc1", "lr_sensitivity"] == pytest.approx(0.0)  # NaN means are left out
+    assert set(b["n_seeds"]) == {3} and set(b["n_lrs"]) == {2}
+    d4 = best[best["dataset"] == "d4"].set_index("group")
+    assert d4.loc["full", "acc_mean"] == pytest.approx(0.72 - 0.10)
+
+
+def test_best_lr_against_a_naive_loop(best: pd.DataFrame) -> None:
+    runs = S.runs_frame(results_table())
+    for _, row in best.iterrows():
+        sel = runs[(runs["dataset"] == row["dataset"]) & (runs["group"] == row["group"])]
+        means = {lr: sel[sel["lr"] == lr]["acc"].to_numpy() for lr in LRS}
+        means = {lr: float(np.mean(v)) for lr, v in means.items() if not np.isnan(v).any()}
+        top = max(means.values())
+        assert row["best_lr"] == min(lr for lr, m in means.items() if m == top)
+        assert row["acc_mean"] == pytest.approx(top)
+
+
+def test_relative_gain(best: pd.DataFrame) -> None:
+    gains = S.relative_gain(best, S.probes_frame(probes_table()))
+    for k, ds in enumerate(DATASETS):
+        g = gains[(gains["dataset"] == ds) & (gains["group"] == "mha")].iloc[0]
+        acc = 0.82 + OFFSET[k] + BONUS[k]
+        assert g["probe_acc"] == PROBE[k]
+        assert g["gain"] == pytest.approx((acc - PROBE[k]) / PROBE[k])
+
+
+def test_paired_tests_equal_scipy_and_the_closed_form(best: pd.DataFrame) -> None:
+    tests = S.paired_tests(best, "mha").set_index("other")
+    assert set(tests.index) == {"full", "ln1", "ln2", "fc1", "fc2"}
+    for other in tests.index:
+        a = [best[(best["dataset"] == d) & (best["group"] == "mha")]["acc_mean"].iloc[0] for d in DATASETS]
+        b = [best[(best["dataset"] == d) & (best["group"] == other)]["acc_mean"].iloc[0] for d in DATASETS]
+        row = tests.loc[other]
+        assert row["n"] == 5 and row["wins"] == 5
+        assert row["w_p"] == pytest.approx(sps.wilcoxon(a, b, alternative="greater").pvalue)
+        assert row["t_p"] == pytest.approx(sps.ttest_rel(a, b).pvalue)
+        assert row["mean_diff"] == pytest.approx(np.mean(np.subtract(a, b)))
+        # MHA ahead on all 5 datasets with distinct differences: the exact one-sided p-value is 1 / 2^5
+        assert row["w_p"] == pytest.approx(1 / 32)
+
+
+def test_spearman_per_dataset_and_pooled_equal_scipy(best: pd.DataFrame) -> None:
+    gains = S.relative_gain(best, S.probes_frame(probes_table()))
+    rng = np.random.default_rng(0)
+    rows = []
+    for ds in DATASETS:
+        for layer in range(3):
+            for comp in ("ln1", "mha", "ln2", "fc1", "fc2"):
+                rows.append({"model_label": "m", "dataset": ds, "layer": layer, "component": comp,
+                             "mean": float(rng.uniform(0.1, 5.0))})
+    plast = pd.DataFrame(rows)
+    comp = S.component_plasticity(plast)
+    corr = S.plasticity_gain_correlation(comp, gains).set_index("scope")
+    xs, ys = [], []
+    for ds in DATASETS:
+        p = plast[plast["dataset"] == ds].groupby("component")["mean"].mean()
+        g = gains[gains["dataset"] == ds].set_index("group")["gain"]
+        x = [p[c] for c in ("ln1", "mha", "ln2", "fc1", "fc2")]
+        y = [g[c] for c in ("ln1", "mha", "ln2", "fc1", "fc2")]
+        r = sps.spearmanr(x, y)
+        assert corr.loc[ds, "rho"] == pytest.approx(r.statistic)
+        assert corr.loc[ds, "p"] == pytest.approx(r.pvalue)
+        assert corr.loc[ds, "n"] == 5
+        xs += x
+        ys += y
+    r = sps.spearmanr(xs, ys)
+    assert corr.loc["pooled", "rho"] == pytest.approx(r.statistic)
+    assert corr.loc["pooled", "n"] == 25 and corr.loc["pooled", "n_datasets"] == 5
+
+
+def test_plasticity_ranking_against_the_theory() -> None:
+    theory_order = {"mha": 5.0, "fc1": 4.0, "fc2": 3.0, "ln2": 2.0, "ln1": 1.0}
+    swapped = theory_order | {"ln2": 0.5}  # LN1 > LN2: one adjacent swap, rho = 0.9
+    rows = [{"model_label": "m", "dataset": ds, "layer": 0, "component": c, "mean": v}
+            for ds, vals in (("a", theory_order), ("b", swapped)) for c, v in vals.items()]
+    rk = S.plasticity_ranking(S.component_plasticity(pd.DataFrame(rows))).set_index("dataset")
+    assert bool(rk.loc["a", "matches_theory"]) and rk.loc["a", "spearman_theory"] == pytest.approx(1.0)
+    assert not bool(rk.loc["b", "matches_theory"]) and rk.loc["b", "spearman_theory"] == pytest.approx(0.9)
+    claim = C.ranking_claim(rk.reset_index())
+    assert claim.status == C.NOT_SUPPORTED and "1/2" in claim.evidence
+
+
+def test_claim_status_depends_on_the_amount_of_evidence(best: pd.DataFrame) -> None:
+    gains = S.relative_gain(best, S.probes_frame(probes_table()))
+    claims = {c.claim: c for c in C.finetune_claims(gains)}
+    assert claims["MHA finetuning beats LN1 finetuning"].status == C.SUPPORTED  # 5/5 datasets, p = 1/32
+    assert claims["MHA finetuning beats the linear probe"].status == C.SUPPORTED
+    three = gains[gains["dataset"].isin(DATASETS[:3])]
+    few = {c.claim: c for c in C.finetune_claims(three)}
+    assert few["MHA finetuning beats LN1 finetuning"].status == C.INCONCLUSIVE  # p >= 1/8 whatever happens
+    worse = gains.copy()
+    worse.loc[worse["group"] == "mha", "acc_mean"] -= 0.5
+    lost = {c.claim: c for c in C.finetune_claims(worse)}
+    assert lost["MHA finetuning beats LN1 finetuning"].status == C.NOT_SUPPORTED
+    # a single data set can never support the correlation claim
+    comp = pd.DataFrame({"model": "m", "dataset": "d1", "component": ["ln1", "mha", "ln2", "fc1", "fc2"],
+                         "plasticity": [1.0, 5.0, 2.0, 4.0, 3.0]})
+    corr = S.plasticity_gain_correlation(comp, gains[gains["dataset"] == "d1"])
+    assert [c.status for c in C.predicts_claims(corr)] == [C.INCONCLUSIVE]
+
+
+def test_wilcoxon_minimum_p_value_rule() -> None:
+    # identical sign pattern: 4 datasets all in favour cannot reach 0.05 (1/16), 5 can (1/32)
+    four = C.comparison_claim("x", "s", np.array([2.0, 3, 4, 5]), np.array([1.0, 1, 1, 1]))
+    five = C.comparison_claim("x", "s", np.array([2.0, 3, 4, 5, 6]), np.array([1.0, 1, 1, 1, 1]))
+    assert four.status == C.INCONCLUSIVE and five.status == C.SUPPORTED
+    mixed = C.comparison_claim("x", "s", np.array([2.0, 3, 4, 5, 6, 1, 1]), np.array([1.0, 1, 1, 1, 1, 3, 9]))
+    assert mixed.status == C.NOT_SUPPORTED

@@ -1,0 +1,86 @@
+"""``vitplast reproduce --dry-run`` and the command-line checks of ``vitplast sweep`` (nothing is trained)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vitplast.cli import main
+from vitplast.sweep import build_plan, load_sweep
+
+
+def _run(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_paper_dry_run_writes_the_full_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "paper"
+    assert _run(["reproduce", "--suite", "paper", "--dry-run", "--out", str(out), "--data-root", "/data"]) == 0
+    captured = capsys.readouterr()
+    assert "1176 runs" in captured.out and "GPU" in captured.out
+    assert "924 runs" in captured.err  # the base grid, with its own estimate
+    spec = load_sweep(out / "sweep.yaml")
+    plan = build_plan(spec)
+    assert len(plan.of_kind("finetune")) == 1176 and sorted(p.name for p in out.iterdir()) == ["sweep.yaml"]
+    assert any(t.config["data"] == "cifar10c:/data/CIFAR-10-C:snow:5" for t in plan.tasks)
+    assert spec.plasticity is not None and spec.plasticity.source == "imagenet-val:/data/imagenet/val"
+
+
+def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["reproduce", "--suite", "mini", "--dry-run", "--out", str(tmp_path / "m")]) == 0
+    assert "84 runs" in capsys.readouterr().out
+    plan = build_plan(load_sweep(tmp_path / "m" / "sweep.yaml"))
+    assert {t.config["model"] for t in plan.tasks} == {"micro"}
+    assert _run(["reproduce", "--suite", "mini", "--quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0
+    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 21
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reproduce", "--suite", "nope", "--dry-run"], "--suite must be one of"),
+        (["reproduce", "--suite", "paper", "--quick", "--dry-run"], "apply to the mini suite"),
+        (["sweep", "--datasets", "random:8"], "--out DIR is required"),
+        (["sweep", "--out", "X"], "at least --datasets"),
+        (["sweep", "--out", "X", "--datasets", "random:8", "--executor", "slurm"], "--executor must be one of"),
+        (["sweep", "--out", "X", "--datasets", "random:8", "--lrs", "a,b"], "--lrs takes a comma list"),
+        (["sweep", "--out", "X", "--datasets", "random:8", "--max-concurrent", "0"], "--max-concurrent must be >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _run(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert not (tmp_path / "X").exists(), "nothing is written for bad input"
+
+
+def test_file_and_flags_are_exclusive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("models: [micro]\ndatasets: [random:8]\n")
+    assert _run(["sweep", str(f), "--out", str(tmp_path / "o"), "--lrs", "0.1"]) == 2
+    assert "either as a sweep file or as flags" in capsys.readouterr().err
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *a: object, **k: object) -> object:
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    assert _run(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"]) == 2
+    assert "pip install 'vitplast[sweep]'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
