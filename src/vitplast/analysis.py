@@ -24,6 +24,7 @@ from vitplast.io import output_dir, versions, write_json_atomic, write_text_atom
 from vitplast.models import ViT, load_model
 from vitplast.plasticity import MODES, PlasticityResult, measure_plasticity, summarize
 from vitplast.plotting import plot_plasticity
+from vitplast.runtime import resolve_device
 
 
 @dataclass
@@ -56,22 +57,6 @@ class AnalyzeConfig:
             raise VitplastError(f"unknown order {self.order!r}: use random or sorted")
         if self.workers < 0:
             raise VitplastError("--workers must be >= 0")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda if available, else cpu; otherwise the named device (validated).
-
-    Apple's mps is never chosen automatically: the estimator accumulates in float64, which mps lacks.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise VitplastError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VitplastError("device cuda requested but no CUDA GPU is available")
-    return dev
 
 
 def image_loader(

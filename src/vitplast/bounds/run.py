@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from vitplast.analysis import AnalyzeConfig, image_loader, resolve_device
+from vitplast.analysis import AnalyzeConfig, image_loader
 from vitplast.bounds.check import (
     DEFAULT_RTOL,
     VIOLATION_COLUMNS,
@@ -34,6 +34,7 @@ from vitplast.errors import VitplastError
 from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, load_model
 from vitplast.plasticity import PlasticityResult, measure_plasticity
+from vitplast.runtime import resolve_device
 
 Progress = Callable[[str, int], Callable[[int], None]]
 

@@ -8,10 +8,7 @@ weights are loaded again, so a run is never combined with a different base model
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import torch
 from torch import Tensor
 
 from vitplast.errors import VitplastError
+from vitplast.io import atomic_write
 from vitplast.models.vit import ViT
 
 
@@ -55,25 +53,11 @@ def frozen_fingerprint(vit: ViT) -> str:
     return h.hexdigest()
 
 
-def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
     """Write a ``.safetensors`` file atomically."""
     from safetensors.torch import save_file
 
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_tensors(path: Path) -> dict[str, Tensor]:
@@ -86,7 +70,7 @@ def load_tensors(path: Path) -> dict[str, Tensor]:
 
 def save_torch(path: Path, obj: Any) -> None:
     """``torch.save`` atomically (resume state: weights, optimizer state, random state, counters)."""
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_torch(path: Path) -> Any:

@@ -10,11 +10,11 @@ from vitplast.data.registry import DataContext
 from vitplast.errors import VitplastError
 from vitplast.io import write_json_atomic
 from vitplast.models.vit import ViT
+from vitplast.runtime import resolve_device, resolve_workers
 from vitplast.train import checkpoint as ck
 from vitplast.train.groups import freeze_except
 from vitplast.train.loop import build_model
 from vitplast.train.rundir import RunDir
-from vitplast.train.runtime import resolve_device, resolve_workers
 from vitplast.train.scoring import score
 
 

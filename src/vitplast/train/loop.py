@@ -33,13 +33,13 @@ from vitplast.errors import VitplastError
 from vitplast.io import versions, write_json_atomic
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
+from vitplast.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.config import RunOptions, TrainConfig
 from vitplast.train.groups import count_params, freeze_except
 from vitplast.train.optim import clip_gradients, grad_norms, lr_at, make_optimizer, set_lr
 from vitplast.train.rundir import RunDir
-from vitplast.train.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train.scoring import Score, score
 
 StepCallback = Callable[[int, ViT], None]

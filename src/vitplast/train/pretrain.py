@@ -24,10 +24,10 @@ from vitplast.data import make_transform
 from vitplast.io import write_json_atomic, write_text_atomic
 from vitplast.models import load_model
 from vitplast.models.micro import ARCH, MICRO_DIR
+from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
 from vitplast.train.config import RunOptions, TrainConfig
 from vitplast.train.loop import prepare, run
-from vitplast.train.runtime import resolve_device
 from vitplast.train.scoring import score
 
 SOURCE = "mini:source"

@@ -22,8 +22,8 @@ from vitplast.errors import VitplastError
 from vitplast.io import output_dir, versions, write_json_atomic
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
+from vitplast.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train.batches import loader
-from vitplast.train.runtime import describe_device, resolve_device, resolve_workers
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
