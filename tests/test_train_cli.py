@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from vitplast.train.scoring import score
 
 MICRO = ["--model", "timm:vit_micro_patch4_32", "--random-weights"]
 SMALL = ["--data", "random:16", "--steps", "2", "--batch-size", "4", "--eval-every", "1", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

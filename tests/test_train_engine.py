@@ -5,17 +5,16 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from vitplast.data import DataBundle, TensorImageSet, Transformed, make_transform
-from vitplast.models import as_vit
+from tests.tiny_models import tiny_train_data as tiny_data
+from tests.tiny_models import tiny_train_vit as tiny_vit
+from vitplast.data import TensorImageSet, Transformed, make_transform
 from vitplast.models.vit import ViT
 from vitplast.train import finetune
 from vitplast.train.batches import SeededAugment, StreamSampler, train_transform
@@ -23,30 +22,6 @@ from vitplast.train.checkpoint import load_tensors
 from vitplast.train.config import TrainConfig
 from vitplast.train.optim import clip_gradients, grad_norms, lr_at
 from vitplast.train.scoring import score
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_vit(seed: int = 0) -> ViT:
-    torch.manual_seed(seed)
-    m = VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=7)
-    m.pretrained_cfg = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0,
-                        "interpolation": "bilinear"}
-    return as_vit(m, "tiny")
-
-
-def tiny_data(n: int = 60, classes: int = 3) -> DataBundle:
-    g = torch.Generator().manual_seed(1)
-    labels = torch.arange(n) % classes
-    images = torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8)
-    images[torch.arange(n), labels] = 255 - images[torch.arange(n), labels] // 4
-    return DataBundle.from_single("tiny", [f"c{i}" for i in range(classes)], TensorImageSet(images, labels))
 
 
 def cfg(**kw: object) -> TrainConfig:

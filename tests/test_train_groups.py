@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
-from timm.models.vision_transformer import VisionTransformer
 
+from tests.tiny_models import tiny_train_data as tiny_data
+from tests.tiny_models import tiny_train_vit as tiny_vit
 from vitplast.components import GROUPS
-from vitplast.data import DataBundle, TensorImageSet
 from vitplast.errors import VitplastError
-from vitplast.models import as_vit
 from vitplast.models.vit import ViT
 from vitplast.train import finetune, freeze_except, parse_groups, trainable_groups
 from vitplast.train.config import TrainConfig
 from vitplast.train.optim import make_optimizer
 
 SELECTABLE = ("embed", "ln1", "mha", "ln2", "fc1", "fc2")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny models here are slower with contended threads
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_vit(seed: int = 0) -> ViT:
-    torch.manual_seed(seed)
-    m = VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=7)
-    m.pretrained_cfg = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0,
-                        "interpolation": "bilinear"}
-    return as_vit(m, "tiny")
-
-
-def tiny_data(n: int = 40, classes: int = 3) -> DataBundle:
-    g = torch.Generator().manual_seed(1)
-    labels = torch.arange(n) % classes
-    images = torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8)
-    images[torch.arange(n), labels] = 255 - images[torch.arange(n), labels] // 4  # class = brightest channel
-    return DataBundle.from_single("tiny", [f"c{i}" for i in range(classes)], TensorImageSet(images, labels))
 
 
 def test_parse_groups_canonical_order_and_errors() -> None:
@@ -93,7 +66,7 @@ def test_training_changes_only_trainable_tensors_and_frozen_get_no_grad(train: s
     def check(step: int, model: ViT) -> None:
         frozen_grads.extend(p.grad is not None for p in model.module.parameters() if not p.requires_grad)
 
-    res = finetune(vit, tiny_data(), train, steps=3, batch_size=8, eval_every=3, lr=0.1, seed=0,
+    res = finetune(vit, tiny_data(40), train, steps=3, batch_size=8, eval_every=3, lr=0.1, seed=0,
                    device="cpu", callback=check)
     assert frozen_grads and not any(frozen_grads), "autograd computed gradients for frozen tensors"
     trained = {id(p) for ps in trainable_groups(vit, (train,)).values() for p in ps}
@@ -116,6 +89,6 @@ def test_training_changes_only_trainable_tensors_and_frozen_get_no_grad(train: s
 
 def test_full_trains_every_group_including_head() -> None:
     vit = tiny_vit()
-    res = finetune(vit, tiny_data(), "full", steps=2, batch_size=8, eval_every=2, lr=0.1, device="cpu")
+    res = finetune(vit, tiny_data(40), "full", steps=2, batch_size=8, eval_every=2, lr=0.1, device="cpu")
     assert set(res.result["trainable_params_per_group"]) == set(GROUPS)
     assert res.result["trainable_params"] == sum(p.numel() for p in vit.module.parameters())

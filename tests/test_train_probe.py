@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from vitplast.data import DataBundle, TensorImageSet, make_transform
 from vitplast.models import as_vit
 from vitplast.train.probe import extract_features, fit_probe, linear_probe
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_features_are_mean_of_last_block_tokens() -> None:

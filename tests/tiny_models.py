@@ -5,6 +5,10 @@ from __future__ import annotations
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from vitplast.data import DataBundle, TensorImageSet
+from vitplast.models import as_vit
+from vitplast.models.vit import ViT
+
 
 def tiny_timm(
     dim: int = 48,
@@ -131,3 +135,21 @@ def to_v4_key(key: str) -> str:
     for a, b in V4_RENAMES:
         key = key.replace(a, b)
     return key
+
+
+def tiny_train_vit(seed: int = 0) -> ViT:
+    """A 2-block, width-16 ViT for 16 px images with 7 classes, for training-engine tests."""
+    torch.manual_seed(seed)
+    m = VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=7)
+    m.pretrained_cfg = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0,
+                        "interpolation": "bilinear"}
+    return as_vit(m, "tiny")
+
+
+def tiny_train_data(n: int = 60, classes: int = 3) -> DataBundle:
+    """``n`` random 16 px images whose class is their brightest channel (learnable in a few steps)."""
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(n) % classes
+    images = torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8)
+    images[torch.arange(n), labels] = 255 - images[torch.arange(n), labels] // 4  # class = brightest channel
+    return DataBundle.from_single("tiny", [f"c{i}" for i in range(classes)], TensorImageSet(images, labels))
