@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from results import write_section
 
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
@@ -37,7 +38,6 @@ from vitplast.train.optim import clip_gradients, grad_norms, make_optimizer
 HERE = Path(__file__).resolve().parent
 CONFIGS = ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2", "ln1 (masked)")
 MODELS = {"micro-ViT (32 px)": ("timm:vit_micro_patch4_32", 64), "ViT-B/16 (224 px)": ("timm:vit_base_patch16_224", 4)}
-BEGIN, END = "<!-- finetune_speed -->", "<!-- /finetune_speed -->"
 
 
 def setup(vit: ViT, name: str) -> tuple[dict[str, list[torch.nn.Parameter]], torch.optim.Optimizer]:
@@ -111,20 +111,6 @@ def summary(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return ", ".join(parts) + " of `full` (" + " / ".join(n.split(",")[0] for n in results) + ")"
 
 
-def write_section(text: str, path: Path = HERE / "RESULTS.md") -> None:
-    body = f"{BEGIN}\n{text.strip()}\n{END}\n"
-    old = path.read_text() if path.is_file() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        pre, rest = old.split(BEGIN, 1)
-        post = rest.split(END, 1)[1].lstrip("\n")
-        new = pre + body + (("\n" + post) if post else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -157,7 +143,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        write_section(text)
+        write_section("finetune_speed", text)
         print(f"wrote section to {HERE / 'RESULTS.md'}")
 
 

@@ -21,8 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from results import write_section
+
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- mini_data_timing -->", "<!-- /mini_data_timing -->"
 SPECS = [
     "mini:source",
     "mini:novel",
@@ -49,18 +50,6 @@ def timed_load(spec: str, cache: Path, threads: int) -> dict[str, object]:
     )
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
-
-
-def write_section(text: str, path: Path = HERE / "RESULTS.md") -> None:
-    body = f"{BEGIN}\n{text.strip()}\n{END}\n"
-    old = path.read_text() if path.is_file() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        pre, rest = old.split(BEGIN, 1)
-        post = rest.split(END, 1)[1].lstrip("\n")
-        new = pre + body + (("\n" + post) if post else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    path.write_text(new)
 
 
 def main() -> None:
@@ -104,7 +93,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        write_section(text)
+        write_section("mini_data_timing", text)
         print(f"wrote section to {HERE / 'RESULTS.md'}")
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import write_section
 
 HERE = Path(__file__).resolve().parent
 MODEL = "timm:vit_base_patch16_224"
@@ -141,7 +142,7 @@ def main() -> None:
     print(text)
     if args.write:
         section = "plasticity_speed" if args.device == "cpu" else "plasticity_speed_gpu"
-        write_section(args.results, section, text)
+        write_section(section, text, args.results)
 
 
 def report(rows: list[dict], args: argparse.Namespace) -> str:  # type: ignore[type-arg]
@@ -175,17 +176,6 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:  # type: ignore[t
     ]
     return "\n".join(lines) + "\n"
 
-
-def write_section(path: Path, name: str, text: str) -> None:
-    """Replace the block between ``<!-- name -->`` markers in ``path`` (append it if absent)."""
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    block = f"{start}\n{text}{end}\n"
-    old = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by the scripts in `benchmarks/`.\n\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) + 1 :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
 
 
 if __name__ == "__main__":

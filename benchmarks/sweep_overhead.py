@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results import write_section
+
 from vitplast.sweep import Resources, parse_sweep, run_sweep
 from vitplast.sweep.execute import read_events
 
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- sweep_overhead -->", "<!-- /sweep_overhead -->"
 
 
 def spec(runs: int, steps: int) -> Any:
@@ -126,14 +127,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        path = HERE / "RESULTS.md"
-        old = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by the scripts in `benchmarks/`.\n"
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in old and END in old:
-            new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-        else:
-            new = old.rstrip() + "\n\n" + block + "\n"
-        path.write_text(new)
+        write_section("sweep_overhead", text)
 
 
 if __name__ == "__main__":
