@@ -13,8 +13,8 @@ block input, MHA the LN1 output, LN2 the post-attention stream, FC1 the LN2 outp
 
 Implementation (memory does not grow with the number of pairs; statistics are reduced on the device):
 
-* linear components use the difference only: the bias cancels, ``f(X) - f(Y) = (X - Y) W^T``. In embedding
-  mode the difference D = X - Y is shared by all layers, so ``||D W^T||_F^2 = <D^T D, W^T W>``: the Gram
+* linear components never run twice: the bias cancels, ``f(X) - f(Y) = (X - Y) W^T``. In-situ mode reuses the
+  outputs its forward pass computes anyway. In embedding mode the difference D = X - Y is shared by all layers, so ``||D W^T||_F^2 = <D^T D, W^T W>``: the Gram
   matrix ``D^T D`` is formed once per pair (float64) and contracted with each layer's precomputed ``W^T W``.
 * LayerNorm(X) - LayerNorm(Y) = gamma * (x̂_X - x̂_Y): in embedding mode the normalised difference is shared
   by all LayerNorms with the same eps, and ``||gamma * Δ̂||_F^2 = sum_j gamma_j^2 sum_t Δ̂_tj^2``.
@@ -282,13 +282,11 @@ def _insitu_batch(vit: ViT, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         h = h + m
         c = blk.ln2(h)
         record(layer, 2, h, c)
-        u = blk.fc1(c)
-        den[layer, 3] = _fro(c[:b] - c[b:])
-        num[layer, 3] = _fro((c[:b] - c[b:]) @ blk.fc1.weight.T)  # bias cancels
+        u = blk.fc1(c)  # the forward pass needs both outputs anyway; their difference is (c_X - c_Y) W1^T
+        record(layer, 3, c, u)
         g = blk.act(u)
         o = blk.fc2(g)
-        den[layer, 4] = _fro(g[:b] - g[b:])
-        num[layer, 4] = _fro((g[:b] - g[b:]) @ blk.fc2.weight.T)
+        record(layer, 4, g, o)
         h = h + o
     return num, den
 

@@ -257,10 +257,6 @@ class ViT:
         )
 
 
-def linear_weights(linear: nn.Linear) -> tuple[Tensor, Tensor | None]:
-    return linear.weight, linear.bias
-
-
 def first_output(fn: Callable[..., Any]) -> Callable[[Tensor], Tensor]:
     """Wrap a module whose forward may return a tuple so that it returns the first tensor."""
 
