@@ -71,10 +71,21 @@ def test_best_lr_mean_std_and_sensitivity(best: pd.DataFrame) -> None:
     assert b.loc["ln2", "best_lr"] == 0.01 and b.loc["ln2", "lr_sensitivity"] == pytest.approx(0.0)
     # the diverged seed makes lr 0.1 ineligible even though its other seeds average 0.82
     assert b.loc["fc1", "best_lr"] == 0.01 and b.loc["fc1", "acc_mean"] == pytest.approx(0.68)
-    assert b.loc["fc1", "lr_sensitivity"] == pytest.approx(0.0)  # NaN means are left out
+    assert math.isnan(b.loc["fc1", "lr_sensitivity"])  # NaN means are left out: one lr remains, no spread
     assert set(b["n_seeds"]) == {3} and set(b["n_lrs"]) == {2}
     d4 = best[best["dataset"] == "d4"].set_index("group")
     assert d4.loc["full", "acc_mean"] == pytest.approx(0.72 - 0.10)
+
+
+def test_a_single_lr_has_no_sensitivity_and_no_lr_figure(tmp_path) -> None:
+    from vitplast.report import figures as F
+
+    one = results_table()
+    one = one[one["lr"] == 0.01]
+    b = S.best_lr(S.runs_frame(one))
+    assert set(b["n_lrs"]) == {1} and b["lr_sensitivity"].isna().all()  # max - min over one lr is not a spread
+    assert F.lr_figure(S.seed_means(S.runs_frame(one)), tmp_path / "lr.png", "t") is None
+    assert F.lr_figure(S.seed_means(S.runs_frame(results_table())), tmp_path / "lr.png", "t") is not None
 
 
 def test_best_lr_against_a_naive_loop(best: pd.DataFrame) -> None:

@@ -140,7 +140,8 @@ def make_report(root: str | Path) -> Report:
             write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
         page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figures, pivots)
         write_text_atomic(stage / "report.html", page.render())
-        write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figures, pivots, tests, corr, ranking))
+        write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figures, pivots, tests, corr, ranking,
+                                                                 _has_sensitivity(best)))
     return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figures])
 
 
@@ -180,6 +181,13 @@ def _figures(
              f"Each point: one component on one dataset; x its plasticity, y the relative gain of finetuning it alone ({scope})."),
         ]
     return [(p, cap) for p, cap in figs if p is not None]
+
+
+NO_SENSITIVITY = "Each configuration ran at a single learning rate: no lr sensitivity to report."
+
+
+def _has_sensitivity(best: pd.DataFrame) -> bool:
+    return not best.empty and bool(best["lr_sensitivity"].notna().any())
 
 
 def _counts_text(status: Any) -> str:
@@ -222,7 +230,8 @@ def _page(
              H.details("Best learning rate", H.table(pivots["best_lr_pivot"], index=True)))
     page.add("Relative gain over the linear probe (%)", H.table(pivots["gain_pivot"], index=True))
     page.add("Learning-rate sensitivity (accuracy points, max - min over lrs)",
-             H.table(pivots["lr_sensitivity_pivot"], index=True))
+             H.table(pivots["lr_sensitivity_pivot"], index=True) if _has_sensitivity(best)
+             else H.paragraph(NO_SENSITIVITY, "note"))
     page.add("MHA against each other group (paired over datasets)",
              H.paragraph("t-test: two-sided paired t-test; Wilcoxon: one-sided signed-rank test, H1: MHA better; "
                          "w_p_min: the smallest one-sided p an exact test can give with n datasets.", "note"),
@@ -239,14 +248,15 @@ def _page(
 
 def _markdown(
     plan: Plan, status: Any, claims: pd.DataFrame, figures: list[tuple[Path, str]], pivots: dict[str, pd.DataFrame],
-    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame,
+    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, has_sensitivity: bool,
 ) -> str:
     text, _ = _headline(claims)
     parts = [f"# vitplast report: {plan.name}\n", f"{_counts_text(status)}\n", f"**{text}**\n",
              "## Claims\n", T.to_markdown(claims.drop(columns=["rule"])),
              "## Accuracy at the best learning rate (%)\n", T.to_markdown(pivots["accuracy_pivot"], index=True),
              "## Relative gain over the linear probe (%)\n", T.to_markdown(pivots["gain_pivot"], index=True),
-             "## Learning-rate sensitivity (accuracy points)\n", T.to_markdown(pivots["lr_sensitivity_pivot"], index=True),
+             "## Learning-rate sensitivity (accuracy points)\n",
+             T.to_markdown(pivots["lr_sensitivity_pivot"], index=True) if has_sensitivity else NO_SENSITIVITY + "\n",
              "## MHA against each other group\n", T.to_markdown(tests),
              "## Spearman: plasticity vs relative gain\n", T.to_markdown(corr),
              "## Measured plasticity ranking\n", T.to_markdown(ranking), "## Figures\n"]

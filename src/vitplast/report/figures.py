@@ -153,8 +153,9 @@ def gain_figure(gains: pd.DataFrame, path: Path, title: str) -> Path | None:
 
 
 def lr_figure(means: pd.DataFrame, path: Path, title: str) -> Path | None:
-    """Per dataset: seed-mean test accuracy against the learning rate, one line per group."""
-    if means.empty:
+    """Per dataset: seed-mean test accuracy against the learning rate, one line per group; ``None`` when
+    no group has more than one lr (nothing to show)."""
+    if means.empty or means.groupby(["dataset", "group"])["lr"].nunique().max() < 2:
         return None
     datasets = list(dict.fromkeys(means["dataset"]))
     fig, axes = _grid(len(datasets), ncols=3, size=(4.4, 3.2))

@@ -9,7 +9,8 @@ checkpoint; NaN for a run that diverged before its first evaluation) and ``probe
 * best lr of ``(model, optimizer, dataset, group)``: the lr with the highest seed-mean accuracy (ties:
   the smallest lr; NaN means never win). The reported accuracy is the mean +- std at that lr;
 * relative gain: ``(acc_mean - probe_acc) / probe_acc`` at the best lr;
-* lr sensitivity: ``max - min`` over lrs of the seed-mean accuracy (NaN means ignored);
+* lr sensitivity: ``max - min`` over lrs of the seed-mean accuracy (NaN means ignored); NaN where fewer
+  than two lrs have a mean (one lr says nothing about sensitivity);
 * paired tests of a reference group (MHA) against each other group across datasets, per model and
   optimizer, on the best-lr seed-mean accuracies: ``scipy.stats.ttest_rel`` (two-sided) and
   ``scipy.stats.wilcoxon(ref, other, alternative="greater")`` (one-sided: ref better);
@@ -86,7 +87,7 @@ def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
     for key, t in sm.groupby(KEYS, sort=True):
         t = t.sort_values("lr")
         valid = t[t["acc_mean"].notna()]
-        sens = float(valid["acc_mean"].max() - valid["acc_mean"].min()) if len(valid) else math.nan
+        sens = float(valid["acc_mean"].max() - valid["acc_mean"].min()) if len(valid) >= 2 else math.nan
         if len(valid):
             best = valid.iloc[int(np.argmax(valid["acc_mean"].to_numpy()))]  # first (smallest lr) among ties
             row = {"best_lr": best["lr"], "acc_mean": best["acc_mean"], "acc_std": best["acc_std"],
