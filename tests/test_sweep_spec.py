@@ -139,7 +139,7 @@ def test_builtin_suites_have_the_documented_size() -> None:
     adamw = {t.config["lr"] for t in paper.of_kind("finetune") if t.config["optimizer"] == "adamw"}
     assert adamw == {3e-5, 1e-4, 3e-4, 6e-4}
     mini = build_plan(mini_suite())
-    assert mini.counts() == {"probe": 6, "plasticity": 6, "finetune": 6 * 7 * 2 * 1}
+    assert mini.counts() == {"probe": 6, "plasticity": 6, "finetune": 6 * 7 * 1 * 1}
     groups = {tuple(t.config["train"]) for t in mini.of_kind("finetune")}
     assert groups == {(g,) for g in ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2")}
     corruptions = {t.config["data"] for t in mini.of_kind("finetune") if "source-c" in t.config["data"]}
