@@ -1,36 +1,59 @@
-"""Real learning check (issue 5): finetuning MHA of the pretrained micro-ViT on mini:digits beats the probe.
+"""Real learning check (issue 5): finetuning MHA of the pretrained micro-ViT on mini:digits from a new random head.
 
-Needs the bundled micro-ViT checkpoint (created by ``vitplast pretrain --install``) and the ``mini:``
-data sets; skipped until both exist. VITPLAST_HEAVY=full runs the longer schedule.
+Needs the bundled micro-ViT checkpoint and the ``mini:`` data sets; skipped until both exist. The run starts
+from the paper's random head (chance: 10 %), so a high accuracy can only come from training. In CI (reduced):
+150 steps must reach 85 % (measured 90.3 %). With VITPLAST_HEAVY=full: 240 steps must beat the mean-pooled
+linear probe (measured 93.6 % vs 89.2 %), and a negative control (the same run with MHA frozen, only the head
+trained) must fall clearly behind, so the gain is MHA's own (a broken MHA update fails the check).
+
+Recipe: AdamW lr 1e-3, batch 32, no augmentation (RandomResizedCrop and pad-crop + flip turn 32 px digits into a
+different distribution). SGD learns a new head on this model far more slowly (README, "Finetuning the micro-ViT").
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
 from vitplast.models.micro import CHECKPOINT
 
 
-@pytest.mark.heavy
-def test_finetuning_mha_on_digits_beats_linear_probe() -> None:
+def _finetune_mha(steps: int) -> dict[str, Any]:
+    from vitplast.train import finetune
+
+    return finetune("micro", "mini:digits", "mha", optimizer="adamw", lr=1e-3, steps=steps, batch_size=32,
+                    eval_every=steps, augment="none", head_init="random", seed=0, device="cpu").result
+
+
+@pytest.fixture
+def micro_and_digits() -> None:
     if not CHECKPOINT.is_file():
         pytest.skip("the micro-ViT checkpoint is not built yet (vitplast pretrain --install)")
     from vitplast.data import available
 
     if "mini" not in available():
         pytest.skip("the mini: data sets are not available")
-    from vitplast.train import finetune
+
+
+@pytest.mark.heavy
+@pytest.mark.usefixtures("micro_and_digits")
+def test_finetuning_mha_from_a_random_head_learns_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    full = os.environ.get("VITPLAST_HEAVY") == "full"
+    res = _finetune_mha(240 if full else 150)
+    assert res["trainable_params"] > 0
+    if not full:
+        assert res["test_acc"] >= 0.85, res["test_acc"]
+        return
+    from vitplast.train import groups as groups_mod
     from vitplast.train.probe import linear_probe
 
     probe = linear_probe("micro", "mini:digits", device="cpu")
-    steps = 300 if os.environ.get("VITPLAST_HEAVY") == "full" else 100
-    # no augmentation: RandomResizedCrop (scale 0.08-1) and reflect-pad crop + flip both turn 32 px digits into
-    # a different distribution (a probe-initialised head scores 29 % on pad-cropped train images vs 97 % clean)
-    # LP-FT: the new head starts from the standardised probe on its own inputs; finetuning MHA must then
-    # improve on the mean-pooled linear probe. (From a random head, a few hundred steps cannot catch up with
-    # a converged probe on this model: see README, "Finetuning the micro-ViT".)
-    res = finetune("micro", "mini:digits", "mha", steps=steps, batch_size=64, lr=0.01, eval_every=50,
-                   augment="none", head_init="probe", seed=0, device="cpu").result
     assert res["test_acc"] > probe["test_acc"], (res["test_acc"], probe["test_acc"])
+    # negative control: freeze MHA (keep only the head trainable) and run the identical recipe
+    real = groups_mod.trainable_groups
+    monkeypatch.setattr(groups_mod, "trainable_groups", lambda vit, train: {"head": real(vit, train)["head"]})
+    head_only = _finetune_mha(240)
+    assert head_only["trainable_params"] < res["trainable_params"]
+    assert res["test_acc"] > head_only["test_acc"] + 0.03, (res["test_acc"], head_only["test_acc"])
