@@ -33,7 +33,7 @@ def test_paper_dry_run_writes_the_full_grid(tmp_path: Path, capsys: pytest.Captu
 
 def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["reproduce", "--suite", "mini", "--dry-run", "--out", str(tmp_path / "m")]) == 0
-    assert "84 runs" in capsys.readouterr().out
+    assert "42 runs" in capsys.readouterr().out
     plan = build_plan(load_sweep(tmp_path / "m" / "sweep.yaml"))
     assert {t.config["model"] for t in plan.tasks} == {"micro"}
     assert _run(["reproduce", "--suite", "mini", "--quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0

@@ -9,6 +9,7 @@ weights are loaded again, so a run is never combined with a different base model
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,14 @@ def frozen_fingerprint(vit: ViT) -> str:
 
 
 def save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write a ``.safetensors`` file atomically."""
+    """Write a ``.safetensors`` file atomically, byte-identical for identical inputs.
+
+    safetensors writes several metadata keys in an arbitrary order (the same weights would hash differently), so
+    ``metadata`` is stored as one key, ``vitplast``, holding the JSON of the dict with sorted keys."""
     from safetensors.torch import save_file
 
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    meta = {"vitplast": json.dumps(metadata, sort_keys=True)} if metadata else None
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_tensors(path: Path) -> dict[str, Tensor]:

@@ -78,8 +78,7 @@ def build_model(cfg: TrainConfig, num_classes: int, model: ViT | None = None) ->
     """The model of a run: loaded from ``cfg.model`` (random init seeded by ``cfg.seed``) or ``model``,
     with a new classifier for ``num_classes`` classes initialised under ``cfg.seed``."""
     if model is None:
-        torch.manual_seed(cfg.seed)
-        model = load_model(cfg.model, random_weights=cfg.random_weights)
+        model = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     model.reset_head(num_classes)
     return model
@@ -93,8 +92,7 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
     """Validate ``cfg`` and build model and data; raises :class:`VitplastError` before anything is written."""
     cfg.validate()
     if model is None:
-        torch.manual_seed(cfg.seed)
-        model = load_model(cfg.model, random_weights=cfg.random_weights)
+        model = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     bundle = data if data is not None else load_bundle(cfg, model.data_config.input_size)
     n_train = len(bundle.train)  # type: ignore[arg-type]
     if n_train == 0 or len(bundle.val) == 0:  # type: ignore[arg-type]
