@@ -423,6 +423,29 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 MICRO = ["--model", "timm:vit_micro_patch4_32", "--random-weights", "--data", "random:12", "--source", "random:12"]
 
 
+def test_cli_bounds_strict_exits_1_on_a_violation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vitplast.bounds.run as bounds_run
+
+    real = bounds_run.compute_bounds
+
+    def shrunk(*args: Any, **kwargs: Any) -> Any:  # bounds a million times too small: every pair violates them
+        res = real(*args, **kwargs)
+        res.table["bound"] = res.table["bound"] * 1e-6
+        return res
+
+    monkeypatch.setattr(bounds_run, "compute_bounds", shrunk)
+    args = ["bounds", *MICRO, "--pairs", "4", "--batch-size", "4"]
+    code, stdout, _ = run([*args, "--out", str(tmp_path / "a")], capsys)
+    assert code == 0 and "VIOLATIONS" in stdout and not pd.read_csv(tmp_path / "a" / "violations.csv").empty
+    code, stdout, _ = run([*args, "--strict", "--out", str(tmp_path / "b")], capsys)
+    assert code == 1 and "VIOLATIONS" in stdout
+    monkeypatch.setattr(bounds_run, "compute_bounds", real)
+    code, _, err = run([*args, "--strict", "--out", str(tmp_path / "c")], capsys)
+    assert code == 0, err
+
+
 def test_cli_bounds_writes_table_check_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "b"
     code, stdout, err = run(["bounds", *MICRO, "--pairs", "6", "--batch-size", "4", "--out", str(out)], capsys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,13 @@ def bounds(
     random_weights: bool = typer.Option(
         False, "--random-weights", help="Build the architecture with random weights (offline)."
     ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit with status 1 when a measured pair exceeds a rigorous bound (for CI)."
+    ),
 ) -> None:
     """Bound the plasticity of ln1, mha, ln2, fc1 and fc2 in every block (embedding mode, SPEC 2).
 
-    Writes OUT/bounds.csv, check.csv, violations.csv, bounds.png and bounds.json. Prints the check of every rigorous bound against every measured pair and the Spearman correlation of the measured ranking with the theory's.
+    Writes OUT/bounds.csv, check.csv, violations.csv, bounds.png and bounds.json. Prints the check of every rigorous bound against every measured pair and the Spearman correlation of the measured ranking with the theory's. Violations are reported with exit status 0, or 1 with --strict.
     """
     cfg = BoundsConfig(
         model=model,
@@ -66,6 +70,9 @@ def bounds(
 
         record = run_bounds(cfg, out, progress=make)
     print_summary(record, out)
+    chk = record["check"]
+    if strict and chk.get("status") == "checked" and not chk["all_hold"]:
+        sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 
 
 def _fmt(x: Any) -> str:
