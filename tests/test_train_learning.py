@@ -4,7 +4,8 @@ Needs the bundled micro-ViT checkpoint and the ``mini:`` data sets; skipped unti
 from the paper's random head (chance: 10 %), so a high accuracy can only come from training. In CI (reduced):
 150 steps must reach 85 % (measured 90.3 %). With VITPLAST_HEAVY=full: 240 steps must beat the mean-pooled
 linear probe (measured 93.6 % vs 89.2 %), and a negative control (the same run with MHA frozen, only the head
-trained) must fall clearly behind, so the gain is MHA's own (a broken MHA update fails the check).
+trained: measured 50.6 %) must fall behind by 20 points, so the gain is MHA's own (a broken MHA update fails
+both forms of the check).
 
 Recipe: AdamW lr 1e-3, batch 32, no augmentation (RandomResizedCrop and pad-crop + flip turn 32 px digits into a
 different distribution). SGD learns a new head on this model far more slowly (README, "Finetuning the micro-ViT").
@@ -56,4 +57,4 @@ def test_finetuning_mha_from_a_random_head_learns_digits(monkeypatch: pytest.Mon
     monkeypatch.setattr(groups_mod, "trainable_groups", lambda vit, train: {"head": real(vit, train)["head"]})
     head_only = _finetune_mha(240)
     assert head_only["trainable_params"] < res["trainable_params"]
-    assert res["test_acc"] > head_only["test_acc"] + 0.03, (res["test_acc"], head_only["test_acc"])
+    assert res["test_acc"] > head_only["test_acc"] + 0.20, (res["test_acc"], head_only["test_acc"])
