@@ -62,7 +62,9 @@ def _check_resumed(out: Path, before: dict[str, tuple[int, bytes]], executor: st
     for run_id, stamp in before.items():
         assert after[run_id] == stamp, f"finished run {run_id} was redone or changed"
     done = collections.Counter(e["id"] for e in read_events(out) if e["event"] == "done")
-    assert set(done) == set(after) and max(done.values()) == 1, done
+    # a SIGKILL between a run's result.json and its "done" event leaves that event out: the run counts as
+    # finished (its result is kept, never redone), so only runs finished after the kill must have one
+    assert set(after) - set(before) <= set(done) <= set(after) and max(done.values()) == 1, done
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 4 and set(table["status"]) == {"done"}
     for _, row in table.iterrows():
