@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,22 +25,18 @@ ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N
 ExecOpt = Annotated[str, typer.Option("--executor", help="ray (Ray Tune, default) or local (one task at a time, in process)")]
 
 
-def _floats(text: str | None, name: str) -> list[float] | None:
+N = TypeVar("N", int, float)
+
+
+def _numbers(text: str | None, name: str, cast: type[N]) -> list[N] | None:
+    """``"0.01,0.03"`` (commas or spaces) -> numbers of type ``cast``; ``None`` stays ``None``."""
     if text is None:
         return None
     try:
-        return [float(x) for x in text.replace(" ", ",").split(",") if x]
+        return [cast(x) for x in text.replace(" ", ",").split(",") if x]
     except ValueError:
-        raise VitplastError(f"{name} takes a comma list of numbers, got {text!r}") from None
-
-
-def _ints(text: str | None, name: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.replace(" ", ",").split(",") if x]
-    except ValueError:
-        raise VitplastError(f"{name} takes a comma list of integers, got {text!r}") from None
+        what = "integers" if cast is int else "numbers"
+        raise VitplastError(f"{name} takes a comma list of {what}, got {text!r}") from None
 
 
 def _strs(text: str | None) -> list[str] | None:
@@ -55,8 +51,8 @@ def grid_from_flags(
     if not datasets:
         raise VitplastError("give a sweep file, or at least --datasets (and --models, default micro)")
     data: dict[str, Any] = {"name": "sweep", "models": _strs(models) or ["micro"], "datasets": _strs(datasets)}
-    for key, value in (("groups", _strs(groups)), ("optimizers", _strs(optimizers)), ("lrs", _floats(lrs, "--lrs")),
-                       ("seeds", _ints(seeds, "--seeds"))):
+    for key, value in (("groups", _strs(groups)), ("optimizers", _strs(optimizers)), ("lrs", _numbers(lrs, "--lrs", float)),
+                       ("seeds", _numbers(seeds, "--seeds", int))):
         if value is not None:
             data[key] = value
     data |= {"train": train, "probe": probe, "plasticity": plasticity if plasticity is not None else False, "run": run}
@@ -279,7 +275,7 @@ def reproduce(
                                     "or pass --random-weights to check the chain")
         if model == "micro" and random_weights:
             model = "timm:vit_micro_patch4_32"  # the micro-ViT architecture without its checkpoint
-        lr_list, seed_list = _floats(lrs, "--lrs"), _ints(seeds, "--seeds")
+        lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
         spec = mini_suite(model, random_weights, quick, steps, tuple(lr_list) if lr_list else None,
                           tuple(seed_list) if seed_list else None)
         sizes, throughput, device_word = mini_sizes, mini_throughput, "CPU (1 thread per trial)"
