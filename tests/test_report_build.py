@@ -151,3 +151,20 @@ def test_report_command(report_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "report.html" in out and "supported" in out
     assert set(COMPONENTS) <= set(pd.read_csv(report_dir / "plasticity.csv")["component"])
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_accuracy_figure_draws_error_bars_only_with_a_std(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds: int) -> None:
+    import vitplast.report.figures as F
+
+    figs: list[object] = []
+    monkeypatch.setattr(F, "save", lambda fig, path: figs.append(fig) or path)
+    std = 0.01 if seeds > 1 else math.nan
+    gains = pd.DataFrame({"dataset": "d", "group": ["mha", "ln1"], "acc_mean": [0.8, 0.6],
+                          "acc_std": [std, std], "probe_acc": [0.7, 0.7]})
+    F.accuracy_figure(gains, tmp_path / "a.png", "t")
+    ax = figs[0].axes[0]  # type: ignore[attr-defined]
+    bars = [c for c in ax.containers if c.__class__.__name__ == "BarContainer"]
+    assert [round(r.get_height(), 6) for r in bars[0]] == [60.0, 80.0]  # GROUP_ORDER: ln1 before mha
+    assert (bars[0].errorbar is not None) == (seeds > 1)

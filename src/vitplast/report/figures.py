@@ -107,7 +107,10 @@ def bounds_figures(bounds: pd.DataFrame, plast: pd.DataFrame, out_dir: Path) -> 
 
 
 def accuracy_figure(gains: pd.DataFrame, path: Path, title: str) -> Path | None:
-    """Per dataset: best-lr test accuracy (mean +- std over seeds) of each group; the probe as a dashed line."""
+    """Per dataset: best-lr test accuracy (mean +- std over seeds) of each group; the probe as a dashed line.
+
+    Error bars are drawn only for a dataset where some group has a std (two or more seeds).
+    """
     if gains.empty:
         return None
     datasets = list(dict.fromkeys(gains["dataset"]))
@@ -116,8 +119,9 @@ def accuracy_figure(gains: pd.DataFrame, path: Path, title: str) -> Path | None:
         t = gains[gains["dataset"] == ds].set_index("group")
         groups = ordered_groups(list(t.index))
         x = np.arange(len(groups))
-        ax.bar(x, 100 * t.loc[groups, "acc_mean"], yerr=100 * t.loc[groups, "acc_std"].fillna(0),
-               color=[color(g) for g in groups], capsize=3)
+        std = t.loc[groups, "acc_std"]
+        ax.bar(x, 100 * t.loc[groups, "acc_mean"], color=[color(g) for g in groups],
+               yerr=100 * std.fillna(0) if std.notna().any() else None, capsize=3)
         probe = t["probe_acc"].dropna()
         if len(probe):
             ax.axhline(100 * probe.iloc[0], ls="--", color="black", lw=1, label="linear probe")
