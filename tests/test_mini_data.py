@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from vitplast.data import DataContext, available, load_data
 from vitplast.data.mini import cache, procedural, real, shifted, source, textures
-from vitplast.data.mini.common import stratified_splits
+from vitplast.data.mini.common import split_pool, stratified_splits
 from vitplast.data.mini.corruptions import CORRUPTIONS, corrupt
 from vitplast.errors import VitplastError
 
@@ -236,6 +236,12 @@ def test_source_c_splits_the_corrupted_test_set(source_bundle) -> None:
     assert sum(b.info["sizes"].values()) == len(source_bundle.test)
     pooled = torch.cat([b.split(s).labels for s in SPLITS])
     assert torch.equal(torch.bincount(pooled, minlength=48), torch.bincount(source_bundle.test.labels, minlength=48))
+    again = load_data("mini:source-c:contrast:4")  # from the cache now, and the same as built from scratch
+    assert again.info["cache_hit"] is True and Path(again.info["cache"]).is_file()
+    naive = split_pool(corrupt(source_bundle.test.images, "contrast", 4, seed=list(CORRUPTIONS).index("contrast")),
+                       source_bundle.test.labels.numpy())
+    for s in SPLITS:
+        assert torch.equal(again.split(s).images, naive[s][0]) and torch.equal(again.split(s).labels, naive[s][1])
     assert shifted.parse("") == ("gaussian_noise", 5)
     assert shifted.parse("snow") == ("snow", 5)
 

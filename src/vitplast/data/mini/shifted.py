@@ -5,16 +5,19 @@ Like the paper's CIFAR-10-C protocol (SPEC section 3), the 4,992 corrupted test 
 80/20 into train / val, class-stratified with a fixed seed: 3,194 / 799 / 999 images. Corruptions
 (:mod:`vitplast.data.mini.corruptions`): ``gaussian_noise`` (default), ``motion_blur``, ``contrast``,
 ``snow``, ``speckle_noise``; severity 1-5 (default 5). The corruption noise is seeded by the
-corruption alone, so severities differ only in strength. Built from the cached source set in about a
-second; not cached itself.
+corruption alone, so severities differ only in strength. Built from the cached source set in a few
+seconds and cached beside it (one file per corruption and severity), so sweeps pay for it once.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from vitplast.data.base import DataBundle
 from vitplast.data.mini import source
+from vitplast.data.mini.cache import Splits, cached
 from vitplast.data.mini.common import bundle, split_pool
 from vitplast.data.mini.corruptions import CORRUPTIONS, corrupt
 from vitplast.data.registry import DataContext
@@ -22,6 +25,7 @@ from vitplast.errors import VitplastError
 
 DEFAULT_CORRUPTION = "gaussian_noise"
 DEFAULT_SEVERITY = 5
+VERSION = 1  # bump when a corruption or the split changes (invalidates caches)
 
 
 def parse(arg: str) -> tuple[str, int]:
@@ -39,19 +43,32 @@ def parse(arg: str) -> tuple[str, int]:
     return name, int(parts[1])
 
 
+def cache_path(base_cache: Path, name: str, severity: int) -> Path:
+    """Beside the source set's cache file, named by its generator version and seed (so it follows them)."""
+    return base_cache.with_name(f"{base_cache.stem}-c{VERSION}-{name}-{severity}.pt")
+
+
 def load(arg: str, ctx: DataContext) -> DataBundle:
     name, severity = parse(arg)
     base = source.load("source", "", ctx)
-    images = base.test.images  # type: ignore[attr-defined]
-    labels = base.test.labels.numpy()  # type: ignore[attr-defined]
-    shifted = corrupt(images, name, severity, seed=list(CORRUPTIONS).index(name))
+
+    def build() -> Splits:
+        images = base.test.images  # type: ignore[attr-defined]
+        labels = base.test.labels.numpy()  # type: ignore[attr-defined]
+        shifted = corrupt(images, name, severity, seed=list(CORRUPTIONS).index(name))
+        return split_pool(shifted, np.asarray(labels))
+
+    path = cache_path(Path(base.info["cache"]), name, severity)
+    splits, hit = cached(path, build)
     return bundle(
         f"mini:source-c:{name}:{severity}",
         base.classes,
-        split_pool(shifted, np.asarray(labels)),
+        splits,
         origin="mini:source test images under a CIFAR-10-C-style corruption, split 80/20",
         corruption=name,
         severity=severity,
         seed=base.info["seed"],
         generator_version=base.info["generator_version"],
+        cache=str(path),
+        cache_hit=hit,
     )
