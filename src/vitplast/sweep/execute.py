@@ -10,7 +10,9 @@ Contract of :func:`execute_task`:
 * any exception is caught and recorded in ``<task dir>/error.txt`` (type, message, traceback, written
   atomically) and the outcome says ``failed``; the error file of an earlier attempt is removed when the
   task starts again. Nothing is raised, so a failing task never stops the others;
-* start / done / failed events are appended to ``DIR/events.jsonl`` (one JSON object per line).
+* start / done / failed events are appended to ``DIR/events.jsonl`` (one JSON object per line). A kill
+  between a task's result file and its ``done`` event leaves that event out; :func:`reconcile_events`
+  (called when a sweep starts) appends it, marked ``recovered``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import platform
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,17 @@ def read_events(root: Path) -> list[dict[str, Any]]:
         with contextlib.suppress(json.JSONDecodeError):
             rows.append(json.loads(line))
     return rows
+
+
+def reconcile_events(root: Path, tasks: Sequence[Task]) -> list[str]:
+    """Append a ``done`` event (``recovered: true``) for each finished task (result file present) whose
+    last event is ``start`` and that no process is running; returns their ids. Afterwards every finished
+    task's last event is ``done``."""
+    last = {row.get("id"): row.get("event") for row in read_events(root)}
+    fixed = [t for t in tasks if last.get(t.id) == "start" and t.is_done(root) and not is_running(root, t.id)]
+    for t in fixed:
+        log_event(root, t, "done", recovered=True)
+    return [t.id for t in fixed]
 
 
 def lock_path(root: Path, task_id: str) -> Path:

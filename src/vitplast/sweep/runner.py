@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.errors import VitplastError
-from vitplast.sweep.execute import execute_task
+from vitplast.sweep.execute import execute_task, reconcile_events
 from vitplast.sweep.plan import Plan, Task, build_plan
 from vitplast.sweep.results import SweepTables, write_tables
 from vitplast.sweep.spec import SweepSpec
@@ -128,6 +128,7 @@ def run_sweep(
             f"{len(busy)} task(s) of {out} are being run by another process (e.g. {busy[0]}): "
             "wait for it or stop it before running this sweep again"
         )
+    reconcile_events(out, plan.tasks)
     todo = [t for t in plan.tasks if states[t.id] != "done" and (retry_failed or states[t.id] != "failed")]
     skipped = sum(s == "done" for s in states.values())
     if on_start is not None:
