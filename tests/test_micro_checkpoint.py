@@ -24,6 +24,15 @@ def test_checkpoint_file_matches_its_card() -> None:
     assert (MICRO_DIR / "model_card.md").read_text().count(CARD["checkpoint_sha256"]) == 1
 
 
+def test_markdown_card_is_rendered_from_the_json_card() -> None:
+    from vitplast.train.pretrain import model_card_markdown
+
+    assert (MICRO_DIR / "model_card.md").read_text() == model_card_markdown(CARD)
+    for row in CARD.get("reproductions", []):  # a re-creation: same command but the device, different file
+        assert row["command"].replace(" --device cpu", " --device cuda") == CARD["command"]
+        assert row["checkpoint_sha256"] != CARD["checkpoint_sha256"] and 0.5 < row["agreement"] <= 1
+
+
 def test_micro_loads_offline_with_its_own_preprocessing() -> None:
     vit = load_model("micro")
     assert (vit.depth, vit.dim, vit.num_heads, vit.mlp_dim) == (6, 192, 3, 768)

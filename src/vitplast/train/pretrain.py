@@ -192,5 +192,42 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "",
         f"SHA-256 of `{card['checkpoint']}`: `{card['checkpoint_sha256']}`",
         "",
+        *_reproducing_markdown(card.get("reproductions", [])),
     ]
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.2f} h"
+
+
+def _reproducing_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The card's "Reproducing" section, with a table of recorded re-creations (``card["reproductions"]``:
+    ``device, command, wall_seconds, seconds_per_step, best_val_acc, best_step, source_test_acc,
+    source_test_acc_fp32, agreement`` each)."""
+    lines = [
+        "## Reproducing",
+        "",
+        "Run the command above (with `--device cpu` on a laptop). Initialisation, data order and augmentation "
+        "depend only on the seed, so two runs on one device give bitwise-identical weights "
+        "(`tests/test_train_cli.py`); on another device the floating-point results differ, so the weights differ "
+        "too. `tests/test_micro_checkpoint.py` checks that the shipped file loads offline and scores its recorded "
+        "accuracy.",
+        "",
+    ]
+    if not rows:
+        return [*lines, "No re-creation on another device has been recorded yet.", ""]
+    lines += [
+        "Recorded re-creations (same command and seed; *agreement* = share of the source test images on which "
+        "the re-created model predicts the same class as the shipped one):",
+        "",
+        "| device | command | wall time | s / step | best val acc (step) | source test acc fp16 (fp32) | agreement |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['device']} | `{r['command']}` | {_duration(r['wall_seconds'])} | {r['seconds_per_step']:.3g} | "
+            f"{100 * r['best_val_acc']:.2f} % ({r['best_step']}) | {100 * r['source_test_acc']:.2f} % "
+            f"({100 * r['source_test_acc_fp32']:.2f} %) | {100 * r['agreement']:.1f} % |"
+        )
+    return [*lines, ""]
