@@ -1,6 +1,6 @@
 """Pretraining the bundled micro-ViT on ``mini:source`` (``vitplast pretrain``), with the training engine.
 
-Recipe (3,000 steps of batch 128: 1 minute on an H100, about 2.2 hours at the 2.7 s per step measured on the
+Recipe (3,000 steps of batch 128: 1 minute on an H100, 2.4 hours at the 2.8 s per step measured on the
 2 CPU cores of the build machine): ``timm:vit_micro_patch4_32`` from a random initialisation seeded by
 ``seed``, all parameters trained, AdamW (weight decay 0.05 on matrices),
 linear warmup then cosine decay, gradient clipping at 1.0, label smoothing 0.1, augmentation = random crop
