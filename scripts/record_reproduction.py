@@ -44,6 +44,10 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path, help="the --out directory of the re-creating `vitplast pretrain`")
     args = parser.parse_args()
     card_path = MICRO_DIR / "model_card.json"
+    if not (args.run_dir / "model_card.json").is_file():
+        print(f"error: {args.run_dir} holds no model_card.json: give the --out of a finished `vitplast pretrain`",
+              file=sys.stderr)
+        return 2
     shipped, new = json.loads(card_path.read_text()), json.loads((args.run_dir / "model_card.json").read_text())
     recipe = {k: new["recipe"].get(k) for k in shipped["recipe"]}  # options added since keep their defaults
     if recipe != shipped["recipe"]:
