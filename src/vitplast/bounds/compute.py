@@ -20,6 +20,13 @@ mha    max_r                if no      section 2 formula, r = max token norm of 
                             q bias
 mha    max_r_qbias          yes        same with the query bias folded in (formulas module docstring)
 =====  ===================  =========  ======================================================================
+
+Model families (``docs/model-families.md``): a LayerScale ``s`` is part of ``mha`` and ``fc2``, so the
+bounds use ``diag(s) W_O`` and ``diag(s) W2`` (norms at most ``max|s|`` times the unscaled ones) and stay
+rigorous; a gated MLP's FC1 is the stacked linear map ``[W_value; W_gate]``, bounded by its spectral norm.
+Attention outside the softmax bound's theory (qk-norm, rotary embedding, relative position bias, a norm
+inside attention, gated attention; :attr:`~vitplast.models.vit.Block.mha_unbounded`) gets every ``mha``
+variant as a "no rigorous bound" row: ``bound`` NaN, ``rigorous`` False and the reason in ``note``.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from vitplast.bounds.formulas import (
 )
 from vitplast.bounds.stats import TokenStats, token_stats
 from vitplast.errors import VitplastError
-from vitplast.models import ViT, as_vit
+from vitplast.models import Block, ViT, as_vit
 from vitplast.plasticity import ImageSource
 
 #: The bound drawn and ranked for each component (a rigorous one).
@@ -66,7 +73,7 @@ VARIANTS: dict[str, str] = {
     "max_r": "same formula, r = max token norm of both streams, attention biases ignored",
     "max_r_qbias": "same formula on tokens [x; a_h] with the query bias folded into A^h (rigorous with biases)",
 }
-COLUMNS = ["layer", "component", "variant", "bound", "rigorous", "r", "n", "sigma_min"]
+COLUMNS = ["layer", "component", "variant", "bound", "rigorous", "r", "n", "sigma_min", "note"]
 
 
 @dataclass
@@ -74,7 +81,7 @@ class BoundsResult:
     """Outcome of :func:`compute_bounds`.
 
     ``table``: one row per (layer, component, variant) with columns :data:`COLUMNS` (``r``, ``n``,
-    ``sigma_min`` set where the bound uses them). ``stats``: the data quantities. ``heads``: per layer and
+    ``sigma_min`` set where the bound uses them; ``note`` says why a row has no bound). ``stats``: the data quantities. ``heads``: per layer and
     head the MHA ingredients (norms of W_O^h, W_V^h, A^h, of the query-bias vector c^h and the chosen a_h).
     """
 
@@ -108,10 +115,11 @@ def bounds_from_stats(vit: ViT, stats: TokenStats) -> BoundsResult:
     rows: list[dict[str, Any]] = []
     head_rows: list[dict[str, Any]] = []
 
-    def add(layer: int, comp: str, variant: str, bound: float, rigorous: bool, **q: float) -> None:
+    def add(layer: int, comp: str, variant: str, bound: float, rigorous: bool, note: str = "", **q: float) -> None:
         rows.append(
             {"layer": layer, "component": comp, "variant": variant, "bound": bound, "rigorous": rigorous}
             | {k: q.get(k, float("nan")) for k in ("r", "n", "sigma_min")}
+            | {"note": note}
         )
 
     def add_ln(layer: int, comp: str, ln: torch.nn.LayerNorm) -> None:
@@ -122,8 +130,21 @@ def bounds_from_stats(vit: ViT, stats: TokenStats) -> BoundsResult:
         add(layer, comp, "sigma_min_endpoints", bound_end, True, sigma_min=sigma_min_end)
         add(layer, comp, "paper_max_gamma", layernorm_paper(gamma), False)
 
+    def add_linear(layer: int, blk: Block) -> None:
+        lin = linear_bounds(blk.fc1, blk.fc2, vit.dim)
+        add(layer, "fc1", "spectral", lin["fc1"], True)
+        add(layer, "fc2", "spectral_first_d", lin["fc2_first_d"], True)
+        add(layer, "fc2", "spectral_full", lin["fc2_full"], True)
+
     for layer, blk in enumerate(vit.blocks):
         add_ln(layer, "ln1", blk.ln1)
+        if blk.mha_unbounded is not None:
+            note = f"no rigorous bound: {blk.mha_unbounded} is outside the softmax-attention theory"
+            for variant in ("paper_mean_r", "max_r", "max_r_qbias"):
+                add(layer, "mha", variant, float("nan"), False, note, n=n)
+            add_ln(layer, "ln2", blk.ln2)
+            add_linear(layer, blk)
+            continue
         heads = head_terms(blk.attention())
         qbias = any(t.c_norm > 0 for t in heads)
         r_mean = stats.r_mean_target
@@ -144,10 +165,7 @@ def bounds_from_stats(vit: ViT, stats: TokenStats) -> BoundsResult:
                 }
             )
         add_ln(layer, "ln2", blk.ln2)
-        lin = linear_bounds(blk.fc1, blk.fc2, vit.dim)
-        add(layer, "fc1", "spectral", lin["fc1"], True)
-        add(layer, "fc2", "spectral_first_d", lin["fc2_first_d"], True)
-        add(layer, "fc2", "spectral_full", lin["fc2_full"], True)
+        add_linear(layer, blk)
     table = pd.DataFrame(rows, columns=COLUMNS)
     return BoundsResult(
         table=table,

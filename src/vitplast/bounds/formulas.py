@@ -48,7 +48,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch import Tensor, nn
 
-from vitplast.models.vit import AttentionWeights
+from vitplast.models.vit import AttentionWeights, LinearMap
 
 
 def _f64(t: Tensor) -> Tensor:
@@ -60,8 +60,12 @@ def spectral_norm(weight: Tensor) -> float:
     return float(torch.linalg.matrix_norm(_f64(weight), ord=2))
 
 
-def linear_bounds(fc1: nn.Linear, fc2: nn.Linear, dim: int) -> dict[str, float]:
-    """Spectral norms of FC1, of FC2's first ``dim`` input columns (embedding mode) and of FC2 whole."""
+def linear_bounds(fc1: LinearMap, fc2: LinearMap, dim: int) -> dict[str, float]:
+    """Spectral norms of FC1, of FC2's first ``dim`` input columns (embedding mode) and of FC2 whole.
+
+    ``weight`` is the effective matrix: FC1 of a gated MLP stacks its value and gate projections, and FC2
+    carries the block's LayerScale, ``diag(s) W2``, whose norm is at most ``max|s| ||W2||_2``.
+    """
     return {
         "fc1": spectral_norm(fc1.weight),
         "fc2_first_d": spectral_norm(fc2.weight[:, :dim]),

@@ -5,7 +5,7 @@ Model specs (CLI ``--model`` and :func:`load_model`):
 * ``micro`` - the micro-ViT pretrained on ``mini:source``, shipped in this package (offline);
 * ``timm:ARCH`` - a timm architecture, pretrained weights from the hub (``random_weights`` builds it offline);
 * ``timm:ARCH@FILE`` - a timm architecture with weights from a local ``.safetensors`` (or ``.pth``) file;
-* ``hf:ORG/NAME`` - a transformers ViT from the hub; ``hf:DIR`` or a bare ``DIR`` - a ``save_pretrained`` directory.
+* ``hf:ORG/NAME`` - a transformers ViT, DeiT, DINOv2, BEiT, CLIP or SigLIP vision model from the hub; ``hf:DIR`` or a bare ``DIR`` - a ``save_pretrained`` directory.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from torch import nn
 
 from vitplast.errors import VitplastError
 from vitplast.models import micro as _micro  # registers the micro architecture in timm
-from vitplast.models.hf_adapter import is_hf_vit, load_hf, wrap_hf
-from vitplast.models.timm_adapter import is_timm_vit, load_timm, wrap_timm
-from vitplast.models.vit import AttentionWeights, Block, DataConfig, ViT
+from vitplast.models.hf_adapter import HFViT, is_hf_vit, load_hf, wrap_hf
+from vitplast.models.timm_adapter import TimmViT, is_timm_vit, load_timm, wrap_timm
+from vitplast.models.vit import AttentionWeights, Block, DataConfig, LinearMap, ViT
 
-__all__ = ["AttentionWeights", "Block", "DataConfig", "ViT", "as_vit", "load_model"]
+__all__ = ["AttentionWeights", "Block", "DataConfig", "HFViT", "LinearMap", "TimmViT", "ViT", "as_vit", "load_model"]
 
 
 def load_model(spec: str, random_weights: bool = False, seed: int = 0) -> ViT:

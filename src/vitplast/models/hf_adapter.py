@@ -1,6 +1,8 @@
-"""Adapter for Hugging Face transformers ViT models: the only module that knows their module names.
+"""Adapter for Hugging Face transformers vision transformers: the only module that knows their module names.
 
-Both module layouts are recognised: transformers 4.x (``encoder.layer.N.attention.attention.query``,
+Supported model types (``docs/model-families.md``): ``vit``, ``deit``, ``dinov2``, ``dinov2_with_registers``,
+``beit``, ``clip_vision_model`` and ``siglip_vision_model`` (a bare backbone gets a linear classifier on its own
+pooled output). Both module layouts are recognised: transformers 4.x (``encoder.layer.N.attention.attention.query``,
 ``attention.output.dense``, ``intermediate.dense``, ``output.dense``) and 5.x (``layers.N.attention.q_proj``,
 ``attention.o_proj``, ``mlp.fc1``, ``mlp.fc2``). Checkpoint directories saved by either version load with the
 installed transformers (5.x renames 4.x keys when loading).
@@ -9,170 +11,241 @@ installed transformers (5.x renames 4.x keys when loading).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
 from vitplast.errors import VitplastError
-from vitplast.models.vit import AttentionWeights, Block, DataConfig, ViT, first_output
+from vitplast.models.vit import AttentionWeights, Block, DataConfig, LinearMap, ViT, scaled
+
+#: Backbone model types this adapter computes exactly.
+SUPPORTED = ("vit", "deit", "dinov2", "dinov2_with_registers", "beit", "clip_vision_model", "siglip_vision_model")
+
+
+def _first(obj: Any, *names: str) -> Any:
+    """The first attribute of ``obj`` among ``names`` that exists and is not None."""
+    for n in names:
+        v = getattr(obj, n, None)
+        if v is not None:
+            return v
+    return None
 
 
 def _backbone(model: nn.Module) -> Any:
-    for cand in (model, getattr(model, "vit", None)):
-        if (
-            cand is not None
-            and hasattr(cand, "embeddings")
-            and (hasattr(cand, "layers") or hasattr(getattr(cand, "encoder", None), "layer"))
-        ):
+    for cand in (model, *(getattr(model, a, None) for a in ("vit", "deit", "dinov2", "beit", "vision_model"))):
+        if cand is not None and hasattr(cand, "embeddings") and _layers(cand) is not None:
             return cand
     return None
+
+
+def _layers(backbone: Any) -> Any:
+    enc = getattr(backbone, "encoder", None)
+    return _first(backbone, "layers") or (None if enc is None else _first(enc, "layer", "layers"))
 
 
 def is_hf_vit(module: nn.Module) -> bool:
     return _backbone(module) is not None
 
 
+def _pool(backbone: Any, pixel_values: Tensor) -> Tensor:
+    """The backbone's own image feature: its pooled output (CLIP class token, SigLIP attention pool, BEiT mean)
+    where it has one, else the final-normed class token."""
+    out = backbone(pixel_values=pixel_values)
+    pooled = getattr(out, "pooler_output", None)
+    if pooled is not None and backbone.config.model_type != "vit":  # ViT's pooler is an untrained tanh layer
+        return pooled
+    h: Tensor = out.last_hidden_state
+    return h[:, 0] if backbone.config.model_type != "siglip_vision_model" else h.mean(1)
+
+
 class HFClassifier(nn.Module):
-    """A bare HF ``ViTModel`` plus a linear classifier on the class token (after the final norm)."""
+    """A bare HF backbone plus a linear classifier on its pooled feature (see :func:`_pool`)."""
 
     def __init__(self, backbone: Any, num_classes: int) -> None:
         super().__init__()
         self.vit = backbone
         dim = int(backbone.config.hidden_size)
-        self.classifier = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier: nn.Module = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, pixel_values: Tensor) -> Tensor:
-        h = self.vit(pixel_values=pixel_values).last_hidden_state
-        out: Tensor = self.classifier(h[:, 0])
+        out: Tensor = self.classifier(_pool(self.vit, pixel_values))
         return out
 
 
-def _layer_parts(layer: Any) -> dict[str, Any]:
-    """Named components of one ViT layer in either layout."""
-    att = layer.attention
+def _first_output(out: Any) -> Tensor:
+    return out[0] if isinstance(out, tuple | list) else out
+
+
+def _scale_of(layer: Any, ls_module: str, ls_param: str) -> Tensor | None:
+    """LayerScale of a residual branch: a module with ``lambda1`` (DINOv2) or a parameter (BEiT), else None."""
+    m = getattr(layer, ls_module, None)
+    if isinstance(m, nn.Module):
+        scale = m.lambda1
+        assert isinstance(scale, Tensor)
+        return scale
+    p = getattr(layer, ls_param, None)
+    return p if isinstance(p, Tensor) else None
+
+
+def _mlp_parts(layer: Any, where: str) -> tuple[LinearMap, Callable[[Tensor], Tensor], nn.Linear]:
+    """``(fc1, act, fc2 linear)`` in either layout; DINOv2's SwiGLU FFN stacks ``[gate; up]`` as fc1."""
+    mlp = getattr(layer, "mlp", None)
+    if mlp is not None and hasattr(mlp, "gate_proj"):
+        act_fn = mlp.act_fn
+
+        def gate(u: Tensor) -> Tensor:
+            g, v = u.chunk(2, dim=-1)
+            out: Tensor = act_fn(g) * v
+            return out
+
+        return LinearMap([mlp.gate_proj, mlp.up_proj]), gate, mlp.down_proj
+    if mlp is not None and hasattr(mlp, "fc1"):  # transformers 5.x (and CLIP / SigLIP)
+        return LinearMap([mlp.fc1]), mlp.activation_fn, mlp.fc2
+    if hasattr(layer, "intermediate"):  # transformers 4.x
+        return LinearMap([layer.intermediate.dense]), layer.intermediate.intermediate_act_fn, layer.output.dense
+    raise VitplastError(f"{where}: unrecognised HF MLP layout")
+
+
+def _projections(att: Any, where: str) -> tuple[nn.Linear, nn.Linear, nn.Linear, nn.Linear]:
     if hasattr(att, "q_proj"):  # transformers 5.x
-        mlp = layer.mlp
-        return {
-            "mha": first_output(att),
-            "mha_module": att,
-            "q": att.q_proj,
-            "k": att.k_proj,
-            "v": att.v_proj,
-            "o": att.o_proj,
-            "fc1": mlp.fc1,
-            "act": mlp.activation_fn,
-            "fc2": mlp.fc2,
-        }
+        return att.q_proj, att.k_proj, att.v_proj, _first(att, "o_proj", "out_proj")
     if hasattr(att, "attention") and hasattr(att.attention, "query"):  # transformers 4.x
-        return {
-            "mha": first_output(att),
-            "mha_module": att,
-            "q": att.attention.query,
-            "k": att.attention.key,
-            "v": att.attention.value,
-            "o": att.output.dense,
-            "fc1": layer.intermediate.dense,
-            "act": layer.intermediate.intermediate_act_fn,
-            "fc2": layer.output.dense,
-        }
-    raise VitplastError(f"unrecognised HF attention layout: {type(att).__name__}")
+        return att.attention.query, att.attention.key, att.attention.value, att.output.dense
+    raise VitplastError(f"{where}: unrecognised HF attention layout {type(att).__name__}")
 
 
-def wrap_hf(module: nn.Module, name: str = "hf", data_config: DataConfig | None = None) -> ViT:
-    """Build the :class:`ViT` view of a HF ``ViTForImageClassification`` or ``ViTModel``."""
-    model: Any = module
-    backbone = _backbone(model)
-    if backbone is None:
-        kids = ", ".join(n for n, _ in model.named_children())
-        raise VitplastError(f"{name}: no ViT encoder layers found; top-level modules are: {kids}")
-    if not hasattr(model, "classifier"):
-        model = HFClassifier(backbone, 0)
-    config = backbone.config
-    layers = list(backbone.layers if hasattr(backbone, "layers") else backbone.encoder.layer)
-    heads = int(config.num_attention_heads)
-    blocks: list[Block] = []
-    for layer in layers:
-        parts = _layer_parts(layer)
+class HFViT(ViT):
+    """The :class:`ViT` view of a HF ViT / DeiT / DINOv2 / BEiT / CLIP / SigLIP vision model."""
 
-        def attention(p: dict[str, Any] = parts) -> AttentionWeights:
-            return AttentionWeights(
-                q=p["q"].weight,
-                k=p["k"].weight,
-                v=p["v"].weight,
-                o=p["o"].weight,
-                q_bias=p["q"].bias,
-                k_bias=p["k"].bias,
-                v_bias=p["v"].bias,
-                o_bias=p["o"].bias,
-                num_heads=heads,
-            )
+    library = "hf"
 
-        blocks.append(
-            Block(
-                ln1=layer.layernorm_before,
-                mha=parts["mha"],
-                ln2=layer.layernorm_after,
-                fc1=parts["fc1"],
-                act=parts["act"],
-                fc2=parts["fc2"],
-                attention=attention,
-                params={
-                    "ln1": list(layer.layernorm_before.parameters()),
-                    "mha": list(parts["mha_module"].parameters()),
-                    "ln2": list(layer.layernorm_after.parameters()),
-                    "fc1": list(parts["fc1"].parameters()),
-                    "fc2": list(parts["fc2"].parameters()),
-                },
-            )
+    def __init__(self, module: nn.Module, name: str = "hf", data_config: DataConfig | None = None) -> None:
+        model: Any = module
+        backbone = _backbone(model)
+        if backbone is None:
+            kids = ", ".join(n for n, _ in model.named_children())
+            raise VitplastError(f"{name}: no ViT encoder layers found; top-level modules are: {kids}")
+        config = backbone.config
+        kind = getattr(config, "model_type", "")
+        if kind not in SUPPORTED:
+            raise VitplastError(f"{name}: HF model type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
+        if not isinstance(getattr(model, "classifier", None), nn.Linear | nn.Identity):
+            model = HFClassifier(backbone, 0)  # bare backbone, or DeiT's two teacher heads: one new classifier
+        self.backbone = backbone
+        self.kind = kind
+        self.module = model
+        blocks = [self._parse_layer(i, layer, name) for i, layer in enumerate(_layers(backbone))]
+        shared = getattr(backbone, "shared_position_bias", None)
+        if blocks and isinstance(shared, nn.Module):
+            blocks[0].params["mha"] += list(shared.parameters())
+        classifier = getattr(model, "classifier", None)
+        n_classes = int(classifier.out_features) if isinstance(classifier, nn.Linear) else 0
+        super().__init__(model, blocks, data_config or _default_data_config(config), name, n_classes)
+
+    # --- parsing: the one place that knows HF layer layouts ------------------------------------------
+    def _parse_layer(self, i: int, layer: Any, name: str) -> Block:
+        where = f"{name}: layer {i}"
+        ln1 = _first(layer, "layernorm_before", "norm1", "layer_norm1")
+        ln2 = _first(layer, "layernorm_after", "norm2", "layer_norm2")
+        att = _first(layer, "attention", "self_attn")
+        if not isinstance(ln1, nn.LayerNorm) or not isinstance(ln2, nn.LayerNorm) or att is None:
+            raise VitplastError(f"{where}: not a pre-norm layer with two LayerNorms and self-attention")
+        q, k, v, o = _projections(att, where)
+        fc1, act, fc2_lin = _mlp_parts(layer, where)
+        s1 = _scale_of(layer, "layer_scale1", "lambda_1")
+        s2 = _scale_of(layer, "layer_scale2", "lambda_2")
+        heads = int(self.backbone.config.num_attention_heads)
+        rel = getattr(layer, "relative_position_bias", None)
+        shared = getattr(self.backbone, "shared_position_bias", None)
+
+        def call(x: Tensor) -> Tensor:
+            if rel is None and shared is None:
+                return _first_output(att(x))
+            return _first_output(att(x, attention_mask=self._rel_bias(rel, x.shape[1])))
+
+        def attention() -> AttentionWeights:
+            wo: Tensor = o.weight
+            bo: Tensor | None = o.bias
+            if s1 is not None:
+                wo, bo = s1.unsqueeze(1) * wo, None if bo is None else s1 * bo
+            return AttentionWeights(q.weight, k.weight, v.weight, wo, q.bias, k.bias, v.bias, bo, heads)
+
+        ls_params = {c: [p] if isinstance(p, nn.Parameter) else [] for c, p in (("mha", s1), ("fc2", s2))}
+        return Block(
+            ln1=ln1,
+            mha=scaled(call, lambda: s1),
+            ln2=ln2,
+            fc1=fc1,
+            act=act,
+            fc2=LinearMap([fc2_lin], None if s2 is None else (lambda: s2)),
+            attention=attention,
+            params={
+                "ln1": list(ln1.parameters()),
+                "mha": list(att.parameters()) + ([] if rel is None else list(rel.parameters())) + ls_params["mha"],
+                "ln2": list(ln2.parameters()),
+                "fc1": list(fc1.parameters()),
+                "fc2": list(fc2_lin.parameters()) + ls_params["fc2"],
+            },
+            mha_unbounded="relative position bias" if rel is not None or shared is not None else None,
         )
 
-    def embed(x: Tensor) -> Tensor:
-        out: Tensor = backbone.embeddings(x)
+    def _rel_bias(self, own: Any, n: int) -> Tensor:
+        """BEiT's relative position bias ``[1, H, n, n]`` at the native grid: the layer's own plus the shared one."""
+        cfg = self.backbone.config
+        size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
+        window = (size // cfg.patch_size, size // cfg.patch_size)
+        mods = [m for m in (own, getattr(self.backbone, "shared_position_bias", None)) if m is not None]
+        out: Tensor = sum(m(window, False, dim_size=n) for m in mods)
         return out
 
-    def group_params() -> dict[str, list[nn.Parameter]]:
-        groups: dict[str, list[nn.Parameter]] = {}
-        seen: set[int] = set()
-        for comp in ("ln1", "mha", "ln2", "fc1", "fc2"):
-            groups[comp] = [p for b in blocks for p in b.params[comp]]
-            seen.update(id(p) for p in groups[comp])
-        groups["embed"] = list(backbone.embeddings.parameters())
-        seen.update(id(p) for p in groups["embed"])
-        groups["head"] = [p for p in model.parameters() if id(p) not in seen]
-        return groups
+    # --- forward pieces --------------------------------------------------------------------------------
+    def embed(self, x: Tensor) -> Tensor:
+        h = _first_output(self.backbone.embeddings(x))
+        pre = getattr(self.backbone, "pre_layrnorm", None)  # CLIP's norm before the first layer
+        return pre(h) if pre is not None else h
 
-    def classify(x: Tensor) -> Tensor:
-        out = model(pixel_values=x)
+    def final_norm(self, h: Tensor) -> Tensor:
+        norm = _first(self.backbone, "layernorm", "post_layernorm")
+        return h if norm is None else norm(h)
+
+    def logits(self, x: Tensor) -> Tensor:
+        out = self.module(pixel_values=x)
         return out if isinstance(out, Tensor) else out.logits
 
-    def reset_head(num_classes: int) -> None:
-        dim = int(config.hidden_size)
-        device = next(model.parameters()).device
-        model.classifier = nn.Linear(dim, num_classes).to(device)
+    def pre_logits(self, x: Tensor) -> Tensor:
+        """The classifier's input, captured from the model's own forward pass."""
+        seen: list[Tensor] = []
+        handle = self.classifier.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0]))
+        try:
+            self.logits(x)
+        finally:
+            handle.remove()
+        return seen[0]
+
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.module.classifier  # type: ignore[return-value]
+
+    def _reset_classifier(self, num_classes: int) -> None:
+        model: Any = self.module
+        old = model.classifier
+        dim = int(old.in_features) if isinstance(old, nn.Linear) else int(self.backbone.config.hidden_size)
+        model.classifier = nn.Linear(dim, num_classes).to(self.device)
         if hasattr(model, "num_labels"):
             model.num_labels = num_classes
-            config.num_labels = num_classes
+            model.config.num_labels = num_classes
 
-    if data_config is None:
-        data_config = _default_data_config(config)
-    classifier = getattr(model, "classifier", None)
-    n_classes = int(classifier.out_features) if isinstance(classifier, nn.Linear) else 0
-    return ViT(
-        module=model,
-        blocks=blocks,
-        embed=embed,
-        final_norm=backbone.layernorm,
-        classify=classify,
-        reset_head=reset_head,
-        group_params=group_params,
-        data_config=data_config,
-        name=name,
-        library="hf",
-        num_classes=n_classes,
-        pre_logits=lambda x: backbone(pixel_values=x).last_hidden_state[:, 0],  # after the final norm
-        classifier=lambda: model.classifier,
-    )
+    def embed_params(self) -> list[nn.Parameter]:
+        params = list(self.backbone.embeddings.parameters())
+        pre = getattr(self.backbone, "pre_layrnorm", None)
+        return params + ([] if pre is None else list(pre.parameters()))
+
+
+def wrap_hf(module: nn.Module, name: str = "hf", data_config: DataConfig | None = None) -> HFViT:
+    """Build the :class:`ViT` view of a HF vision model (refused with one line if unsupported)."""
+    return HFViT(module, name, data_config)
 
 
 def _default_data_config(config: Any) -> DataConfig:
@@ -200,10 +273,24 @@ def _processor_data_config(path: Path, config: Any) -> DataConfig:
     return DataConfig(int(size), (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), 1.0, resample)
 
 
+def _model_class(config: Any, ref: str) -> Any:
+    """The transformers class to build: an image classifier, or the vision tower of CLIP / SigLIP."""
+    import transformers
+
+    kind = getattr(config, "model_type", None)
+    if kind in ("clip", "clip_vision_model"):
+        return transformers.CLIPVisionModel
+    if kind in ("siglip", "siglip_vision_model"):
+        return transformers.SiglipVisionModel
+    if kind not in SUPPORTED:
+        raise VitplastError(f"{ref}: HF model type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
+    return transformers.AutoModelForImageClassification._model_mapping[type(config)]
+
+
 def load_hf(ref: str, *, random_weights: bool, spec: str) -> ViT:
     """``hf:ORG/NAME`` from the hub (cache first) or ``hf:DIR`` saved with ``save_pretrained``."""
     try:
-        from transformers import AutoConfig, ViTForImageClassification
+        from transformers import AutoConfig
     except ImportError:
         raise VitplastError("HF models need transformers: pip install 'vitplast[hf]'") from None
     local = Path(ref).expanduser()
@@ -218,15 +305,12 @@ def load_hf(ref: str, *, random_weights: bool, spec: str) -> ViT:
         raise VitplastError(
             f"could not load the config of {ref!r} ({type(exc).__name__}); offline? use a local directory"
         ) from None
-    if getattr(config, "model_type", None) != "vit":
-        raise VitplastError(f"{ref}: model_type {getattr(config, 'model_type', None)!r} is not a ViT")
+    model_cls = _model_class(config, ref)
+    vision = getattr(config, "vision_config", None) or config  # CLIP / SigLIP: the vision tower's config
     try:
-        if random_weights:
-            model = ViTForImageClassification(config)
-        else:
-            model = ViTForImageClassification.from_pretrained(str(local) if is_local else ref)
+        model = model_cls(vision) if random_weights else model_cls.from_pretrained(str(local) if is_local else ref)
     except Exception as exc:
         raise VitplastError(f"could not load weights of {ref!r}: {type(exc).__name__}: {exc}") from None
     model.eval()
-    dc = _processor_data_config(local, config) if is_local else _default_data_config(config)
+    dc = _processor_data_config(local, vision) if is_local else _default_data_config(vision)
     return wrap_hf(model, spec, dc)

@@ -1,8 +1,14 @@
-"""Adapter for timm ``VisionTransformer`` models: the only module that knows timm's module names."""
+"""Adapter for timm vision transformers: the only module that knows timm's module names.
+
+Supported (``docs/model-families.md``): ``VisionTransformer`` (class token or none, register tokens,
+``norm_pre``, LayerScale, qk-norm, gated MLPs, average / attention-pool heads), ``VisionTransformerDistilled``
+(class and distillation token), ``Eva`` (EVA-02, ``vit_*_rope_*``: rotary position embedding, SwiGLU, MLP
+norm) and ``Beit`` (relative position bias, separate q/v biases). Every block is parsed in :func:`_parse_block`;
+a block type, attention or MLP not listed there is refused at load, so no model is half-supported.
+"""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +16,34 @@ import torch
 from torch import Tensor, nn
 
 from vitplast.errors import VitplastError
-from vitplast.models.vit import AttentionWeights, Block, DataConfig, ViT
+from vitplast.models.vit import AttentionWeights, Block, DataConfig, LinearMap, ViT, scaled
+
+#: Block classes that are refused, with the reason (matched by class name, so no import is needed).
+REFUSED_BLOCKS = {
+    "ResPostBlock": "post-norm blocks (norm after the residual branch) are not supported",
+    "EvaBlockPostNorm": "post-norm blocks (norm after the residual branch) are not supported",
+    "ParallelScalingBlock": "parallel blocks (attention and MLP on the same input) are not supported",
+    "ParallelThingsBlock": "parallel blocks (attention and MLP on the same input) are not supported",
+    "DiffParallelScalingBlock": "parallel blocks (attention and MLP on the same input) are not supported",
+}
+_FAMILIES = {  # block class -> (family, accepted attention classes)
+    "timm.models.vision_transformer.Block": ("vit", {"timm.layers.attention.Attention"}),
+    "timm.models.eva.EvaBlock": ("eva", {"timm.models.eva.EvaAttention", "timm.layers.attention.AttentionRope"}),
+    "timm.models.beit.Block": ("beit", {"timm.models.beit.Attention"}),
+}
+_MLPS = {"timm.layers.mlp.Mlp", "timm.layers.mlp.GluMlp", "timm.layers.mlp.SwiGLU"}
+
+
+def _qualname(obj: Any) -> str:
+    t = type(obj)
+    return f"{t.__module__}.{t.__name__}"
 
 
 def is_timm_vit(module: nn.Module) -> bool:
-    return all(hasattr(module, a) for a in ("blocks", "patch_embed", "_pos_embed")) and isinstance(
-        getattr(module, "blocks", None), nn.Sequential | nn.ModuleList
+    return (
+        hasattr(module, "patch_embed")
+        and isinstance(getattr(module, "blocks", None), nn.Sequential | nn.ModuleList)
+        and type(module).__module__.startswith(("timm.", "vitplast."))
     )
 
 
@@ -24,123 +52,232 @@ def _describe(module: nn.Module) -> str:
     return ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
 
 
-def _attention_weights(attn: Any) -> AttentionWeights:
-    qkv: nn.Linear = attn.qkv
-    d = qkv.out_features // 3
-    w = qkv.weight
-    b = qkv.bias
-    q_bias = getattr(attn, "q_bias", None)
-    v_bias = getattr(attn, "v_bias", None)
-    if b is None and q_bias is not None:  # BEiT-style separate biases
-        b = torch.cat([q_bias, torch.zeros_like(q_bias), v_bias])
-    return AttentionWeights(
-        q=w[:d],
-        k=w[d : 2 * d],
-        v=w[2 * d :],
-        o=attn.proj.weight,
-        q_bias=None if b is None else b[:d],
-        k_bias=None if b is None else b[d : 2 * d],
-        v_bias=None if b is None else b[2 * d :],
-        o_bias=attn.proj.bias,
-        num_heads=int(attn.num_heads),
-    )
+def _is_identity(m: Any) -> bool:
+    return m is None or isinstance(m, nn.Identity)
 
 
-def _check_block(i: int, blk: Any, name: str) -> None:
-    need = {"norm1": nn.LayerNorm, "norm2": nn.LayerNorm}
-    for attr, typ in need.items():
-        if not isinstance(getattr(blk, attr, None), typ):
-            raise VitplastError(f"{name}: block {i} has no LayerNorm '{attr}' (not a pre-norm ViT block)")
-    attn, mlp = getattr(blk, "attn", None), getattr(blk, "mlp", None)
-    if attn is None or not isinstance(getattr(attn, "qkv", None), nn.Linear) or not hasattr(attn, "proj"):
-        raise VitplastError(f"{name}: block {i} has no fused-qkv attention (unsupported attention layout)")
-    if mlp is None or not isinstance(getattr(mlp, "fc1", None), nn.Linear):
-        raise VitplastError(f"{name}: block {i} has no MLP with fc1/fc2 (gated MLPs are not supported)")
-    for attr in ("ls1", "ls2"):
-        if not isinstance(getattr(blk, attr, nn.Identity()), nn.Identity):
-            raise VitplastError(f"{name}: block {i} uses layer scale ({attr}), which is not supported yet")
-    for attr in ("q_norm", "k_norm", "norm"):
-        if not isinstance(getattr(attn, attr, nn.Identity()), nn.Identity):
-            raise VitplastError(f"{name}: block {i} normalises inside attention ({attr}), not supported yet")
-    if not isinstance(getattr(mlp, "norm", nn.Identity()), nn.Identity):
-        raise VitplastError(f"{name}: block {i} normalises inside the MLP, not supported yet")
+def _attention_weights(attn: Any, scale: Tensor | None) -> AttentionWeights:
+    """Q/K/V/O of a fused-qkv or separate-projection attention; W_O and its bias times the LayerScale."""
+    if getattr(attn, "qkv", None) is not None:
+        w = attn.qkv.weight
+        d = w.shape[0] // 3
+        qw, kw, vw = w[:d], w[d : 2 * d], w[2 * d :]
+        b = attn.qkv.bias
+        if getattr(attn, "q_bias", None) is not None:  # BEiT / EVA: separate q and v biases, k bias zero
+            sep = torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+            b = sep if b is None or not getattr(attn, "qkv_bias_separate", False) else b + sep
+        qb, kb, vb = (None, None, None) if b is None else (b[:d], b[d : 2 * d], b[2 * d :])
+    else:
+        qw, kw, vw = attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight
+        qb, kb, vb = attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias
+        if getattr(attn, "q_bias", None) is not None:
+            qb, kb, vb = attn.q_bias, None, attn.v_bias
+    o, ob = attn.proj.weight, attn.proj.bias
+    if scale is not None:
+        o = scale.unsqueeze(1) * o
+        ob = None if ob is None else scale * ob
+    return AttentionWeights(qw, kw, vw, o, qb, kb, vb, ob, int(attn.num_heads))
 
 
-def wrap_timm(module: nn.Module, name: str = "timm") -> ViT:
-    """Build the :class:`ViT` view of a timm ``VisionTransformer``."""
-    model: Any = module
-    if not is_timm_vit(model):
-        raise VitplastError(
-            f"{name}: no transformer blocks found (a ViT needs blocks, patch_embed and position embedding); "
-            f"top-level modules are: {_describe(model)}"
-        )
-    blocks: list[Block] = []
-    raw_blocks = list(model.blocks)
-    if not raw_blocks:
-        raise VitplastError(f"{name}: the model has zero transformer blocks")
-    for i, blk in enumerate(raw_blocks):
-        _check_block(i, blk, name)
-        attn, mlp = blk.attn, blk.mlp
-        blocks.append(
-            Block(
-                ln1=blk.norm1,
-                mha=attn,
-                ln2=blk.norm2,
-                fc1=mlp.fc1,
-                act=mlp.act,
-                fc2=mlp.fc2,
-                attention=functools.partial(_attention_weights, attn),
-                params={
-                    "ln1": list(blk.norm1.parameters()),
-                    "mha": list(attn.parameters()),
-                    "ln2": list(blk.norm2.parameters()),
-                    "fc1": list(mlp.fc1.parameters()),
-                    "fc2": list(mlp.fc2.parameters()),
-                },
+def _gate(mlp: Any, swapped: bool) -> Any:
+    """The part of a gated MLP between its stacked projection ``[u_a, u_b]`` and FC2 (gate, then MLP norm)."""
+
+    def act(u: Tensor) -> Tensor:
+        a, b = u.chunk(2, dim=-1)
+        g = mlp.act(a) * b if swapped else a * mlp.act(b)
+        out: Tensor = mlp.norm(g)
+        return out
+
+    return act
+
+
+def _mlp_parts(mlp: Any, where: str) -> tuple[LinearMap, Any, list[nn.Parameter]]:
+    """``(fc1, act, act parameters)`` of a timm MLP; ``act`` includes an MLP-internal norm (its params go to fc1)."""
+    kind = _qualname(mlp)
+    if kind not in _MLPS:
+        raise VitplastError(f"{where}: MLP {type(mlp).__name__} is not supported")
+    norm = getattr(mlp, "norm", None)
+    if not _is_identity(norm) and not isinstance(norm, nn.LayerNorm):
+        raise VitplastError(f"{where}: MLP norm {type(norm).__name__} is not supported")
+    extra = list(norm.parameters()) if norm is not None else []
+    if kind.endswith("SwiGLU"):  # separate value and gate projections: fc1 = [W_x; W_g]
+        return LinearMap([mlp.fc1_x, mlp.fc1_g]), _gate(mlp, swapped=False), extra
+    if not isinstance(getattr(mlp, "fc1", None), nn.Linear):
+        raise VitplastError(f"{where}: MLP with convolutional fc1 is not supported")
+    if kind.endswith("GluMlp"):
+        if mlp.chunk_dim != -1:
+            raise VitplastError(f"{where}: gated MLP split on dim {mlp.chunk_dim} is not supported")
+        return LinearMap([mlp.fc1]), _gate(mlp, swapped=not mlp.gate_last), extra
+
+    def act(u: Tensor) -> Tensor:
+        out: Tensor = mlp.norm(mlp.act(u))
+        return out
+
+    return LinearMap([mlp.fc1]), act, extra
+
+
+class TimmViT(ViT):
+    """The :class:`ViT` view of a timm ``VisionTransformer``, ``VisionTransformerDistilled``, ``Eva`` or ``Beit``."""
+
+    library = "timm"
+
+    def __init__(self, module: nn.Module, name: str = "timm") -> None:
+        model: Any = module
+        if not is_timm_vit(model):
+            raise VitplastError(
+                f"{name}: no transformer blocks found (a ViT needs blocks, patch_embed and position embedding); "
+                f"top-level modules are: {_describe(model)}"
             )
+        if hasattr(model.patch_embed, "backbone"):
+            raise VitplastError(f"{name}: hybrid CNN stems (a CNN before the patch embedding) are not supported")
+        self.module = model
+        self.family = type(model).__name__
+        blocks = [self._parse_block(i, blk, name) for i, blk in enumerate(model.blocks)]
+        shared = getattr(model, "rel_pos_bias", None)  # BEiT's relative position bias shared by all blocks
+        if blocks and isinstance(shared, nn.Module):
+            blocks[0].params["mha"] += list(shared.parameters())
+        super().__init__(model, blocks, _data_config(model), name, int(getattr(model, "num_classes", 0)))
+
+    # --- parsing: the one place that knows timm's block layouts --------------------------------------
+    def _parse_block(self, i: int, blk: Any, name: str) -> Block:
+        where = f"{name}: block {i}"
+        kind = type(blk).__name__
+        if kind in REFUSED_BLOCKS:
+            raise VitplastError(f"{where} is a {kind}: {REFUSED_BLOCKS[kind]}")
+        family, attentions = _FAMILIES.get(_qualname(blk), ("", set()))
+        if not family:
+            raise VitplastError(f"{where}: block type {kind} is not supported")
+        for attr in ("norm1", "norm2"):
+            if not isinstance(getattr(blk, attr, None), nn.LayerNorm):
+                norm = type(getattr(blk, attr, None)).__name__
+                raise VitplastError(f"{where}: '{attr}' is {norm}, not a LayerNorm (only LayerNorm is supported)")
+        attn = blk.attn
+        if _qualname(attn) not in attentions:
+            raise VitplastError(f"{where}: attention {type(attn).__name__} is not supported")
+        if getattr(attn, "num_kv_heads", attn.num_heads) != attn.num_heads:
+            raise VitplastError(f"{where}: grouped-query attention is not supported")
+        fc1, act, act_params = _mlp_parts(blk.mlp, where)
+        model: Any = self.module
+        reasons = []
+        if not (_is_identity(getattr(attn, "q_norm", None)) and _is_identity(getattr(attn, "k_norm", None))):
+            reasons.append("qk-norm")
+        if not _is_identity(getattr(attn, "norm", None)):
+            reasons.append("a norm inside attention")
+        if getattr(attn, "gate", None) is not None:
+            reasons.append("gated attention")
+        s1: Tensor | None
+        s2: Tensor | None
+        if family == "vit":  # LayerScale modules ls1 / ls2 (Identity when absent)
+            s1 = None if _is_identity(blk.ls1) else blk.ls1.gamma
+            s2 = None if _is_identity(blk.ls2) else blk.ls2.gamma
+            call = attn
+        else:  # EVA / BEiT: LayerScale parameters gamma_1 / gamma_2 (None when absent)
+            s1, s2 = blk.gamma_1, blk.gamma_2
+            call = self._rope_call(i, attn) if family == "eva" else self._beit_call(attn)
+        if family == "eva" and model.rope is not None:
+            reasons.append("rotary position embedding")
+        if family == "beit" and (attn.relative_position_bias_table is not None or model.rel_pos_bias is not None):
+            reasons.append("relative position bias")
+        return Block(
+            ln1=blk.norm1,
+            mha=scaled(call, lambda: s1),
+            ln2=blk.norm2,
+            fc1=fc1,
+            act=act,
+            fc2=LinearMap([blk.mlp.fc2], None if s2 is None else (lambda: s2)),
+            attention=lambda: _attention_weights(attn, s1),
+            params={
+                "ln1": list(blk.norm1.parameters()),
+                "mha": list(attn.parameters()) + ([] if s1 is None else [s1]),
+                "ln2": list(blk.norm2.parameters()),
+                "fc1": list(fc1.parameters()) + act_params,
+                "fc2": list(blk.mlp.fc2.parameters()) + ([] if s2 is None else [s2]),
+            },
+            mha_unbounded=", ".join(reasons) or None,
         )
 
-    def embed(x: Tensor) -> Tensor:
+    def _rope_call(self, i: int, attn: Any) -> Any:
+        """EVA attention with the model's rotary embedding for the native patch grid (as ``Eva._pos_embed``)."""
+        model: Any = self.module
+
+        def call(x: Tensor) -> Tensor:
+            rope = model.rope
+            emb = None
+            if rope is not None:
+                emb = rope.get_embed() if hasattr(rope, "feat_shape") else rope.get_embed(model.patch_embed.grid_size)
+                if getattr(model, "rope_mixed", False):
+                    emb = emb[i]
+            out: Tensor = attn(x, rope=emb)
+            return out
+
+        return call
+
+    def _beit_call(self, attn: Any) -> Any:
+        """BEiT attention with the model's shared relative position bias (its own table is inside ``attn``)."""
+        model: Any = self.module
+
+        def call(x: Tensor) -> Tensor:
+            shared = model.rel_pos_bias() if model.rel_pos_bias is not None else None
+            out: Tensor = attn(x, shared_rel_pos_bias=shared)
+            return out
+
+        return call
+
+    # --- forward pieces --------------------------------------------------------------------------------
+    def embed(self, x: Tensor) -> Tensor:
+        model: Any = self.module
         x = model.patch_embed(x)
+        if self.family == "Beit":
+            x = torch.cat((model.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+            if model.pos_embed is not None:
+                x = x + model.pos_embed
+            out: Tensor = model.pos_drop(x)
+            return out
         x = model._pos_embed(x)
-        x = model.patch_drop(x)
-        return model.norm_pre(x)
+        if isinstance(x, tuple):  # Eva returns (tokens, rotary embedding); patch dropout is inside
+            x = x[0]
+        elif isinstance(getattr(model, "patch_drop", None), nn.Module):
+            x = model.patch_drop(x)
+        return model.norm_pre(x) if hasattr(model, "norm_pre") else x
 
-    def group_params() -> dict[str, list[nn.Parameter]]:
-        comp_ids: set[int] = set()
-        groups: dict[str, list[nn.Parameter]] = {}
-        for comp in ("ln1", "mha", "ln2", "fc1", "fc2"):
-            groups[comp] = [p for b in blocks for p in b.params[comp]]
-            comp_ids.update(id(p) for p in groups[comp])
-        embed_mods = [getattr(model, a) for a in ("patch_embed", "norm_pre") if hasattr(model, a)]
-        embed_params = [p for m in embed_mods for p in m.parameters()]
-        embed_params += [
-            p for a in ("cls_token", "reg_token", "pos_embed") if isinstance(p := getattr(model, a, None), nn.Parameter)
-        ]
-        embed_ids = {id(p) for p in embed_params}
-        groups["embed"] = embed_params
-        groups["head"] = [p for p in model.parameters() if id(p) not in comp_ids and id(p) not in embed_ids]
-        return groups
+    def final_norm(self, h: Tensor) -> Tensor:
+        out: Tensor = self.module.norm(h)  # type: ignore[operator]
+        return out
 
-    def reset_head(num_classes: int) -> None:
-        model.reset_classifier(num_classes)
+    def logits(self, x: Tensor) -> Tensor:
+        out: Tensor = self.module(x)
+        return out
 
-    cfg = _data_config(model)
-    return ViT(
-        module=model,
-        blocks=blocks,
-        embed=embed,
-        final_norm=model.norm,
-        classify=model,
-        reset_head=reset_head,
-        group_params=group_params,
-        data_config=cfg,
-        name=name,
-        library="timm",
-        num_classes=int(getattr(model, "num_classes", 0)),
-        pre_logits=lambda x: model.forward_head(model.forward_features(x), pre_logits=True),
-        classifier=lambda: model.get_classifier(),
-    )
+    def pre_logits(self, x: Tensor) -> Tensor:
+        model: Any = self.module
+        out: Tensor = model.forward_head(model.forward_features(x), pre_logits=True)
+        return out
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The classifier (for distilled DeiT the class-token head; ``head_dist`` is also in group ``head``)."""
+        head = self.module.get_classifier()  # type: ignore[operator]
+        out: nn.Linear = head[0] if isinstance(head, tuple) else head
+        return out
+
+    def _reset_classifier(self, num_classes: int) -> None:
+        self.module.reset_classifier(num_classes)  # type: ignore[operator]
+
+    def embed_params(self) -> list[nn.Parameter]:
+        model: Any = self.module
+        params = list(model.patch_embed.parameters())
+        if isinstance(getattr(model, "norm_pre", None), nn.Module):
+            params += list(model.norm_pre.parameters())
+        for attr in ("cls_token", "reg_token", "dist_token", "pos_embed"):
+            p = getattr(model, attr, None)
+            if isinstance(p, nn.Parameter):
+                params.append(p)
+        return params
+
+
+def wrap_timm(module: nn.Module, name: str = "timm") -> TimmViT:
+    """Build the :class:`ViT` view of a timm vision transformer (refused with one line if unsupported)."""
+    return TimmViT(module, name)
 
 
 def _data_config(model: Any) -> DataConfig:
