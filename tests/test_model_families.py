@@ -1,0 +1,180 @@
+"""Every supported model family: exact components, ratios equal to the naive reference, groups, bounds.
+
+The families are tiny random-weight instances of the libraries' own classes (tests/model_families.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from tests.model_families import FAMILIES
+from vitplast.bounds.compute import compute_bounds
+from vitplast.components import COMPONENTS
+from vitplast.models import ViT, as_vit
+from vitplast.plasticity import measure_plasticity
+from vitplast.reference import naive_plasticity
+from vitplast.train.groups import freeze_except
+
+_CACHE: dict[str, ViT] = {}
+
+
+def family(name: str) -> ViT:
+    if name not in _CACHE:
+        _CACHE[name] = as_vit(FAMILIES[name](), name)
+    vit = _CACHE[name]
+    for p in vit.module.parameters():
+        p.requires_grad_(True)
+    return vit.eval()
+
+
+def _pairs(vit: ViT, n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    s = vit.data_config.input_size
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, s, s, generator=g), torch.randn(n, 3, s, s, generator=g)
+
+
+def _library_states(vit: ViT, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(embedded sequence or None, last block output after the final norm) from the library's own forward."""
+    m: Any = vit.module
+    if vit.library == "timm":
+        return None, m.forward_features(x)
+    out = vit.backbone(pixel_values=x, output_hidden_states=True)  # type: ignore[attr-defined]
+    return out.hidden_states[0], vit.final_norm(out.hidden_states[-1])
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_components_compose_to_the_library_forward(name: str) -> None:
+    """embed -> blocks (each as ln1, mha, ln2, fc1, act, fc2) -> final norm equals the library's forward."""
+    vit = family(name)
+    x, _ = _pairs(vit, 2)
+    with torch.no_grad():
+        emb, ref = _library_states(vit, x)
+        if emb is not None:
+            torch.testing.assert_close(vit.embed(x), emb)
+        torch.testing.assert_close(vit.final_norm(vit.last_block_output(x)), ref, rtol=1e-5, atol=1e-5)
+        assert vit.logits(x).shape[0] == 2
+    assert vit.mlp_dim >= vit.dim
+
+
+@pytest.mark.parametrize("mode", ["embedding", "insitu"])
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_pair_ratio_matches_the_naive_reference(name: str, mode: str) -> None:
+    vit = family(name)
+    x, y = _pairs(vit)
+    res = measure_plasticity(vit, x, y, mode=mode, batch_size=4, keep_pairs=True)
+    ref = naive_plasticity(vit, x, y, mode=mode)
+    assert res.pairs is not None and res.pairs.shape == ref.shape == (6, vit.depth, len(COMPONENTS))
+    np.testing.assert_allclose(res.pairs, ref, rtol=2e-5, atol=1e-9)
+
+
+# Where each kind of parameter belongs (docs/model-families.md), by its name in either library.
+PLACEMENT = [
+    (r"(^|\.)(reg_token|register_tokens|dist_token|distillation_token|cls_token|class_embedding)$", "embed"),
+    (r"(pos_embed|position_embeddings|position_embedding\.weight)$", "embed"),
+    (r"(ls1\.gamma|gamma_1|lambda_1|layer_scale1\.lambda1)$", "mha"),
+    (r"(ls2\.gamma|gamma_2|lambda_2|layer_scale2\.lambda1)$", "fc2"),
+    (r"relative_position_bias_table$", "mha"),
+    (r"(q_bias|v_bias)$", "mha"),
+    (r"(^|\.)(head|head_dist|classifier|fc_norm|attn_pool)\.", "head"),
+]
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_groups_partition_the_model_and_train_exactly_the_named_parameters(name: str) -> None:
+    vit = family(name)
+    groups = vit.param_groups()
+    owner = {id(p): g for g, ps in groups.items() for p in ps}
+    assert sum(len(ps) for ps in groups.values()) == len(owner) == len(list(vit.module.parameters()))
+    for pname, p in vit.module.named_parameters():
+        for pattern, group in PLACEMENT:
+            if re.search(pattern, pname):
+                assert owner[id(p)] == group, f"{pname} is in {owner[id(p)]}, expected {group}"
+                break
+    x, _ = _pairs(vit, 2)
+
+    def trained(train: tuple[str, ...]) -> set[int]:
+        freeze_except(vit, train)
+        vit.module.zero_grad(set_to_none=True)
+        vit.logits(x).float().square().sum().backward()
+        return {id(p) for p in vit.module.parameters() if p.grad is not None}
+
+    used = trained(("full",))  # parameters the forward pass uses (DINOv2's mask token is not)
+    assert all(id(p) in used for c in COMPONENTS for p in groups[c]), "a component parameter is unused"
+    for train in (("mha",), ("fc2", "embed")):
+        chosen = {id(p) for g in (*train, "head") for p in groups[g]}
+        assert trained(train) == chosen & used, f"{train}: trained parameters differ from the named groups"
+    vit.module.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_bounds_hold_on_measured_pairs_or_say_why_not(name: str) -> None:
+    vit = family(name)
+    x, y = _pairs(vit)
+    measured = measure_plasticity(vit, x, y, keep_pairs=True).pairs
+    assert measured is not None
+    table = compute_bounds(vit, x, y).table
+    for layer, blk in enumerate(vit.blocks):
+        for c, comp in enumerate(COMPONENTS):
+            rows = table[(table["layer"] == layer) & (table["component"] == comp)]
+            rig = rows[rows["rigorous"]]
+            worst = float(measured[:, layer, c].max())
+            assert (rig["bound"] >= worst * (1 - 1e-6)).all(), f"{comp}@{layer}: {rig['bound'].min()} < {worst}"
+            if comp == "mha" and blk.mha_unbounded is not None:
+                assert rig.empty and rows["bound"].isna().all()
+                assert rows["note"].str.contains(blk.mha_unbounded, regex=False).all()
+            else:
+                assert len(rig) >= 1, f"{comp}@{layer} has no rigorous bound"
+
+
+def test_layerscale_enters_mha_and_fc2_and_their_bounds() -> None:
+    """Doubling the LayerScale doubles the mha / fc2 ratios and their weight norms, and nothing else."""
+    vit = family("timm-deit3-layerscale")
+    x, y = _pairs(vit)
+    before = measure_plasticity(vit, x, y, keep_pairs=True).pairs
+    b_before = compute_bounds(vit, x, y).primary().set_index(["layer", "component"])["bound"]
+    blk_params = [(b.ls1.gamma, b.ls2.gamma) for b in vit.module.blocks]  # type: ignore[union-attr]
+    with torch.no_grad():
+        for g1, g2 in blk_params:
+            g1.mul_(2)
+            g2.mul_(2)
+    try:
+        after = measure_plasticity(vit, x, y, keep_pairs=True).pairs
+        b_after = compute_bounds(vit, x, y).primary().set_index(["layer", "component"])["bound"]
+    finally:
+        with torch.no_grad():
+            for g1, g2 in blk_params:
+                g1.div_(2)
+                g2.div_(2)
+    assert before is not None and after is not None
+    scale = np.array([1.0, 2.0, 1.0, 1.0, 2.0])
+    np.testing.assert_allclose(after, before * scale, rtol=1e-5)
+    ratio = (b_after / b_before).unstack()[list(COMPONENTS)].to_numpy()
+    np.testing.assert_allclose(ratio[:, [0, 2, 3, 4]], np.tile([1.0, 1.0, 1.0, 2.0], (vit.depth, 1)), rtol=1e-9)
+    assert (ratio[:, 1] > 1.0).all()
+
+
+def test_gated_mlp_fc1_is_the_stacked_projection_and_fc2_sees_zero_padding() -> None:
+    """SwiGLU: fc1 = [W_x; W_g] (2h outputs), act(u) = u_x * silu(u_g), embedding-mode FC2 input = [X, 0]."""
+    vit = family("timm-swiglu-qknorm")
+    blk, mlp = vit.blocks[0], vit.module.blocks[0].mlp  # type: ignore[union-attr,index]
+    assert blk.fc1.out_features == 2 * vit.mlp_dim and blk.fc2.in_features == vit.mlp_dim
+    x = torch.randn(2, 5, vit.dim)
+    with torch.no_grad():
+        torch.testing.assert_close(blk.fc2(blk.act(blk.fc1(x))), mlp(x))
+        u = blk.fc1(x)
+        torch.testing.assert_close(u[..., : vit.mlp_dim], mlp.fc1_x(x))
+        pad = torch.nn.functional.pad(x, (0, vit.mlp_dim - vit.dim))
+        torch.testing.assert_close(blk.fc2(pad), mlp.fc2(pad))
+
+
+def test_tokens_in_the_ratio_are_all_prefix_tokens_and_patches() -> None:
+    """Registers and class token enter the ratio: n = 1 + 4 registers + 4 patches for DINOv2-reg at 28 px."""
+    assert family("timm-dinov2-registers").seq_len() == 1 + 4 + 4
+    assert family("timm-no-cls-gap-registers").seq_len() == 4 + 16
+    assert family("timm-distilled-deit").seq_len() == 2 + 16
+    assert family("hf-siglip-vision").seq_len() == 16
