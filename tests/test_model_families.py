@@ -6,6 +6,7 @@ The families are tiny random-weight instances of the libraries' own classes (tes
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from tests.model_families import FAMILIES
 from vitplast.bounds.compute import compute_bounds
 from vitplast.components import COMPONENTS
-from vitplast.models import ViT, as_vit
+from vitplast.models import ViT, as_vit, load_model
 from vitplast.plasticity import measure_plasticity
 from vitplast.reference import naive_plasticity
 from vitplast.train.groups import freeze_except
@@ -178,3 +179,15 @@ def test_tokens_in_the_ratio_are_all_prefix_tokens_and_patches() -> None:
     assert family("timm-no-cls-gap-registers").seq_len() == 4 + 16
     assert family("timm-distilled-deit").seq_len() == 2 + 16
     assert family("hf-siglip-vision").seq_len() == 16
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n.startswith("hf-") and n != "hf-deit-distilled"])
+def test_hf_directories_of_every_family_load_with_the_same_weights(name: str, tmp_path: Path) -> None:
+    raw: Any = FAMILIES[name]()
+    raw.save_pretrained(tmp_path)
+    original = as_vit(raw)
+    vit = load_model(f"hf:{tmp_path}")
+    x, _ = _pairs(original, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(vit.last_block_output(x), original.last_block_output(x))
+    assert type(vit.backbone) is type(original.backbone)  # type: ignore[attr-defined]

@@ -34,7 +34,10 @@ def _first(obj: Any, *names: str) -> Any:
 
 
 def _backbone(model: nn.Module) -> Any:
-    for cand in (model, *(getattr(model, a, None) for a in ("vit", "deit", "dinov2", "beit", "vision_model"))):
+    for cand in (
+        model,
+        *(getattr(model, a, None) for a in ("vit", "deit", "dinov2", "dinov2_with_registers", "beit", "vision_model")),
+    ):
         if cand is not None and hasattr(cand, "embeddings") and _layers(cand) is not None:
             return cand
     return None
@@ -284,7 +287,8 @@ def _model_class(config: Any, ref: str) -> Any:
         return transformers.SiglipVisionModel
     if kind not in SUPPORTED:
         raise VitplastError(f"{ref}: HF model type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
-    return transformers.AutoModelForImageClassification._model_mapping[type(config)]
+    cls = transformers.AutoModelForImageClassification._model_mapping[type(config)]
+    return cls[0] if isinstance(cls, tuple) else cls  # DeiT maps to (classifier, classifier with teacher)
 
 
 def load_hf(ref: str, *, random_weights: bool, spec: str) -> ViT:
