@@ -191,3 +191,48 @@ def test_hf_directories_of_every_family_load_with_the_same_weights(name: str, tm
     with torch.no_grad():
         torch.testing.assert_close(vit.last_block_output(x), original.last_block_output(x))
     assert type(vit.backbone) is type(original.backbone)  # type: ignore[attr-defined]
+
+
+def test_layerscaled_mha_bound_survives_adversarial_search() -> None:
+    """Gradient ascent on ||J_mha|| over tokens of norm <= r stays below the bound with diag(s1) W_O."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    from tests.test_bounds import _max_jacobian_norm
+    from vitplast.bounds.formulas import head_terms, mha_bound_qbias
+
+    torch.manual_seed(3)
+    m = VisionTransformer(img_size=8, patch_size=4, embed_dim=4, depth=1, num_heads=1, init_values=1.0, qkv_bias=True)
+    with torch.no_grad():
+        m.blocks[0].ls1.gamma.copy_(torch.tensor([3.0, -0.5, 0.1, 2.0]))
+        m.blocks[0].attn.qkv.weight.mul_(4)
+    vit = as_vit(m.double().eval())
+    blk, n, r = vit.blocks[0], 3, 1.5
+    found = _max_jacobian_norm(lambda z: blk.mha(z[None])[0], torch.randn(n, 4, dtype=torch.float64), r)
+    bound = mha_bound_qbias(head_terms(blk.attention()), n, r)[0]
+    unscaled = mha_bound_qbias(head_terms(_unscaled(blk.attention())), n, r)[0]
+    assert 0 < found <= bound <= 3.0 * unscaled  # max|s1| = 3
+
+
+def _unscaled(att: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(att, o=att.o / att.o.new_tensor([3.0, -0.5, 0.1, 2.0]).unsqueeze(1))
+
+
+def test_readme_coverage_table_has_one_true_row_per_family() -> None:
+    """Each README row names a family that is tested here, and each cell names a test function of this module."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("<!-- coverage-table -->")[1].split("<!-- /coverage-table -->")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.strip().splitlines()[2:]]
+    assert [r[0] for r in rows] == list(FAMILIES)
+    tests = {
+        "ratios": test_every_pair_ratio_matches_the_naive_reference,
+        "bounds": test_bounds_hold_on_measured_pairs_or_say_why_not,
+        "groups": test_groups_partition_the_model_and_train_exactly_the_named_parameters,
+    }
+    for name, _, emb, ins, bnd, grp in rows:
+        for cell, want in ((emb, f"ratios[{name}-embedding]"), (ins, f"ratios[{name}-insitu]"),
+                           (bnd, f"bounds[{name}]"), (grp, f"groups[{name}]")):  # fmt: skip
+            assert cell.startswith(f"`{want}`") and callable(tests[want.split("[")[0]])
+        unbounded = family(name).blocks[0].mha_unbounded
+        assert ("mha: none" in bnd) == (unbounded is not None)

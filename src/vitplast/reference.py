@@ -1,7 +1,11 @@
 """A naive, obviously-correct implementation of the plasticity definition, for tests and benchmarks.
 
 It materialises both outputs of every component for every pair (memory grows with the number of pairs),
-applies FC2 to the explicitly zero-padded input, and evaluates ``||f(X) - f(Y)||_F / ||X - Y||_F`` literally.
+applies FC2 to the input explicitly zero-padded to FC2's input width (the MLP hidden width, also for gated MLPs
+whose FC1 has twice as many outputs), and evaluates ``||f(X) - f(Y)||_F / ||X - Y||_F`` literally over every
+token of the sequence (class, distillation, register and patch tokens). It runs each component as the
+:class:`~vitplast.models.vit.Block` defines it (``docs/model-families.md``), so it covers every supported family;
+``tests/test_model_families.py`` checks that these components compose to each library's own forward pass.
 Use :func:`vitplast.plasticity.measure_plasticity` for real work.
 """
 

@@ -4,6 +4,12 @@ A run trains ``full`` (every parameter) or a set of component groups from ``embe
 each across all blocks (:meth:`vitplast.models.vit.ViT.param_groups`). The ``head`` group (the final norm
 and a new classifier) is always trained. Frozen parameters get ``requires_grad = False``, so autograd
 computes no gradient for them and the optimizer never sees them (no state, no update).
+
+On every model family (``docs/model-families.md``) the groups follow the component definitions: a block's
+LayerScale belongs to ``mha`` (attention branch) and ``fc2`` (MLP branch); a gated MLP's value and gate
+projections (and an MLP-internal norm) to ``fc1``; relative position bias tables to ``mha``; class,
+distillation and register tokens, the absolute position embedding and any norm before the first block to
+``embed``; final norm, pooling (attention-pool / MAP heads) and classifiers to ``head``.
 """
 
 from __future__ import annotations
