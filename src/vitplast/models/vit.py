@@ -317,13 +317,3 @@ def scaled(fn: Callable[[Tensor], Tensor], scale: Callable[[], Tensor | None]) -
         return out if s is None else s * out
 
     return call
-
-
-def first_output(fn: Callable[..., Any]) -> Callable[[Tensor], Tensor]:
-    """Wrap a module whose forward may return a tuple so that it returns the first tensor."""
-
-    def call(x: Tensor) -> Tensor:
-        out = fn(x)
-        return out[0] if isinstance(out, tuple | list) else out
-
-    return call
