@@ -34,7 +34,8 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int], Calla
 @contextlib.contextmanager
 def rich_progress(console: Console) -> Iterator[ProgressCallback]:
     """Yield a :class:`vitplast.progress.Progress` drawing one rich bar per phase (label and total of the
-    phase). Nothing is drawn before the first phase starts, so an early error prints only its own line."""
+    phase). Nothing is drawn before the first phase starts, nor when ``console`` is not a terminal, so an error
+    prints only its own line."""
     with contextlib.ExitStack() as stack:
         bars: list[Progress] = []
 
@@ -42,7 +43,7 @@ def rich_progress(console: Console) -> Iterator[ProgressCallback]:
             if not bars:
                 bars.append(stack.enter_context(Progress(
                     TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=False,
+                    TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal,
                 )))
             task = bars[0].add_task(label, total=total)
             return lambda k: bars[0].advance(task, k)
