@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_train_cli import cli
 from tests.tiny_models import tiny_train_data as tiny_data
 from tests.tiny_models import tiny_train_vit as tiny_vit
-from vitplast.cli import main
 from vitplast.errors import VitplastError
 from vitplast.models import load_model
 from vitplast.plasticity import measure_plasticity
@@ -24,16 +24,6 @@ CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 SMALL = ["--model", "timm:vit_micro_patch4_32", "--random-weights", "--data", "random:16", "--steps", "2",
          "--batch-size", "4", "--eval-every", "1", "--device", "cpu"]
-
-
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_resolution_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,3 +115,36 @@ def test_probe_and_evaluate_precision_bad_input(tmp_path: Path, capsys: pytest.C
                         "--device", "cpu", "--precision", "fp16", "--out", str(tmp_path / "p")], capsys)
     assert code == 2 and err.count("\n") == 1 and "fp16 needs a CUDA device" in err
     assert not (tmp_path / "p").exists()
+
+
+def test_fp16_scaler_skips_overflowing_steps_and_unscales_gradients() -> None:
+    """The fp16 path (CUDA-only from the command line) driven on CPU: an overflowing scaled gradient skips the
+    update without counting as divergence, and the first finite step logs the unscaled norm of fp32."""
+    from vitplast.precision import Precision
+    from vitplast.train.config import RunOptions
+    from vitplast.train.groups import freeze_except
+    from vitplast.train.loop import Prepared, _Engine
+
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8) % 7
+    precs = {"fp32": resolve_precision("fp32", CPU), "fp16": Precision("fp16", "cpu", torch.float16, False)}
+    norms: dict[str, list[float]] = {}
+    for name, prec in precs.items():
+        vit = tiny_vit()
+        cfg = TrainConfig(model="t", data="d", train="mha", batch_size=8, steps=40, warmup_steps=0)
+        eng = _Engine(Prepared(cfg, vit, None, freeze_except(vit, cfg.train), ""),  # type: ignore[arg-type]
+                      None, CPU, 0, RunOptions(), prec, None)  # type: ignore[arg-type]
+        if eng.scaler is not None:  # a scale that surely overflows fp16 gradients at first
+            eng.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+        before = [p.detach().clone() for p in vit.module.parameters()]
+        norms[name] = []
+        for _ in range(30):
+            loss, total, _, finite = eng.step(iter(lambda: (x, y), None), 0.01)
+            assert finite and np.isfinite(loss)  # an fp16 overflow is never a divergence
+            norms[name].append(total)
+            if np.isfinite(total):
+                break
+            assert all(torch.equal(a, b) for a, b in zip(before, vit.module.parameters(), strict=True))
+    assert eng.scaler is not None and eng.scaler.get_scale() < 2.0**40  # the scale came down on overflow
+    assert len(norms["fp16"]) > 1 and not np.isfinite(norms["fp16"][0]) and np.isfinite(norms["fp16"][-1])
+    assert norms["fp16"][-1] == pytest.approx(norms["fp32"][0], rel=2e-2)

@@ -11,9 +11,10 @@ import pytest
 import torch
 import typer
 
+from tests.test_train_cli import cli
 from tests.tiny_models import tiny_train_data as tiny_data
 from tests.tiny_models import tiny_train_vit as tiny_vit
-from vitplast.cli import app, main
+from vitplast.cli import app
 from vitplast.configs import cli_name, default_of, help_of
 from vitplast.errors import VitplastError
 from vitplast.train import cache, finetune
@@ -21,16 +22,6 @@ from vitplast.train.config import RECIPES, TrainConfig, recipe_for
 
 TINY = ["--model", "timm:vit_micro_patch4_32", "--random-weights", "--data", "random:16", "--steps", "2",
         "--batch-size", "4", "--eval-every", "1", "--device", "cpu"]
-
-
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _finetune_params() -> dict[str, Any]:
