@@ -157,8 +157,9 @@ def test_best_checkpoint_is_first_argmax_of_val_acc_and_scored_on_test(tmp_path:
     # the model returned holds the best weights
     for k, v in vit.module.state_dict().items():
         assert torch.equal(v, snapshots[res["best_step"]][k])
-    for f in ("config.json", "metrics.jsonl", "result.json", "curves.png", "best.safetensors"):
+    for f in ("config.json", "metrics.jsonl", "result.json", "best.safetensors"):
         assert (tmp_path / "run" / f).is_file()
+    assert not (tmp_path / "run" / "curves.png").exists()  # figures only when asked (plots=True)
     assert not (tmp_path / "run" / "last.pt").exists()
     assert res["images_per_s"] > 0 and res["wall_seconds"] >= res["train_seconds"] > 0
 
@@ -178,3 +179,12 @@ def test_divergence_stops_the_run_with_a_result(tmp_path: Path) -> None:
     res = finetune(tiny_vit(), tiny_data(), "full", out=tmp_path / "r", steps=6, batch_size=8, eval_every=2,
                    lr=1e30, clip=0.0, warmup_steps=0, momentum=0.0, device="cpu").result
     assert res["diverged_at"] is not None and res["steps"] < 6
+    assert res["diverged"] is True and res["diverged_at"] == res["steps"] + 1
+
+    def strict(text: str) -> object:  # JSON without NaN / Infinity literals
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON literal {c}"))
+
+    stored = strict((tmp_path / "r" / "result.json").read_text())
+    assert stored == res
+    rows = [strict(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["diverged"] is True and rows[-1]["step"] == res["diverged_at"]

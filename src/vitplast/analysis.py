@@ -45,6 +45,7 @@ class AnalyzeConfig:
     workers: int = 0
     random_weights: bool = False
     with_bounds: bool = False
+    precision: str = "fp32"
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -110,6 +111,7 @@ def run_analyze(
         max_pairs=n,
         keep_pairs=cfg.with_bounds,
         progress=callback,
+        precision=cfg.precision,
     )
     if result.n_pairs < 2:
         raise VitplastError(

@@ -39,6 +39,7 @@ from torch import Tensor
 from vitplast.components import COMPONENTS, THEORY_RANKING
 from vitplast.errors import VitplastError
 from vitplast.models import ViT, as_vit
+from vitplast.precision import resolve_precision
 
 Mode = Literal["embedding", "insitu"]
 MODES: tuple[str, ...] = ("embedding", "insitu")
@@ -225,7 +226,7 @@ def _normalise(x: Tensor, eps: float) -> Tensor:
 @torch.no_grad()
 def _embedding_batch(vit: ViT, plan: EmbeddingPlan, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Numerators ``[depth, 5, B]`` and per-pair denominators ``[B]`` of one image batch in embedding mode."""
-    return embedded_norms(vit, plan, vit.embed(torch.cat([x, y])))
+    return embedded_norms(vit, plan, vit.embed(torch.cat([x, y])).float())
 
 
 @torch.no_grad()
@@ -256,7 +257,7 @@ def embedded_norms(vit: ViT, plan: EmbeddingPlan, xy: Tensor) -> tuple[Tensor, T
     num[:, 4] = lin[:, 1::2].T
     # MHA: the model's attention sub-layer on both sequences at once.
     for layer, blk in enumerate(vit.blocks):
-        out = blk.mha(xy)
+        out = blk.mha(xy).float()  # differences of 16-bit outputs are taken in float32
         num[layer, 1] = _fro(out[:b] - out[b:])
     return num, den
 
@@ -271,8 +272,8 @@ def _insitu_batch(vit: ViT, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     den = torch.empty_like(num)
 
     def record(layer: int, comp: int, inp: Tensor, out: Tensor) -> None:
-        den[layer, comp] = _fro(inp[:b] - inp[b:])
-        num[layer, comp] = _fro(out[:b] - out[b:])
+        den[layer, comp] = _fro(inp[:b].float() - inp[b:].float())
+        num[layer, comp] = _fro(out[:b].float() - out[b:].float())
 
     for layer, blk in enumerate(vit.blocks):
         a = blk.ln1(h)
@@ -301,6 +302,7 @@ def measure_plasticity(
     keep_pairs: bool = False,
     max_pairs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    precision: str = "fp32",
 ) -> PlasticityResult:
     """Estimate the plasticity of every component of every block (SPEC 1.2 / 1.3).
 
@@ -314,6 +316,8 @@ def measure_plasticity(
         keep_pairs: also return every pair's ratios (``[n_used, depth, 5]``, a few bytes per pair).
         max_pairs: stop after this many pairs.
         progress: called with the number of pairs processed in each batch.
+        precision: the model's forward passes (:mod:`vitplast.precision`; ``bf16`` is about 1e-3 relative off
+            the float32 means, see ``docs/precision.md``); differences, norms and statistics stay float32/float64.
 
     Returns:
         A :class:`PlasticityResult`; zero-distance pairs are skipped and counted in ``n_skipped``.
@@ -326,6 +330,7 @@ def measure_plasticity(
     dev = torch.device(device) if device is not None else vit.device
     was_training = vit.module.training
     vit.to(dev).eval()
+    prec = resolve_precision(precision, dev)
     plan = EmbeddingPlan(vit, dev) if mode == "embedding" else None
     stats = _Stats(vit.depth, dev)
     kept: list[Tensor] = []
@@ -337,12 +342,14 @@ def measure_plasticity(
             x = x.to(dev, non_blocking=True).float()
             y = y.to(dev, non_blocking=True).float()
             if plan is not None:
-                num, den = _embedding_batch(vit, plan, x, y)
+                with prec.forward():
+                    num, den = _embedding_batch(vit, plan, x, y)
                 valid_pair = den > 0
                 ratios = num / den.clamp(min=torch.finfo(torch.float64).tiny)
                 valid = valid_pair.expand_as(ratios)
             else:
-                num, den = _insitu_batch(vit, x, y)
+                with prec.forward():
+                    num, den = _insitu_batch(vit, x, y)
                 valid_pair = den[0, 0] > 0
                 valid = (den > 0) & valid_pair
                 ratios = num / den.clamp(min=torch.finfo(torch.float64).tiny)
@@ -369,5 +376,6 @@ def measure_plasticity(
         seconds=time.perf_counter() - t0,
         pairs=pairs,
         pair_index=torch.cat(kept_idx).numpy() if keep_pairs and kept_idx else None,
-        info={"model": vit.name, "depth": vit.depth, "dim": vit.dim, "batch_size": batch_size, "device": str(dev)},
+        info={"model": vit.name, "depth": vit.depth, "dim": vit.dim, "batch_size": batch_size, "device": str(dev),
+              "precision": prec.name},
     )

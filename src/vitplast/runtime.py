@@ -27,14 +27,16 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def resolve_workers(workers: int | None, device: torch.device) -> int:
-    """Explicit count, or 0 on CPU (the model competes for the same cores) and up to 4 on an accelerator."""
+    """Explicit count, or 0 on CPU (the model competes for the same cores) and, on an accelerator, one per
+    CPU core available to this process beyond the first, at most 8."""
     if workers is not None:
         if workers < 0:
             raise VitplastError(f"--workers must be >= 0, got {workers}")
         return workers
     if device.type == "cpu":
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores - 1))
 
 
 def describe_device(device: torch.device) -> str:
@@ -44,3 +46,18 @@ def describe_device(device: torch.device) -> str:
     import platform
 
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def check_compile(device: torch.device) -> None:
+    """Raise :class:`VitplastError` when ``torch.compile`` cannot work here (``--compile``): dynamo unsupported
+    on this Python/platform, no C++ compiler for CPU code generation, or a device inductor does not target."""
+    import shutil
+
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise VitplastError("--compile: torch.compile is not supported on this Python/platform; run without it")
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        raise VitplastError("--compile on CPU needs a C++ compiler (c++, g++ or clang++ on PATH); run without it")
+    if device.type not in ("cpu", "cuda"):
+        raise VitplastError(f"--compile is not supported on device {device}; run without it")

@@ -14,6 +14,7 @@ from vitplast.analysis import AnalyzeConfig, run_analyze
 from vitplast.cli import app
 from vitplast.cli.progress import progress_bar
 from vitplast.components import DISPLAY
+from vitplast.precision import PRECISION_HELP
 
 DEFAULTS = AnalyzeConfig()
 
@@ -49,6 +50,9 @@ def analyze(
         False, "--with-bounds", help="Also compute the theoretical bounds and compare rankings."
     ),
     workers: int = typer.Option(DEFAULTS.workers, help="Data-loading worker processes."),
+    precision: str = typer.Option(
+        DEFAULTS.precision, help=f"Forward passes of the estimator: {PRECISION_HELP}; statistics stay float64."
+    ),
     source_split: str = typer.Option(DEFAULTS.source_split, help="Split of the source set: train, val, test or all."),
     target_split: str = typer.Option(DEFAULTS.target_split, help="Split of the target set: train, val, test or all."),
 ) -> None:
@@ -72,6 +76,7 @@ def analyze(
         workers=workers,
         source_split=source_split,
         target_split=target_split,
+        precision=precision,
     )
     cfg.validate()
     console = Console(stderr=True)

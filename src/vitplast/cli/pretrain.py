@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from vitplast.cli import app
+from vitplast.precision import PRECISION_HELP
 from vitplast.train.pretrain import DEFAULTS
 
 
@@ -21,16 +23,21 @@ def pretrain(
     data: Annotated[str, typer.Option("--data", help="pretraining data spec")] = "mini:source",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     workers: Annotated[int | None, typer.Option("--workers", help="data-loader processes")] = None,
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw curves.png at the end.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run in --out")] = False,
     install: Annotated[
         bool, typer.Option("--install", help="copy checkpoint and model card into the package (models/micro/)")
     ] = False,
 ) -> None:
     """Pretrain the micro-ViT from scratch (AdamW, cosine, label smoothing, crop + flip) and export it."""
+    from vitplast.cli.progress import rich_progress
     from vitplast.train.pretrain import pretrain as run_pretrain
 
-    card = run_pretrain(out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, data=data, device=device,
-                        workers=workers, resume=resume, install=install, progress=True)
+    with rich_progress(Console(stderr=True)) as progress:
+        card = run_pretrain(out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, data=data, device=device,
+                            workers=workers, resume=resume, install=install, progress=progress,
+                            precision=precision, plots=plots)
     where = " and installed into the package" if install else f" (install with: --install, or copy from {out})"
     print(
         f"micro-ViT: source test accuracy {100 * card['source_test_acc']:.2f} % (fp16), "

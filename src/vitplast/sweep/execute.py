@@ -174,12 +174,10 @@ def _run(task: Task, root: Path, device: str, workers: int | None, eval_batch_si
     c = task.config
     if task.kind == "finetune":
         from vitplast.train import finetune
-        from vitplast.train.config import TrainConfig
+        from vitplast.train.config import RunOptions, TrainConfig
 
-        cfg = TrainConfig.from_dict(c)
-        kw = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "data", "train")}
-        finetune(cfg.model, cfg.data, cfg.train, out=out, resume=True, device=device, workers=workers,
-                 eval_batch_size=eval_batch_size, **kw)
+        opts = RunOptions(device=device, workers=workers, eval_batch_size=eval_batch_size)
+        finetune(c["model"], c["data"], TrainConfig.from_dict(c), opts, out=out, resume=True)
     elif task.kind == "probe":
         from vitplast.train.probe import linear_probe
 

@@ -102,9 +102,10 @@ def train_transform(cfg: DataConfig, augment: str) -> Callable[[Any], torch.Tens
 
 
 def loader(
-    dataset: Dataset[Any], batch_size: int, workers: int, sampler: Sampler[Any] | None = None
+    dataset: Dataset[Any], batch_size: int, workers: int, sampler: Sampler[Any] | None = None, pin: bool = False
 ) -> DataLoader[Any]:
-    """A DataLoader in fixed order that never draws from the global random generator.
+    """A DataLoader in fixed order that never draws from the global random generator; ``pin``: batches in
+    page-locked memory (for non-blocking copies to a GPU).
 
     (A DataLoader without its own ``generator`` draws a base seed from the global generator each time it
     is iterated, which would make the model's random state depend on how often it was evaluated.)
@@ -116,5 +117,6 @@ def loader(
         shuffle=False,
         num_workers=workers,
         persistent_workers=False,
+        pin_memory=pin,
         generator=torch.Generator().manual_seed(0),
     )

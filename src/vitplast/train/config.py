@@ -2,10 +2,13 @@
 
 ``TrainConfig`` is the identity of a run: two runs with equal configs produce the same result, and
 ``--resume`` refuses a directory whose ``config.json`` holds a different one. ``RunOptions`` (device,
-loader workers, progress display) may change between an interrupted run and its resumption.
+loader workers, compilation, evaluation batch, figures) may change between an interrupted run and its resumption.
 
-Defaults follow SPEC section 3: SGD with momentum 0.9, weight decay 0, batch 512, gradient clipping at
-norm 1.0, linear warmup then cosine decay, evaluation on the validation split every few hundred steps.
+Every training default lives in a field of :class:`TrainConfig` (help text and constraints in its metadata,
+:mod:`vitplast.configs`); the command line and the sweep YAML read them from there. Defaults follow the
+paper's recipe (``docs/precision.md`` lists them): SGD with momentum 0.9, weight decay 0, batch 512, gradient
+clipping at norm 1.0, linear warmup then cosine decay, RandomResizedCrop. Data sets named in :data:`RECIPES`
+(the 32 px ``mini:*`` sets) replace some of them by the recipe of the mini suite, see :meth:`TrainConfig.for_data`.
 """
 
 from __future__ import annotations
@@ -15,46 +18,83 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vitplast.components import TRAINABLE_CHOICES
+from vitplast.configs import option, validate
 from vitplast.errors import VitplastError
+from vitplast.precision import PRECISION_HELP, PRECISIONS
 from vitplast.train.groups import parse_groups
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
-#: ``rrc``: RandomResizedCrop + horizontal flip (SPEC section 3, finetuning). ``crop``: random crop of the
+#: ``rrc``: RandomResizedCrop + horizontal flip (the paper's finetuning). ``crop``: random crop of the
 #: input size from the image padded by 1/8 of its side (reflect) + flip (the usual 32 px pretraining recipe).
 #: ``none``: the eval transform (resize + centre crop), no randomness.
 AUGMENTS = ("rrc", "crop", "none")
+#: Settings that replace :class:`TrainConfig` defaults for data specs starting with the key: the 32 px mini
+#: sets get the mini suite's recipe (AdamW 1e-3, 90 steps of batch 32, one evaluation at the end, no
+#: augmentation: RandomResizedCrop destroys 32 px images, and batch 512 x 1000 steps takes hours on a CPU).
+RECIPES: dict[str, dict[str, Any]] = {
+    "mini:": {"optimizer": "adamw", "lr": 1e-3, "steps": 90, "batch_size": 32, "eval_every": 90, "augment": "none"},
+}
+
+
+def recipe_for(data: str) -> dict[str, Any]:
+    """The settings :data:`RECIPES` gives data spec ``data`` (empty: the :class:`TrainConfig` defaults)."""
+    for prefix, settings in RECIPES.items():
+        if data.startswith(prefix):
+            return dict(settings)
+    return {}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines the result of a training run.
 
-    ``train`` is ``("full",)`` or a tuple of groups from ``embed ln1 mha ln2 fc1 fc2``; the ``head``
-    group (new classifier + final norm) is always trained. ``batch_size`` is the effective batch,
-    processed as ``grad_accum`` micro-batches of ``batch_size // grad_accum`` images. ``warmup_steps``
-    ``None`` means 5 % of ``steps``.
+    ``train`` is ``("full",)`` or a tuple of groups from ``embed ln1 mha ln2 fc1 fc2`` (a string such as
+    ``"mha,ln1"`` is accepted and canonicalised); the ``head`` group (new classifier + final norm) is always
+    trained. ``batch_size`` is the effective batch, processed as ``grad_accum`` micro-batches of
+    ``batch_size // grad_accum`` images. ``warmup_steps`` ``None`` means 5 % of ``steps``. Invalid values
+    raise :class:`~vitplast.errors.VitplastError` on construction.
     """
 
-    model: str
-    data: str
-    train: tuple[str, ...] = ("full",)
-    optimizer: str = "sgd"
-    lr: float = 1e-2
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    steps: int = 1000
-    batch_size: int = 512
-    grad_accum: int = 1
-    clip: float = 1.0
-    warmup_steps: int | None = None
-    schedule: str = "cosine"
-    eval_every: int = 200
-    seed: int = 0
-    label_smoothing: float = 0.0
-    augment: str = "rrc"
-    random_weights: bool = False
-    head_init: str = "random"
+    model: str = option(help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ID or hf:DIR.")
+    data: str = option(help="Data spec: mini:digits, cifar10, folder:PATH, ...")
+    train: tuple[str, ...] = option(
+        ("full",), help="'full' or a comma list of embed ln1 mha ln2 fc1 fc2 (the head is always trained).",
+        choices=TRAINABLE_CHOICES,
+    )
+    optimizer: str = option("sgd", help="Optimizer: sgd (with momentum) or adamw.", choices=OPTIMIZERS)
+    lr: float = option(1e-2, help="Peak learning rate.", gt=0)
+    momentum: float = option(0.9, help="SGD momentum.", ge=0, lt=1)
+    weight_decay: float = option(0.0, help="Weight decay, on weight matrices only.", ge=0)
+    steps: int = option(1000, help="Optimizer updates.", ge=1)
+    batch_size: int = option(512, help="Effective batch (images per update).", ge=1)
+    grad_accum: int = option(1, help="Micro-batches per update (batch size must be divisible by it).", ge=1)
+    clip: float = option(1.0, help="Gradient-norm clipping threshold (0: off).", ge=0)
+    warmup_steps: int | None = option(None, help="Linear warmup steps (default: 5% of the steps).", ge=0)
+    schedule: str = option("cosine", help="Learning rate after warmup: cosine decay or constant.", choices=SCHEDULES)
+    eval_every: int = option(200, help="Validate every N steps (and after the last).", ge=1)
+    seed: int = option(0, help="Seed of the head, data order and augmentation (and of random weights).")
+    label_smoothing: float = option(0.0, help="Label smoothing of the cross-entropy.", ge=0, lt=1)
+    augment: str = option(
+        "rrc", help="rrc (RandomResizedCrop + flip, the paper's), crop (pad-crop + flip), none.", choices=AUGMENTS
+    )
+    random_weights: bool = option(False, help="Random initialisation instead of pretrained weights.")
+    head_init: str = option(
+        "random", help="random (the paper's new head) or probe (LP-FT: start from the linear probe).",
+        choices=("random", "probe"),
+    )
+    precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train", parse_groups(self.train))
+        validate(self)
+        if self.batch_size % self.grad_accum:
+            raise VitplastError(
+                f"--batch-size {self.batch_size} is not divisible by --grad-accum {self.grad_accum}"
+            )
+        if self.warmup_steps is not None and self.warmup_steps > self.steps:
+            raise VitplastError(f"--warmup-steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
 
     @property
     def warmup(self) -> int:
@@ -66,32 +106,7 @@ class TrainConfig:
         return self.batch_size // self.grad_accum
 
     def validate(self) -> TrainConfig:
-        """Check every value; raise :class:`VitplastError` naming the first bad one. Returns ``self``."""
-        parse_groups(self.train)
-        checks: list[tuple[bool, str]] = [
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
-            (self.augment in AUGMENTS, f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}"),
-            (self.head_init in ("random", "probe"), f"--head-init must be random or probe, got {self.head_init!r}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
-            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.grad_accum >= 1, f"--grad-accum must be >= 1, got {self.grad_accum}"),
-            (self.clip >= 0, f"--clip must be >= 0 (0 disables clipping), got {self.clip}"),
-            (self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}"),
-            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise VitplastError(msg)
-        if self.batch_size % self.grad_accum:
-            raise VitplastError(
-                f"--batch-size {self.batch_size} is not divisible by --grad-accum {self.grad_accum}"
-            )
-        if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.steps:
-            raise VitplastError(f"--warmup-steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
+        """Construction already validated the config; kept so callers may chain it. Returns ``self``."""
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +116,8 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> TrainConfig:
+        """From :meth:`to_dict`'s output; unknown keys are ignored, missing ones take their default (a
+        ``config.json`` written before ``precision`` existed reads as ``auto``, which is fp32 on CPU)."""
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         kw = {k: v for k, v in d.items() if k in names}
         kw["train"] = tuple(kw.get("train", ("full",)))
@@ -109,19 +126,43 @@ class TrainConfig:
     @staticmethod
     def make(model: str, data: str, train: str | Sequence[str] = "full", **kw: Any) -> TrainConfig:
         """Build and validate a config; ``train`` may be ``"full"``, ``"mha,ln1"`` or a sequence of names."""
-        return TrainConfig(model=model, data=data, train=parse_groups(train), **kw).validate()
+        return TrainConfig(model=model, data=data, train=parse_groups(train), **kw)
+
+    @staticmethod
+    def for_data(model: str, data: str, **given: Any) -> TrainConfig:
+        """The config of ``model`` on ``data``: field defaults, replaced by :func:`recipe_for` ``(data)``,
+        replaced by the ``given`` settings."""
+        return TrainConfig(model=model, data=data, **{**recipe_for(data), **given})
+
+    def describe(self) -> str:
+        """One line with the recipe in use (printed at the start of a command-line run)."""
+        warm = f"{self.warmup} warmup" if self.warmup else "no warmup"
+        opt = f"sgd momentum {self.momentum}" if self.optimizer == "sgd" else "adamw"
+        return (
+            f"{opt}, lr {self.lr:g} ({warm}, {self.schedule}), {self.steps} steps of batch {self.batch_size}"
+            f"{f' in {self.grad_accum} micro-batches' if self.grad_accum > 1 else ''}, weight decay "
+            f"{self.weight_decay:g}, clip {self.clip:g}, augment {self.augment}, eval every {self.eval_every}, "
+            f"seed {self.seed}, precision {self.precision}"
+        )
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
-    """How a run is executed; none of it changes the result (up to floating-point non-determinism of devices).
+    """How a run is executed; none of it changes the result (up to floating-point non-determinism of devices)."""
 
-    ``device``: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``workers``:
-    data-loader worker processes (``None``: 0 on CPU, up to 4 on an accelerator); ``eval_batch_size``:
-    ``None`` uses the micro-batch size; ``progress``: show a progress bar.
-    """
+    device: str = option("auto", help="auto (CUDA when available), cpu, cuda, cuda:N.")
+    workers: int | None = option(
+        None, help="Data-loader processes (default: 0 on CPU, one per spare CPU core up to 8 on a GPU).", ge=0
+    )
+    eval_batch_size: int | None = option(
+        None, help="Images per evaluation batch (default: 256, or the micro-batch if larger).", ge=1
+    )
+    compile: bool = option(False, help="torch.compile the model's forward (pays off on long GPU runs).")
+    plots: bool = option(False, help="Draw curves.png in the run directory at the end.")
 
-    device: str = "auto"
-    workers: int | None = None
-    eval_batch_size: int | None = None
-    progress: bool = False
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def eval_batch(self, cfg: TrainConfig) -> int:
+        """Evaluation batch size: explicit, else ``max(256, micro-batch)`` (no gradients: larger batches fit)."""
+        return self.eval_batch_size or max(256, cfg.micro_batch)

@@ -12,6 +12,12 @@ best validation accuracy (ties keep the earlier step) is checkpointed and, at th
 test split. The resume state (weights, optimizer state, random state, counters) is saved at each
 evaluation, and the data order and augmentation are functions of the step (:mod:`vitplast.train.batches`),
 so an interrupted run resumed with ``resume=True`` ends with the result of an uninterrupted run.
+
+The forward pass runs under the config's precision (:mod:`vitplast.precision`; fp16 scales the loss and
+unscales the gradients before their norm is taken), everything else in float32. A non-finite loss or gradient
+norm stops the run: ``result.json`` records ``"diverged": true`` and ``diverged_at`` (the step), and no file
+holds a NaN or infinity literal (non-finite numbers are written as ``null``). ``curves.png`` is drawn only
+with ``RunOptions(plots=True)``, once, at the end (``docs/precision.md``).
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitplast.data import DataBundle, DataContext, load_data, make_transform
+from vitplast.data import DataBundle, make_transform
 from vitplast.errors import VitplastError
 from vitplast.io import versions, write_json_atomic
-from vitplast.models import load_model
 from vitplast.models.vit import ViT
-from vitplast.runtime import describe_device, resolve_device, resolve_workers
+from vitplast.precision import Precision, resolve_precision
+from vitplast.progress import Progress, phase
+from vitplast.runtime import check_compile, describe_device, resolve_device, resolve_workers
+from vitplast.train import cache
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.config import RunOptions, TrainConfig
@@ -78,22 +86,18 @@ def build_model(cfg: TrainConfig, num_classes: int, model: ViT | None = None) ->
     """The model of a run: loaded from ``cfg.model`` (random init seeded by ``cfg.seed``) or ``model``,
     with a new classifier for ``num_classes`` classes initialised under ``cfg.seed``."""
     if model is None:
-        model = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
+        model = cache.model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     model.reset_head(num_classes)
     return model
 
 
-def load_bundle(cfg: TrainConfig, input_size: int) -> DataBundle:
-    return load_data(cfg.data, DataContext(input_size=input_size))
-
-
 def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None = None) -> Prepared:
-    """Validate ``cfg`` and build model and data; raises :class:`VitplastError` before anything is written."""
-    cfg.validate()
+    """Build model and data of ``cfg`` (from the in-process :mod:`~vitplast.train.cache` unless given);
+    raises :class:`VitplastError` before anything is written."""
     if model is None:
-        model = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
-    bundle = data if data is not None else load_bundle(cfg, model.data_config.input_size)
+        model = cache.model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
+    bundle = data if data is not None else cache.data(cfg.data, model.data_config.input_size)
     n_train = len(bundle.train)  # type: ignore[arg-type]
     if n_train == 0 or len(bundle.val) == 0:  # type: ignore[arg-type]
         raise VitplastError(f"data {cfg.data!r} has an empty train or validation split")
@@ -114,11 +118,13 @@ def run(
     opts: RunOptions | None = None,
     resume: bool = False,
     callback: StepCallback | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train ``prep`` into run directory ``out`` (see module docstring); returns ``result.json``'s content.
 
     On return the model holds the best-validation weights. A directory that already holds the finished
     run (with ``resume``) is not retrained: its result is returned and its best weights loaded.
+    ``progress`` gets one phase per training session (units: steps) and one per evaluation (images).
     """
     opts = opts or RunOptions()
     cfg, vit = prep.cfg, prep.vit
@@ -126,6 +132,9 @@ def run(
     existing = rd.check_reuse(cfg, resume)
     device = resolve_device(opts.device)
     workers = resolve_workers(opts.workers, device)
+    prec = resolve_precision(cfg.precision, device)
+    if opts.compile:
+        check_compile(device)
     if existing:
         stored = rd.read_config()
         if stored.get("fingerprint") != prep.fingerprint:
@@ -134,22 +143,22 @@ def run(
             ck.load_state(vit, ck.load_tensors(rd.best))
             return rd.read_result()
     vit.to(device)
-    optimizer = make_optimizer(prep.params, cfg)
+    eng = _Engine(prep, rd, device, workers, opts, prec, progress)
     state = TrainState()
     if existing and rd.last.is_file():
-        state = _restore(rd, vit, optimizer, device)
+        state = eng.restore()
         rd.reset_metrics(state.step)
     else:
         rd.path.mkdir(parents=True, exist_ok=True)
-        rd.write_config(_config_record(prep, device, workers))
+        rd.write_config(_config_record(prep, device, workers, prec))
         rd.reset_metrics(0)
         rd.best.unlink(missing_ok=True)
     with open(rd.metrics, "a") as log:
-        _train(prep, state, rd, optimizer, device, workers, opts, log, callback)
-    return _finish(prep, state, rd, device, workers, opts)
+        eng.train(state, log, callback)
+    return eng.finish(state)
 
 
-def _config_record(prep: Prepared, device: torch.device, workers: int) -> dict[str, Any]:
+def _config_record(prep: Prepared, device: torch.device, workers: int, prec: Precision) -> dict[str, Any]:
     counts = prep.param_counts()
     return {
         "train": prep.cfg.to_dict(),
@@ -164,175 +173,190 @@ def _config_record(prep: Prepared, device: torch.device, workers: int) -> dict[s
         "trainable_params_per_group": counts,
         "total_params": count_params(list(prep.vit.module.parameters())),
         "fingerprint": prep.fingerprint,
-        "runtime": {"device": str(device), "device_name": describe_device(device), "workers": workers},
+        "runtime": {"device": str(device), "device_name": describe_device(device), "workers": workers,
+                    "precision": prec.name},
         "versions": versions(),
     }
 
 
-def _restore(rd: RunDir, vit: ViT, optimizer: torch.optim.Optimizer, device: torch.device) -> TrainState:
-    saved = ck.load_torch(rd.last)
-    ck.load_state(vit, saved["weights"])
-    optimizer.load_state_dict(saved["optimizer"])
-    torch.set_rng_state(saved["rng"])
-    if device.type == "cuda" and saved.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(saved["cuda_rng"], device)
-    return TrainState(**saved["state"])
-
-
-def _save_last(rd: RunDir, vit: ViT, optimizer: torch.optim.Optimizer, state: TrainState, device: torch.device) -> None:
-    ck.save_torch(
-        rd.last,
-        {
-            "weights": ck.trainable_state(vit),
-            "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "state": vars(state).copy(),
-        },
-    )
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
 
 
 def _write(log: TextIO, row: dict[str, Any]) -> None:
-    log.write(json.dumps(row) + "\n")
+    log.write(json.dumps(_finite(row), allow_nan=False) + "\n")
     log.flush()
 
 
-def _evaluate(prep: Prepared, split: str, device: torch.device, workers: int, opts: RunOptions) -> Score:
-    vit = prep.vit
-    vit.eval()
-    try:
-        bs = opts.eval_batch_size or prep.cfg.micro_batch
-        return score(vit.logits, prep.bundle.split(split), make_transform(vit.data_config), bs, device, workers)
-    finally:
+class _Engine:
+    """One training session of a prepared run: optimizer, gradient scaler, forward function, evaluation."""
+
+    def __init__(self, prep: Prepared, rd: RunDir, device: torch.device, workers: int, opts: RunOptions,
+                 prec: Precision, progress: Progress | None) -> None:
+        self.prep, self.rd, self.device, self.workers, self.opts = prep, rd, device, workers, opts
+        self.prec, self.progress = prec, progress
+        self.optimizer = make_optimizer(prep.params, prep.cfg, device)
+        self.scaler = torch.amp.GradScaler(device.type) if prec.scaled else None
+        logits = prep.vit.logits
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(logits) if opts.compile else logits
+
+    def restore(self) -> TrainState:
+        saved = ck.load_torch(self.rd.last)
+        ck.load_state(self.prep.vit, saved["weights"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scaler is not None and saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng"])
+        if self.device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
+        return TrainState(**saved["state"])
+
+    def save_last(self, state: TrainState) -> None:
+        dev = self.device
+        ck.save_torch(
+            self.rd.last,
+            {
+                "weights": ck.trainable_state(self.prep.vit),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                "state": vars(state).copy(),
+            },
+        )
+
+    def evaluate(self, split: str) -> Score:
+        vit = self.prep.vit
+        vit.eval()
+        try:
+            return score(vit.logits, self.prep.bundle.split(split), make_transform(vit.data_config),
+                         self.opts.eval_batch(self.prep.cfg), self.device, self.workers, self.prec,
+                         self.progress, f"evaluating on {split}")
+        finally:
+            vit.train()
+
+    def step(self, batches: Any, lr: float) -> tuple[float, float, dict[str, float], bool]:
+        """One update (module docstring); returns ``(loss, grad_norm, per_group_norms, finite)`` (norms before
+        clipping). A non-finite loss or norm leaves the weights untouched and returns ``finite`` False, except
+        for fp16, where an overflowing gradient is the scaler's business (it skips the update and lowers the
+        scale) as long as the loss is finite."""
+        cfg, dev = self.prep.cfg, self.device
+        set_lr(self.optimizer, lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=dev)
+        for _ in range(cfg.grad_accum):
+            x, y = next(batches)
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            with self.prec.forward():
+                logits = self.forward(x)
+            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=cfg.label_smoothing)
+            loss = loss / cfg.batch_size
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            loss_sum += loss.detach()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        total, per_group = grad_norms(self.prep.groups)
+        loss_value = float(loss_sum)
+        finite = math.isfinite(loss_value) and math.isfinite(total)
+        if finite:
+            clip_gradients(self.prep.params, total, cfg.clip)
+        if self.scaler is not None and math.isfinite(loss_value):
+            self.scaler.step(self.optimizer)  # skipped by the scaler when a gradient overflowed
+            self.scaler.update()
+            return loss_value, total, per_group, True
+        if finite:
+            self.optimizer.step()
+        return loss_value, total, per_group, finite
+
+    def train(self, state: TrainState, log: TextIO, callback: StepCallback | None) -> None:
+        prep, rd = self.prep, self.rd
+        cfg, vit = prep.cfg, prep.vit
+        B = cfg.batch_size
+        n_train = len(prep.bundle.train)  # type: ignore[arg-type]
+        sampler = StreamSampler(n_train, cfg.seed, start=state.step * B, stop=cfg.steps * B)
+        data = SeededAugment(prep.bundle.train, train_transform(vit.data_config, cfg.augment))
+        batches = iter(loader(data, cfg.micro_batch, self.workers, sampler, pin=self.device.type == "cuda"))
+        session_start = time.perf_counter()
+        wall_before = state.wall_seconds
         vit.train()
-
-
-def _train(
-    prep: Prepared,
-    state: TrainState,
-    rd: RunDir,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    workers: int,
-    opts: RunOptions,
-    log: TextIO,
-    callback: StepCallback | None,
-) -> None:
-    cfg, vit = prep.cfg, prep.vit
-    B = cfg.batch_size
-    n_train = len(prep.bundle.train)  # type: ignore[arg-type]
-    sampler = StreamSampler(n_train, cfg.seed, start=state.step * B, stop=cfg.steps * B)
-    data = SeededAugment(prep.bundle.train, train_transform(vit.data_config, cfg.augment))
-    batches = iter(loader(data, cfg.micro_batch, workers, sampler))
-    params = prep.params
-    session_start = time.perf_counter()
-    wall_before = state.wall_seconds
-    vit.train()
-    with _progress(opts.progress, cfg.steps, state.step, f"{cfg.data} {','.join(cfg.train)}") as advance:
+        advance = phase(self.progress, f"training {cfg.data} {','.join(cfg.train)}", cfg.steps - state.step)
         while state.step < cfg.steps:
             t0 = time.perf_counter()
             lr = lr_at(state.step, cfg)
-            set_lr(optimizer, lr)
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum = torch.zeros((), device=device)
-            for _ in range(cfg.grad_accum):
-                x, y = next(batches)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                logits = vit.logits(x).float()
-                loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=cfg.label_smoothing) / B
-                loss.backward()
-                loss_sum += loss.detach()
-            total, per_group = grad_norms(prep.groups)
-            loss_value = float(loss_sum)
-            if not (math.isfinite(loss_value) and math.isfinite(total)):
+            loss_value, total, per_group, finite = self.step(batches, lr)
+            if not finite:
                 state.diverged_at = state.step + 1
                 _write(log, {"kind": "train", "step": state.step + 1, "loss": loss_value, "lr": lr,
                              "grad_norm": total, "grad_norm_groups": per_group, "diverged": True})
                 break
-            clip_gradients(params, total, cfg.clip)
-            optimizer.step()
             state.step += 1
             state.train_seconds += time.perf_counter() - t0
             _write(log, {"kind": "train", "step": state.step, "loss": loss_value, "lr": lr,
                          "grad_norm": total, "grad_norm_groups": per_group})
             if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
-                val = _evaluate(prep, "val", device, workers, opts)
+                val = self.evaluate("val")
                 _write(log, {"kind": "eval", "step": state.step, "val_loss": val.loss, "val_acc": val.acc,
                              "n": val.n})
                 if val.acc > state.best_acc:
                     state.best_acc, state.best_step, state.best_loss = val.acc, state.step, val.loss
                     ck.save_tensors(rd.best, ck.trainable_state(vit), {"step": str(state.step)})
                 state.wall_seconds = wall_before + time.perf_counter() - session_start
-                _save_last(rd, vit, optimizer, state, device)
-            advance(loss_value)
+                self.save_last(state)
+            advance(1)
             if callback is not None:
                 callback(state.step, vit)
-    state.wall_seconds = wall_before + time.perf_counter() - session_start
+        state.wall_seconds = wall_before + time.perf_counter() - session_start
 
+    def finish(self, state: TrainState) -> dict[str, Any]:
+        prep, rd = self.prep, self.rd
+        cfg = prep.cfg
+        t0 = time.perf_counter()
+        test: Score | None = None
+        if state.best_step is not None:
+            ck.load_state(prep.vit, ck.load_tensors(rd.best))
+            test = self.evaluate("test")
+        prep.vit.eval()
+        counts = prep.param_counts()
+        images = state.step * cfg.batch_size
+        result: dict[str, Any] = {
+            "model": cfg.model,
+            "data": cfg.data,
+            "train": ",".join(cfg.train),
+            "lr": cfg.lr,
+            "optimizer": cfg.optimizer,
+            "seed": cfg.seed,
+            "precision": cfg.precision,
+            "precision_used": self.prec.name,
+            "compiled": self.opts.compile,
+            "steps": state.step,
+            "best_step": state.best_step,
+            "best_val_acc": state.best_acc if state.best_step is not None else None,
+            "best_val_loss": state.best_loss,
+            "test_acc": test.acc if test else None,
+            "test_loss": test.loss if test else None,
+            "n_test": test.n if test else 0,
+            "trainable_params": sum(counts.values()),
+            "trainable_params_per_group": counts,
+            "wall_seconds": state.wall_seconds + time.perf_counter() - t0,
+            "train_seconds": state.train_seconds,
+            "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
+            "diverged": state.diverged_at is not None,
+            "diverged_at": state.diverged_at,
+            "device": describe_device(self.device),
+            "evaluations": [],
+        }
+        if self.opts.plots:
+            from vitplast.train.plots import plot_curves
 
-def _finish(
-    prep: Prepared, state: TrainState, rd: RunDir, device: torch.device, workers: int, opts: RunOptions
-) -> dict[str, Any]:
-    cfg = prep.cfg
-    t0 = time.perf_counter()
-    test: Score | None = None
-    if state.best_step is not None:
-        ck.load_state(prep.vit, ck.load_tensors(rd.best))
-        test = _evaluate(prep, "test", device, workers, opts)
-    prep.vit.eval()
-    counts = prep.param_counts()
-    images = state.step * cfg.batch_size
-    result: dict[str, Any] = {
-        "model": cfg.model,
-        "data": cfg.data,
-        "train": ",".join(cfg.train),
-        "lr": cfg.lr,
-        "optimizer": cfg.optimizer,
-        "seed": cfg.seed,
-        "steps": state.step,
-        "best_step": state.best_step,
-        "best_val_acc": state.best_acc if state.best_step is not None else None,
-        "best_val_loss": state.best_loss,
-        "test_acc": test.acc if test else None,
-        "test_loss": test.loss if test else None,
-        "n_test": test.n if test else 0,
-        "trainable_params": sum(counts.values()),
-        "trainable_params_per_group": counts,
-        "wall_seconds": state.wall_seconds + time.perf_counter() - t0,
-        "train_seconds": state.train_seconds,
-        "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
-        "diverged_at": state.diverged_at,
-        "device": describe_device(device),
-        "evaluations": [],
-    }
-    from vitplast.train.plots import plot_curves
-
-    plot_curves(rd.read_metrics(), rd.curves, title=f"{cfg.model} on {cfg.data}: {','.join(cfg.train)}")
-    write_json_atomic(rd.result, result)
-    rd.last.unlink(missing_ok=True)
-    return result
-
-
-class _progress:
-    """A rich progress bar over steps (no-op when disabled); ``advance(loss)`` moves it by one step."""
-
-    def __init__(self, enabled: bool, total: int, done: int, label: str) -> None:
-        self.enabled, self.total, self.done, self.label = enabled, total, done, label
-        self._bar: Any = None
-
-    def __enter__(self) -> Callable[[float], None]:
-        if not self.enabled:
-            return lambda loss: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), transient=True,
-        )
-        self._bar.__enter__()
-        task = self._bar.add_task(self.label, total=self.total, completed=self.done, loss="-")
-        return lambda loss: self._bar.update(task, advance=1, loss=f"{loss:.4f}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+            plot_curves(rd.read_metrics(), rd.curves, title=f"{cfg.model} on {cfg.data}: {','.join(cfg.train)}")
+        result = _finite(result)
+        write_json_atomic(rd.result, result)
+        rd.last.unlink(missing_ok=True)
+        return result

@@ -25,6 +25,7 @@ from vitplast.data import make_transform
 from vitplast.io import write_json_atomic, write_text_atomic
 from vitplast.models import load_model
 from vitplast.models.micro import ARCH, MICRO_DIR
+from vitplast.progress import Progress
 from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
 from vitplast.train.config import RunOptions, TrainConfig
@@ -55,6 +56,7 @@ def pretrain_config(
     data: str = SOURCE,
     warmup_steps: int | None = None,
     eval_every: int | None = None,
+    precision: str = "auto",
 ) -> TrainConfig:
     """The pretraining recipe as a :class:`TrainConfig` (module docstring). Warmup shrinks with short
     runs; the validation split is scored ``DEFAULTS["evaluations"]`` times (half way and at the end), as
@@ -78,7 +80,8 @@ def pretrain_config(
         label_smoothing=DEFAULTS["label_smoothing"],
         augment="crop",
         random_weights=True,
-    ).validate()
+        precision=precision,
+    )
 
 
 def pretrain(
@@ -93,18 +96,20 @@ def pretrain(
     workers: int | None = None,
     resume: bool = False,
     install: bool = False,
-    progress: bool = False,
+    progress: Progress | None = None,
     command: str | None = None,
     install_dir: Path = MICRO_DIR,
+    precision: str = "auto",
+    plots: bool = False,
 ) -> dict[str, Any]:
     """Pretrain the micro-ViT into run directory ``out``, export it there (``micro_vit.safetensors``,
     ``model_card.json``, ``model_card.md``) and, with ``install``, copy those into ``install_dir``
-    (the package's ``models/micro/``). Returns the model card."""
+    (the package's ``models/micro/``). ``precision``: :mod:`vitplast.precision`. Returns the model card."""
     t0 = time.perf_counter()
-    cfg = pretrain_config(steps, batch_size, lr, seed, data)
+    cfg = pretrain_config(steps, batch_size, lr, seed, data, precision=precision)
     prep = prepare(cfg)
-    opts = RunOptions(device=device, workers=workers, progress=progress)
-    result = run(prep, Path(out), opts, resume=resume)
+    opts = RunOptions(device=device, workers=workers, plots=plots)
+    result = run(prep, Path(out), opts, resume=resume, progress=progress)
     out = Path(out)
     ckpt = out / CHECKPOINT_NAME
     ck.save_tensors(ckpt, {k: v.half() if v.is_floating_point() else v for k, v in ck.full_state(prep.vit).items()},

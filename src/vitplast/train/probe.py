@@ -17,27 +17,42 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vitplast.data import DataBundle, DataContext, Transformed, load_data, make_transform
+from vitplast.data import DataBundle, Transformed, make_transform
 from vitplast.errors import VitplastError
 from vitplast.io import output_dir, versions, write_json_atomic
-from vitplast.models import load_model
 from vitplast.models.vit import ViT
+from vitplast.precision import Precision, resolve_precision
+from vitplast.progress import Advance, Progress, phase
 from vitplast.runtime import describe_device, resolve_device, resolve_workers
+from vitplast.train import cache
 from vitplast.train.batches import loader
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def extract_features(
-    vit: ViT, dataset: Dataset[Any], batch_size: int, device: torch.device, workers: int = 0
+    vit: ViT,
+    dataset: Dataset[Any],
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+    precision: Precision | None = None,
+    advance: Advance | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(X [N, d] float32, y [N] int64)``: ``vit.features`` of every image, in dataset order."""
+    """``(X [N, d] float32, y [N] int64)``: ``vit.features`` of every image, in dataset order, the forward
+    run under ``precision`` (default fp32); ``advance(k)`` is called with each batch's size."""
     vit.eval()
+    prec = precision or resolve_precision("fp32", device)
     feats, labels = [], []
-    for x, y in loader(Transformed(dataset, make_transform(vit.data_config)), batch_size, workers):
-        feats.append(vit.features(x.to(device)).float().cpu().numpy())
+    ds = Transformed(dataset, make_transform(vit.data_config))
+    for x, y in loader(ds, batch_size, workers, pin=device.type == "cuda"):
+        with prec.forward():
+            f = vit.features(x.to(device, non_blocking=True))
+        feats.append(f.float().cpu().numpy())
         labels.append(y.numpy())
+        if advance is not None:
+            advance(len(y))
     return np.concatenate(feats), np.concatenate(labels)
 
 
@@ -88,22 +103,28 @@ def linear_probe(
     device: str = "auto",
     workers: int | None = None,
     random_weights: bool = False,
+    precision: str = "auto",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Linear probe of ``model`` on ``data`` (module docstring); writes ``config.json`` and ``result.json``
-    to ``out`` when given (all or nothing) and returns the result."""
+    to ``out`` when given (all or nothing) and returns the result. Features are extracted under
+    ``precision`` (:mod:`vitplast.precision`) and fitted in float32/float64 by scikit-learn."""
     if batch_size < 1:
         raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
     if C is not None and C <= 0:
         raise VitplastError(f"--C must be > 0, got {C}")
     t0 = time.perf_counter()
-    vit = model if isinstance(model, ViT) else load_model(model, random_weights=random_weights)
-    bundle = data if isinstance(data, DataBundle) else load_data(data, DataContext(vit.data_config.input_size))
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    vit = model if isinstance(model, ViT) else cache.model(model, random_weights=random_weights)
+    bundle = data if isinstance(data, DataBundle) else cache.data(data, vit.data_config.input_size)
     if len(bundle.train) == 0 or len(bundle.test) == 0:  # type: ignore[arg-type]
         raise VitplastError(f"data {bundle.name} has an empty train or test split")
-    dev = resolve_device(device)
     n_workers = resolve_workers(workers, dev)
     vit.to(dev)
-    splits = {s: extract_features(vit, bundle.split(s), batch_size, dev, n_workers) for s in ("train", "val", "test")}
+    sizes = {s: len(bundle.split(s)) for s in ("train", "val", "test")}  # type: ignore[arg-type]
+    advance = phase(progress, f"probe features {bundle.name}", sum(sizes.values()))
+    splits = {s: extract_features(vit, bundle.split(s), batch_size, dev, n_workers, prec, advance) for s in sizes}
     t_feat = time.perf_counter() - t0
     if len(np.unique(splits["train"][1])) < 2:
         raise VitplastError(f"the train split of {bundle.name} has fewer than two classes")
@@ -121,11 +142,13 @@ def linear_probe(
         "feature_seconds": t_feat,
         "wall_seconds": time.perf_counter() - t0,
         "device": describe_device(dev),
+        "precision": precision,
+        "precision_used": prec.name,
     }
     if out is not None:
         config = {
             "probe": {"model": result["model"], "data": result["data"], "C": C, "C_grid": list(C_GRID),
-                      "batch_size": batch_size, "random_weights": random_weights},
+                      "batch_size": batch_size, "random_weights": random_weights, "precision": precision},
             "data_config": vit.data_config.to_dict(),
             "versions": versions(),
         }

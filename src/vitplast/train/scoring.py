@@ -16,6 +16,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vitplast.data.transforms import Transformed
+from vitplast.precision import Precision, resolve_precision
+from vitplast.progress import Progress, phase
 from vitplast.train.batches import loader
 
 
@@ -32,7 +34,7 @@ class Score:
         return {"loss": self.loss, "acc": self.acc, "n": self.n, "correct": self.correct}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score(
     logits_fn: Callable[[Tensor], Tensor],
     dataset: Dataset[Any],
@@ -40,16 +42,25 @@ def score(
     batch_size: int,
     device: torch.device,
     workers: int = 0,
+    precision: Precision | None = None,
+    progress: Progress | None = None,
+    label: str = "scoring",
 ) -> Score:
-    """Cross-entropy and accuracy of ``logits_fn`` on ``dataset`` (images passed through ``transform``)."""
+    """Cross-entropy and accuracy of ``logits_fn`` on ``dataset`` (images passed through ``transform``);
+    the forward runs under ``precision`` (default fp32), the loss and counts are summed in float32/int."""
     ds = Transformed(dataset, transform) if transform is not None else dataset
+    prec = precision or resolve_precision("fp32", device)
+    advance = phase(progress, label, len(ds))  # type: ignore[arg-type]
     loss_sum, correct, n = 0.0, 0, 0
-    for x, y in loader(ds, batch_size, workers):
-        x, y = x.to(device), y.to(device)
-        logits = logits_fn(x).float()
+    for x, y in loader(ds, batch_size, workers, pin=device.type == "cuda"):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with prec.forward():
+            logits = logits_fn(x)
+        logits = logits.float()
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(dim=1) == y).sum())
         n += int(y.numel())
+        advance(int(y.numel()))
     if n == 0:
         return Score(float("nan"), float("nan"), 0, 0)
     return Score(loss_sum / n, correct / n, n, correct)

@@ -1,0 +1,56 @@
+"""In-process cache of models and data sets, keyed by their spec (``docs/precision.md``, "Fixed cost").
+
+A sweep worker runs many finetuning runs of the same model on the same data sets; building them once per
+process removes that fixed cost from every run after the first. :func:`model` returns a deep copy of a
+pristine cached model's module, wrapped anew by the adapters (a run trains its copy in place, the cached one
+is never handed out); :func:`data`
+returns the cached :class:`~vitplast.data.DataBundle` itself (data sets are read-only). Both keep the
+:data:`SIZE` most recently used entries. :func:`clear` empties the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+from vitplast.data import DataBundle, DataContext, load_data
+from vitplast.models import as_vit, load_model
+from vitplast.models.vit import ViT
+
+T = TypeVar("T")
+SIZE = 4
+_MODELS: OrderedDict[Hashable, ViT] = OrderedDict()
+_DATA: OrderedDict[Hashable, DataBundle] = OrderedDict()
+
+
+def _get(store: OrderedDict[Hashable, T], key: Hashable, build: Callable[[], T]) -> T:
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    value = build()
+    store[key] = value
+    while len(store) > SIZE:
+        store.popitem(last=False)
+    return value
+
+
+def model(spec: str, random_weights: bool = False, seed: int = 0) -> ViT:
+    """A fresh copy of ``load_model(spec, random_weights=..., seed=...)`` (seed matters only for random weights)."""
+    key = (spec, random_weights, seed if random_weights else None)
+    pristine = _get(_MODELS, key, lambda: load_model(spec, random_weights=random_weights, seed=seed))
+    fresh = as_vit(copy.deepcopy(pristine.module), pristine.name)  # the adapter's closures see the copy
+    fresh.data_config = pristine.data_config
+    return fresh
+
+
+def data(spec: str, input_size: int | None) -> DataBundle:
+    """``load_data(spec, DataContext(input_size))``, built once per process."""
+    return _get(_DATA, (spec, input_size), lambda: load_data(spec, DataContext(input_size=input_size)))
+
+
+def clear() -> None:
+    """Drop every cached model and data set."""
+    _MODELS.clear()
+    _DATA.clear()
