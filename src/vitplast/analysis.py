@@ -77,6 +77,9 @@ class AnalyzeConfig:
     embed_scales: tuple[float, ...] = option(
         (), help="Also re-measure with the embedded tokens scaled by each c (e.g. 1,3,6,12).", gt=0
     )
+    diag_pairs: int = option(
+        64, help="Pairs whose forward pass gives the per-layer diagnostics (token statistics use every pair).", ge=1
+    )
     rtol: float = option(DEFAULT_RTOL, help="Relative tolerance of the bounds check (float32 rounding).", ge=0)
 
     def __post_init__(self) -> None:
@@ -192,7 +195,7 @@ def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> Analys
     if n < 2:
         raise VitplastError(f"fewer than 2 pairs available (source {n_src}, target {n_tgt} images)")
     with_bounds = cfg.with_bounds and cfg.mode == "embedding"
-    diag = DiagnosticsAccumulator(vit, cfg.mode)
+    diag = DiagnosticsAccumulator(vit, cfg.mode, forward_pairs=cfg.diag_pairs)
     token_acc = TokenStatsAccumulator() if with_bounds else None
 
     def observe(xy: Tensor) -> None:

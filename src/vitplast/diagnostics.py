@@ -62,17 +62,21 @@ def prefix_token_count(vit: ViT, seq_len: int) -> int:
 def attention_probs(a: Tensor, q_w: Tensor, q_b: Tensor | None, k_w: Tensor, k_b: Tensor | None, heads: int) -> Tensor:
     """Attention probabilities ``[B, H, n, n]`` of the tokens ``a`` ``[B, n, d]`` (rows: queries)."""
     b, n, _ = a.shape
-    q = torch.nn.functional.linear(a, q_w, q_b).reshape(b, n, heads, -1).transpose(1, 2)
-    k = torch.nn.functional.linear(a, k_w, k_b).reshape(b, n, heads, -1).transpose(1, 2)
+    bias = None if q_b is None and k_b is None else torch.cat([_bias(q_b, q_w), _bias(k_b, k_w)])
+    qk = torch.nn.functional.linear(a, torch.cat([q_w, k_w]), bias).reshape(b, n, 2, heads, -1).permute(2, 0, 3, 1, 4)
+    q, k = qk[0], qk[1]
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+
+
+def _bias(b: Tensor | None, w: Tensor) -> Tensor:
+    return b if b is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
 
 
 def attention_stats(p: Tensor) -> tuple[float, float, int]:
     """Sums over rows of the normalised entropy ``H(row) / log(n)`` and of the row max, and the row count."""
     n = p.shape[-1]
-    pd_ = p.double()
-    ent = -(pd_ * torch.log(pd_.clamp(min=1e-300))).sum(-1) / math.log(n) if n > 1 else torch.zeros_like(pd_[..., 0])
-    return float(ent.sum()), float(pd_.max(-1).values.sum()), int(ent.numel())
+    ent = -torch.special.xlogy(p, p).sum(-1) / math.log(n) if n > 1 else torch.zeros_like(p[..., 0])
+    return float(ent.double().sum()), float(p.max(-1).values.double().sum()), int(ent.numel())
 
 
 class _Sums:
@@ -134,11 +138,16 @@ class Diagnostics:
 
 
 class DiagnosticsAccumulator:
-    """Streams the diagnostics over embedded batches ``[2B, n, d]`` (``[:B]`` source, ``[B:]`` target)."""
+    """Streams the diagnostics over embedded batches ``[2B, n, d]`` (``[:B]`` source, ``[B:]`` target).
 
-    def __init__(self, vit: ViT, mode: str = "embedding") -> None:
+    Token statistics use every pair; the per-layer forward-pass statistics use the first ``forward_pairs``
+    pairs (all when None), as they cost a forward pass and two attention maps per layer and stream.
+    """
+
+    def __init__(self, vit: ViT, mode: str = "embedding", forward_pairs: int | None = None) -> None:
         self.vit = vit
         self.mode = mode
+        self.forward_left = forward_pairs if forward_pairs is not None else -1  # -1: every pair
         self.sums = _Sums()
         self.seq_len = 0
         self.prefix = 0
@@ -173,23 +182,30 @@ class DiagnosticsAccumulator:
             self.seq_len = int(xy.shape[1])
             self.prefix = prefix_token_count(self.vit, self.seq_len)
         b = xy.shape[0] // 2
+        k = b if self.forward_left < 0 else min(b, self.forward_left)
+        self.forward_left -= k if self.forward_left >= 0 else 0
         for stream, z in zip(STREAMS, (xy[:b], xy[b:]), strict=True):
-            zd = z.double()
-            self._tokens(stream, zd)
-            h = z
-            for layer, blk in enumerate(self.vit.blocks):
-                key = f"{stream}/{layer}"
-                hd = h.double()
-                self.sums.add(key + "/hsq", float((hd * hd).sum()))
-                self.sums.add(key + "/hel", float(hd.numel()))
-                self.sums.add(key + "/hstd", float(hd.std(-1, unbiased=False).sum()))
-                self.sums.add(key + "/htok", float(hd.shape[0] * hd.shape[1]))
+            self._tokens(stream, z.double())
+            if k > 0:
+                self._forward(stream, z[:k])
+
+    def _forward(self, stream: str, z: Tensor) -> None:
+        """Per-layer statistics of the model's forward pass on the embedded sequences ``z`` of one stream."""
+        h = z
+        for layer, blk in enumerate(self.vit.blocks):
+            key = f"{stream}/{layer}"
+            hd = h.double()
+            self.sums.add(key + "/hsq", float((hd * hd).sum()))
+            self.sums.add(key + "/hel", float(hd.numel()))
+            self.sums.add(key + "/hstd", float(hd.std(-1, unbiased=False).sum()))
+            self.sums.add(key + "/htok", float(hd.shape[0] * hd.shape[1]))
+            if self.mode == "embedding":
                 self._attention(key + "/embedded", layer, z)
-                a = blk.ln1(h)
-                self._attention(key + "/forward", layer, a)
-                h = h + blk.mha(a)
-                self.sums.add(key + "/ln2std", float(h.double().std(-1, unbiased=False).sum()))
-                h = h + blk.fc2(blk.act(blk.fc1(blk.ln2(h))))
+            a = blk.ln1(h)
+            self._attention(key + "/forward", layer, a)
+            h = h + blk.mha(a)
+            self.sums.add(key + "/ln2std", float(h.double().std(-1, unbiased=False).sum()))
+            h = h + blk.fc2(blk.act(blk.fc1(blk.ln2(h))))
 
     def result(self, normalization: dict[str, Any] | None = None) -> Diagnostics:
         """The diagnostics of everything added so far."""
