@@ -173,3 +173,32 @@ def test_cli_prints_and_writes_diagnostics_normalization_and_scales(
     scales = pd.read_csv(tmp_path / "i" / "embed_scale.csv")
     assert sorted(scales["scale"].unique()) == [1.0, 2.0]
     assert (tmp_path / "i" / "embed_scale.png").is_file() and not (tmp_path / "m" / "embed_scale.csv").exists()
+
+
+def test_one_pass_every_image_embedded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vitplast.analysis as analysis
+    from vitplast.analysis import AnalyzeConfig, run_analysis
+
+    seen: list[int] = []
+    real_load = analysis.load_model
+
+    def counting_load(*args: object, **kwargs: object) -> ViT:
+        vit = real_load(*args, **kwargs)  # type: ignore[arg-type]
+        embed = vit._embed
+
+        def counted(x: torch.Tensor) -> torch.Tensor:
+            seen.append(len(x))
+            return embed(x)
+
+        vit._embed = counted  # type: ignore[method-assign]
+        return vit
+
+    monkeypatch.setattr(analysis, "load_model", counting_load)
+    cfg = AnalyzeConfig(model="timm:vit_micro_patch4_32", random_weights=True, source="random:9",
+                        target="random:9", pairs=9, batch_size=4, with_bounds=True, embed_scales=(3.0, 6.0),
+                        device="cpu")  # fmt: skip
+    res = run_analysis(cfg)
+    # 9 pairs in batches of 4, 4, 1: each batch of source + target images embedded once, for every statistic
+    assert sorted(seen) == [2, 8, 8] and res.bounds is not None and len(res.scales) == 3
+    tokens = res.diagnostics.tokens.set_index(["stream", "tokens"])["n_tokens"]
+    assert res.bounds.summary["n_pairs"] == tokens[("target", "all")] / res.diagnostics.seq_len == 9

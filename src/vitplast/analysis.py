@@ -249,7 +249,7 @@ def _record(res: AnalysisResult, vit: ViT, device: str, seconds: float) -> dict[
             "dim": vit.dim,
             "heads": vit.num_heads,
             "mlp_dim": vit.mlp_dim,
-            "seq_len": vit.seq_len(),
+            "seq_len": res.diagnostics.seq_len,
             "data_config": vit.data_config.to_dict(),
         },
         "normalization": res.diagnostics.normalization,
