@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 from vitplast.components import COLORS, COMPONENTS, DISPLAY
 
@@ -69,11 +70,7 @@ def plot_diagnostics(diag: Diagnostics, path: Path, title: str = "") -> None:
         ax.set_xlabel("layer (block)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def plot_embed_scale(table: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -89,6 +86,10 @@ def plot_embed_scale(table: pd.DataFrame, path: Path, title: str = "") -> None:
         ax.set_ylabel(f"{label} (mean over layers)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+    _save(fig, path, title)
+
+
+def _save(fig: Figure, path: Path, title: str) -> None:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

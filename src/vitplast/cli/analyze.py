@@ -119,12 +119,8 @@ def print_summary(res: AnalysisResult, out: Path) -> None:
 
 def print_layers(console: Console, res: AnalysisResult) -> None:
     """The per-layer table (primary): each component's plasticity and the order within the layer."""
-    t = Table(title="Per layer (primary): plasticity P and the order within the layer")
-    t.add_column("layer", justify="right")
     comps = list(res.summary["component"])
-    for c in comps:
-        t.add_column(DISPLAY[c], justify="right")
-    t.add_column("order (most plastic first)")
+    t = _component_table("Per layer (primary): plasticity P and the order within the layer", "layer", comps, "order")
     tab = res.plasticity.table
     for layer, order in res.layers.items():
         vals = tab[tab["layer"] == layer].set_index("component")["mean"].to_dict()
@@ -165,15 +161,21 @@ def print_diagnostics(console: Console, res: AnalysisResult) -> None:
 
 def print_scales(console: Console, res: AnalysisResult) -> None:
     """P and R (mean over layers) of each component at each embedding scale c."""
-    t = Table(title="Embedded tokens scaled by c: P (R) as mean over layers")
-    t.add_column("c", justify="right")
     comps = list(res.summary["component"])
-    for c in comps:
-        t.add_column(DISPLAY[c], justify="right")
-    t.add_column("order by P")
+    t = _component_table("Embedded tokens scaled by c: P (R) as mean over layers", "c", comps, "order by P")
     for s in res.scales:
         p = s.table.groupby("component")["mean"].mean()
         r = s.table.groupby("component")["rel_mean"].mean()
         order = " > ".join(DISPLAY[c] for c in p.sort_values(ascending=False).index)
         t.add_row(f"{s.embed_scale:g}", *(f"{_f(p[c])} ({_f(r[c])})" for c in comps), order)
     console.print(t)
+
+
+def _component_table(title: str, first: str, comps: list[str], last: str) -> Table:
+    """A table with a ``first`` column, one column per component and a ``last`` column."""
+    t = Table(title=title)
+    t.add_column(first, justify="right")
+    for c in comps:
+        t.add_column(DISPLAY[c], justify="right")
+    t.add_column(last)
+    return t
