@@ -428,20 +428,20 @@ def test_cli_bounds_strict_exits_1_on_a_violation(
 ) -> None:
     import vitplast.bounds.run as bounds_run
 
-    real = bounds_run.compute_bounds
+    real = bounds_run.bounds_from_stats
 
     def shrunk(*args: Any, **kwargs: Any) -> Any:  # bounds a million times too small: every pair violates them
         res = real(*args, **kwargs)
         res.table["bound"] = res.table["bound"] * 1e-6
         return res
 
-    monkeypatch.setattr(bounds_run, "compute_bounds", shrunk)
+    monkeypatch.setattr(bounds_run, "bounds_from_stats", shrunk)
     args = ["bounds", *MICRO, "--pairs", "4", "--batch-size", "4"]
     code, stdout, _ = run([*args, "--out", str(tmp_path / "a")], capsys)
     assert code == 0 and "VIOLATIONS" in stdout and not pd.read_csv(tmp_path / "a" / "violations.csv").empty
     code, stdout, _ = run([*args, "--strict", "--out", str(tmp_path / "b")], capsys)
     assert code == 1 and "VIOLATIONS" in stdout
-    monkeypatch.setattr(bounds_run, "compute_bounds", real)
+    monkeypatch.setattr(bounds_run, "bounds_from_stats", real)
     code, _, err = run([*args, "--strict", "--out", str(tmp_path / "c")], capsys)
     assert code == 0, err
 
@@ -459,7 +459,7 @@ def test_cli_bounds_writes_table_check_figure(tmp_path: Path, capsys: pytest.Cap
     assert pd.read_csv(out / "violations.csv").empty
     assert (out / "bounds.png").stat().st_size > 10_000
     assert "Spearman" in stdout and "rigorous bounds hold" in stdout
-    # a plasticity table given instead of measuring: drawn and ranked, check skipped
+    # a plasticity table given: drawn and ranked instead of the measured one; the check uses this run's pairs
     meas = pd.read_csv(out / "check.csv")
     prim = meas[[PRIMARY[c] == v for c, v in zip(meas["component"], meas["variant"], strict=True)]]
     prim = prim.rename(columns={"measured_mean": "mean"})[["layer", "component", "mean"]]
@@ -469,7 +469,7 @@ def test_cli_bounds_writes_table_check_figure(tmp_path: Path, capsys: pytest.Cap
     )
     assert code == 0, err
     rec2 = json.loads((tmp_path / "c" / "bounds.json").read_text())
-    assert rec2["check"]["status"].startswith("skipped")
+    assert rec2["check"]["status"] == "checked" and rec2["measured_from"].endswith("plasticity.csv")
     assert rec2["ranking"]["spearman"] == pytest.approx(record["ranking"]["spearman"])
 
 
@@ -499,19 +499,27 @@ def test_timm_and_hf_copies_have_the_same_bounds() -> None:
 
 
 def test_analyze_with_bounds_adds_table_check_and_ranking() -> None:
-    from vitplast.analysis import AnalyzeConfig, run_analyze
+    from dataclasses import replace
+
+    from vitplast.analysis import AnalyzeConfig, run_analysis
 
     cfg = AnalyzeConfig(
         model="timm:vit_micro_patch4_32", random_weights=True, source="random:8", target="random:8", pairs=6,
         batch_size=4, with_bounds=True, device="cpu",
     )  # fmt: skip
-    result, record = run_analyze(cfg, None)
-    extra = record["bounds"]
-    assert extra["check"]["all_hold"] and extra["check"]["n_pairs"] == result.n_pairs
-    assert extra["ranking"]["spearman"] == pytest.approx(ranking_agreement(result.table)["spearman"])
-    assert (
-        set(extra["table"]["model"]) == {cfg.model} and len(extra["table"]) == 6 * 12
-    )  # 3 LN1 + 3 MHA + 3 LN2 + 1 FC1 + 2 FC2 rows per layer
-    cfg.mode = "insitu"
-    _, record = run_analyze(cfg, None)
-    assert "embedding mode" in record["bounds"]["note"] and "table" not in record["bounds"]
+    res = run_analysis(cfg)
+    assert res.bounds is not None
+    extra = res.record["bounds"]
+    assert extra["check"]["all_hold"] and extra["check"]["n_pairs"] == res.plasticity.n_pairs
+    assert extra["ranking"]["spearman"] == pytest.approx(ranking_agreement(res.plasticity.table)["spearman"])
+    assert len(res.bounds.bounds.table) == 6 * 12  # 3 LN1 + 3 MHA + 3 LN2 + 1 FC1 + 2 FC2 rows per layer
+    # the bounds' data quantities come from the analysis's own pass: the same as streaming the pairs again
+    vit = load_model(cfg.model, random_weights=True, seed=cfg.seed)
+    from vitplast.analysis import image_loader
+
+    src, _ = image_loader(vit, cfg.source, "test", 6, 0, "random", 4, 0)
+    tgt, _ = image_loader(vit, cfg.target, "test", 6, 0, "random", 4, 0, stream=1)
+    again = compute_bounds(vit, src, tgt, 4, "cpu", max_pairs=6)
+    pd.testing.assert_frame_equal(res.bounds.bounds.table, again.table)
+    res = run_analysis(replace(cfg, mode="insitu"))
+    assert res.bounds is None and "embedding mode" in res.record["bounds"]["note"]

@@ -61,7 +61,9 @@ def test_analyze_writes_table_json_and_figure(tmp_path: Path, capsys: pytest.Cap
     )
     assert code == 0, err
     table = pd.read_csv(out / "plasticity.csv")
-    assert list(table.columns) == ["model", "layer", "component", "mean", "std", "ci95", "n_pairs"]
+    assert list(table.columns) == [
+        "model", "layer", "component", "mean", "std", "ci95", "n_pairs", "rel_mean", "rel_ci95"
+    ]
     assert len(table) == 6 * 5 and (table["model"] == "timm:vit_micro_patch4_32").all()
     rec = json.loads((out / "plasticity.json").read_text())
     assert rec["pairs_used"] == 12 == table["n_pairs"].iloc[0] and rec["pairs_skipped"] == 0  # all 12 images
@@ -88,7 +90,7 @@ def test_insitu_mode_and_seeded_order(tmp_path: Path, capsys: pytest.CaptureFixt
         (["--model", "nonsense"], "unknown model spec"),
         (["--model", "timm:vit_micro_patch4_32", "--random-weights", "--target", "nope:x"], "unknown data spec"),
         ([*MICRO, "--target", "folder:/no/such/dir"], "does not exist"),
-        ([*MICRO, "--mode", "sideways"], "unknown mode"),
+        ([*MICRO, "--mode", "sideways"], "--mode must be one of embedding, insitu"),
         ([*MICRO, "--pairs", "1"], "--pairs must be >= 2"),
         ([*MICRO, "--source", "random:1", "--target", "random:1"], "fewer than 2 pairs"),
         ([*MICRO, "--device", "cuda:7"], "cuda"),

@@ -10,8 +10,9 @@ from tests.tiny_models import timm_to_hf, tiny_hf, tiny_timm
 from vitplast.components import COMPONENTS
 from vitplast.errors import VitplastError
 from vitplast.models import as_vit
-from vitplast.plasticity import EmbeddingPlan, embedded_norms, measure_plasticity
-from vitplast.reference import naive_plasticity
+from vitplast.models.vit import ViT
+from vitplast.plasticity import EmbeddingPlan, embedded_norms, measure_plasticity, measure_scales
+from vitplast.reference import naive_outputs, naive_plasticity
 
 
 def _images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -31,8 +32,51 @@ def _check_against_naive(model: torch.nn.Module, mode: str, n: int = 13, batch: 
     ci = res.table["ci95"].to_numpy().reshape(vit.depth, 5)
     np.testing.assert_allclose(ci, 1.96 * ref.std(0, ddof=1) / np.sqrt(n), rtol=1e-4)
     assert (res.table["n_pairs"] == n).all()
-    assert list(res.table.columns) == ["layer", "component", "mean", "std", "ci95", "n_pairs"]
+    assert list(res.table.columns) == ["layer", "component", "mean", "std", "ci95", "n_pairs", "rel_mean", "rel_ci95"]
     assert list(res.table["component"][:5]) == list(COMPONENTS)
+    rel = res.table["rel_mean"].to_numpy().reshape(vit.depth, 5)
+    np.testing.assert_allclose(rel, naive_relative(vit, x, y, mode).mean(0), rtol=1e-4)
+
+
+@torch.no_grad()
+def naive_relative(vit: ViT, x: torch.Tensor, y: torch.Tensor, mode: str) -> np.ndarray:
+    """R per pair, literally: ratio * (||X|| + ||Y||) / (||f(X) - f(0)|| + ||f(Y) - f(0)||), f(0) computed."""
+    out = np.zeros((len(x), vit.depth, 5))
+    for layer, (blk, comps) in enumerate(zip(vit.blocks, naive_outputs(vit, x, y, mode), strict=True)):
+        fns = {"ln1": blk.ln1, "mha": blk.mha, "ln2": blk.ln2, "fc1": blk.fc1, "fc2": blk.fc2}
+        for c, comp in enumerate(COMPONENTS):
+            ix, iy, ox, oy = (t.double() for t in comps[comp])
+            width = blk.fc2.in_features if comp == "fc2" else ix.shape[-1]
+            f0 = fns[comp](torch.zeros(1, ix.shape[1], width)).double()
+
+            def fro(t: torch.Tensor) -> torch.Tensor:
+                return torch.linalg.vector_norm(t, dim=(1, 2))
+
+            ratio = fro(ox - oy) / fro(ix - iy)
+            out[:, layer, c] = (ratio * (fro(ix) + fro(iy)) / (fro(ox - f0) + fro(oy - f0))).numpy()
+    return out
+
+
+@pytest.mark.parametrize("mode", ["embedding", "insitu"])
+def test_embed_scale_ln_falls_as_one_over_c_linear_invariant_relative_invariant(mode: str) -> None:
+    vit = as_vit(tiny_timm(dim=32, heads=4, seed=5))
+    for blk in vit.blocks:
+        blk.ln1.eps = blk.ln2.eps = 0.0  # LN(cX) = LN(X) exactly: P(LN) ~ 1/c without the eps correction
+    x, y = _images(6, seed=3), _images(6, seed=4)
+    base, *scaled = measure_scales(vit, x, y, (1.0, 3.0, 12.0), mode=mode, batch_size=4)
+    for res, c in zip(scaled, (3.0, 12.0), strict=True):
+        assert res.embed_scale == c
+        b, t = base.table, res.table
+        # in in-situ mode only the first LN1 sees the scaled embedding itself
+        first = (b["layer"] == 0) & (b["component"] == "ln1")
+        ln = first if mode == "insitu" else b["component"].isin(["ln1", "ln2"])
+        np.testing.assert_allclose(t["mean"][ln], b["mean"][ln] / c, rtol=1e-5)
+        np.testing.assert_allclose(t["rel_mean"][ln], b["rel_mean"][ln], rtol=1e-5)
+        if mode == "embedding":
+            lin = b["component"].isin(["fc1", "fc2"])
+            np.testing.assert_allclose(t["mean"][lin], b["mean"][lin], rtol=1e-5)
+            np.testing.assert_allclose(t["rel_mean"][lin], b["rel_mean"][lin], rtol=1e-5)
+            assert not np.allclose(t["mean"][~lin & ~ln], b["mean"][~lin & ~ln], rtol=1e-3)  # MHA moves
 
 
 @pytest.mark.parametrize("mode", ["embedding", "insitu"])

@@ -1,125 +1,251 @@
-"""The ``analyze`` pipeline: model + two data specs -> plasticity table, JSON record and figure.
+"""The analysis pipeline: model + two data specs -> one :class:`AnalysisResult` from one pass over the images.
 
-Used by ``vitplast analyze`` and by sweeps. Source and target images are drawn in a seeded random order
-(SPEC 1.2), or in the data set's stored (class-sorted) order with ``order="sorted"`` to reproduce the
-reference code's sampling.
+One pass embeds every (source, target) image batch once and feeds the embedded sequences to the plasticity
+estimator (at every embedding scale asked for), to the regime diagnostics (:mod:`vitplast.diagnostics`) and,
+with ``with_bounds`` in embedding mode, to the data quantities of the bounds (:mod:`vitplast.bounds`). Used
+by ``vitplast analyze``, ``vitplast bounds`` (a view on the result) and sweeps. Source and target images are
+drawn in a seeded random order, or in the data set's stored (class-sorted) order with ``order="sorted"`` to
+reproduce the reference code's sampling. Definitions: docs/diagnostics.md.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+import pandas as pd
+from torch import Tensor
 from torch.utils.data import DataLoader
 
+from vitplast.bounds.check import ranking_agreement
+from vitplast.bounds.run import DEFAULT_RTOL, BoundsCheck, check_bounds_on
+from vitplast.bounds.stats import TokenStatsAccumulator
+from vitplast.configs import option, validate
 from vitplast.data import DataContext, IndexedSet, Transformed, load_data, make_transform
+from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, Diagnostics, DiagnosticsAccumulator
 from vitplast.errors import VitplastError
 from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, load_model
-from vitplast.plasticity import MODES, PlasticityResult, measure_plasticity, summarize
-from vitplast.plotting import plot_plasticity
+from vitplast.models.vit import DataConfig
+from vitplast.plasticity import AGGREGATES, MODES, PlasticityResult, layer_ranking, measure_scales, summarize
+from vitplast.plotting import plot_diagnostics, plot_embed_scale, plot_plasticity
+from vitplast.precision import PRECISION_HELP, PRECISIONS
+from vitplast.progress import Progress, phase
 from vitplast.runtime import resolve_device
 
 
 @dataclass
 class AnalyzeConfig:
-    """Settings of one plasticity analysis (the CLI options of ``vitplast analyze``)."""
+    """Settings of one analysis (the options of ``vitplast analyze``; ``vitplast bounds`` uses a subset)."""
 
-    model: str = "micro"
-    source: str = "mini:source"
-    target: str = "mini:digits"
-    pairs: int = 256
-    batch_size: int = 32
-    mode: str = "embedding"
-    device: str = "auto"
-    seed: int = 0
-    order: str = "random"
-    source_split: str = "test"
-    target_split: str = "test"
-    workers: int = 0
-    random_weights: bool = False
-    with_bounds: bool = False
-    precision: str = "fp32"
+    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    source: str = option(
+        "mini:source", help="Source (pretraining-like) data spec, e.g. mini:source, folder:PATH, imagenet-val:DIR."
+    )
+    target: str = option("mini:digits", help="Target (downstream) data spec, e.g. mini:digits, folder:PATH, cifar10.")
+    pairs: int = option(256, help="Number of (source, target) image pairs.", ge=2)
+    batch_size: int = option(32, help="Pairs per forward pass (bounds memory).", ge=1)
+    mode: str = option(
+        "embedding",
+        help="embedding (paper: every component sees the embedded input) or insitu (each sees its real input).",
+        choices=MODES,
+    )
+    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+    seed: int = option(0, help="Seed of the random image order.")
+    order: str = option(
+        "random", help="random (seeded) or sorted (stored, class-sorted order, as the reference code).",
+        choices=("random", "sorted"),
+    )
+    source_split: str = option("test", help="Split of the source set: train, val, test or all.")
+    target_split: str = option("test", help="Split of the target set: train, val, test or all.")
+    workers: int = option(0, help="Data-loading worker processes.", ge=0)
+    random_weights: bool = option(False, help="Build the architecture with random weights (offline).")
+    with_bounds: bool = option(False, help="Also compute the theoretical bounds, check them and compare rankings.")
+    normalization: str = option(
+        "model",
+        help="Input normalisation: model (the model's own mean/std) or imagenet (ImageNet mean/std, as the "
+        "reference code applies to in21k weights; raises the token scale).",
+        choices=NORMALIZATIONS,
+    )
+    rank_by: str = option(
+        "mean", help="Aggregate over layers the ranking uses: mean, median, mean_l1 or median_l1 (layers >= 1).",
+        choices=tuple(AGGREGATES),
+    )
+    embed_scales: tuple[float, ...] = option(
+        (), help="Also re-measure with the embedded tokens scaled by each c (e.g. 1,3,6,12).", gt=0
+    )
+    diag_pairs: int = option(
+        64, help="Pairs whose forward pass gives the per-layer diagnostics (token statistics use every pair).", ge=1
+    )
+    precision: str = option(
+        "fp32", help=f"Forward passes of the estimator: {PRECISION_HELP}; statistics stay float64.",
+        choices=PRECISIONS,
+    )
+    rtol: float = option(DEFAULT_RTOL, help="Relative tolerance of the bounds check (float32 rounding).", ge=0)
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
-        if self.mode not in MODES:
-            raise VitplastError(f"unknown mode {self.mode!r}: use embedding or insitu")
-        if self.pairs < 2:
-            raise VitplastError(f"--pairs must be >= 2, got {self.pairs}")
-        if self.batch_size < 1:
-            raise VitplastError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.order not in ("random", "sorted"):
-            raise VitplastError(f"unknown order {self.order!r}: use random or sorted")
-        if self.workers < 0:
-            raise VitplastError("--workers must be >= 0")
+        validate(self)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything one analysis produced (files are written from it by :meth:`write`).
+
+    ``plasticity``: the table at the model's own scale (c = 1); ``scales``: one result per embedding scale
+    (c = 1 first); ``summary``: aggregates over layers ranked by ``config.rank_by``; ``layers``: the ranking
+    within each layer; ``diagnostics``: regime diagnostics (with the measured LN plasticity beside the
+    prediction); ``bounds``: bounds and their check (embedding mode, ``with_bounds``); ``record``: the JSON.
+    """
+
+    config: AnalyzeConfig
+    plasticity: PlasticityResult
+    scales: list[PlasticityResult]
+    summary: pd.DataFrame
+    relative_summary: pd.DataFrame
+    layers: dict[int, list[str]]
+    diagnostics: Diagnostics
+    bounds: BoundsCheck | None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """The per-layer plasticity table with the model's spec in front (``plasticity.csv``)."""
+        t = self.plasticity.table.copy()
+        t.insert(0, "model", self.config.model)
+        return t
+
+    def scale_table(self) -> pd.DataFrame:
+        """Per embedding scale c, layer and component: P and R (``embed_scale.csv``)."""
+        return pd.concat(
+            [r.table.assign(scale=r.embed_scale) for r in self.scales], ignore_index=True
+        )[["scale", "layer", "component", "mean", "ci95", "rel_mean", "rel_ci95"]]
+
+    def write(self, out: Path) -> None:
+        """Write every output into ``out`` atomically (nothing is left behind on failure)."""
+        cfg, res, diag = self.config, self.plasticity, self.diagnostics
+        with output_dir(out) as stage:
+            write_text_atomic(stage / "plasticity.csv", self.table().to_csv(index=False))
+            title = f"{cfg.model}: {cfg.source} vs {cfg.target} ({cfg.mode} mode, {res.n_pairs} pairs)"
+            plot_plasticity(res.table, stage / "plasticity.png", title)
+            for name, t in (("tokens", diag.tokens), ("layers", diag.layers), ("layernorm", diag.layernorm)):
+                write_text_atomic(stage / f"diagnostics_{name}.csv", t.to_csv(index=False))
+            plot_diagnostics(diag, stage / "diagnostics.png", f"{cfg.model}: regime diagnostics ({cfg.mode} mode)")
+            if len(self.scales) > 1:
+                write_text_atomic(stage / "embed_scale.csv", self.scale_table().to_csv(index=False))
+                plot_embed_scale(self.scale_table(), stage / "embed_scale.png", f"{cfg.model}: embedded tokens x c")
+            if self.bounds is not None:
+                b = self.bounds.bounds.table.copy()
+                b.insert(0, "model", cfg.model)
+                write_text_atomic(stage / "bounds.csv", b.to_csv(index=False))
+            write_json_atomic(stage / "plasticity.json", self.record)
 
 
 def image_loader(
-    vit: ViT, spec: str, split: str, n: int, seed: int, order: str, batch_size: int, workers: int, stream: int = 0
+    vit: ViT,
+    spec: str,
+    split: str,
+    n: int,
+    seed: int,
+    order: str,
+    batch_size: int,
+    workers: int,
+    stream: int = 0,
+    data_config: DataConfig | None = None,
 ) -> tuple[DataLoader[Any], int]:
     """Loader over up to ``n`` images of ``spec``/``split`` preprocessed for ``vit``; returns (loader, count).
 
     With ``order="random"`` the images are a seeded permutation; ``stream`` makes the source and target
-    orders independent. ``order="sorted"`` keeps the stored order.
+    orders independent. ``order="sorted"`` keeps the stored order. ``data_config`` overrides the model's
+    preprocessing (e.g. another normalisation).
     """
-    bundle = load_data(spec, DataContext(input_size=vit.data_config.input_size, seed=seed))
+    dc = data_config or vit.data_config
+    bundle = load_data(spec, DataContext(input_size=dc.input_size, seed=seed))
     ds = bundle.split(split)
     total = len(ds)  # type: ignore[arg-type]
     if order == "random":
         idx = np.random.default_rng([seed, stream]).permutation(total)[:n]
     else:
         idx = np.arange(min(n, total))
-    subset = Transformed(IndexedSet(ds, idx), make_transform(vit.data_config, train=False))
+    subset = Transformed(IndexedSet(ds, idx), make_transform(dc, train=False))
     loader: DataLoader[Any] = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers)
     return loader, len(idx)
 
 
-def run_analyze(
-    cfg: AnalyzeConfig, out: Path | None, progress: Callable[[int, int], Callable[[int], None]] | None = None
-) -> tuple[PlasticityResult, dict[str, Any]]:
-    """Run one analysis; write ``plasticity.csv/.json/.png`` into ``out`` (atomically) when given.
+def input_config(vit: ViT, normalization: str) -> DataConfig:
+    """The model's preprocessing with the normalisation named by ``normalization`` (model or imagenet)."""
+    if normalization == "imagenet":
+        return replace(vit.data_config, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return vit.data_config
 
-    ``progress(total)`` may return a per-batch callback (used by the CLI for its progress bar).
-    """
+
+def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> AnalysisResult:
+    """Run one analysis: one pass over the images, every statistic from the same embedded pairs."""
     cfg.validate()
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     vit = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
-    src, n_src = image_loader(
-        vit, cfg.source, cfg.source_split, cfg.pairs, cfg.seed, cfg.order, cfg.batch_size, cfg.workers
-    )
-    tgt, n_tgt = image_loader(
-        vit, cfg.target, cfg.target_split, cfg.pairs, cfg.seed, cfg.order, cfg.batch_size, cfg.workers, stream=1
-    )
+    dc = input_config(vit, cfg.normalization)
+    loaders = [
+        image_loader(vit, spec, split, cfg.pairs, cfg.seed, cfg.order, cfg.batch_size, cfg.workers, k, dc)
+        for k, (spec, split) in enumerate(((cfg.source, cfg.source_split), (cfg.target, cfg.target_split)))
+    ]
+    (src, n_src), (tgt, n_tgt) = loaders
     n = min(n_src, n_tgt, cfg.pairs)
     if n < 2:
         raise VitplastError(f"fewer than 2 pairs available (source {n_src}, target {n_tgt} images)")
-    callback = progress(n, 0) if progress is not None else None
-    result = measure_plasticity(
-        vit,
-        src,
-        tgt,
-        mode=cfg.mode,
-        batch_size=cfg.batch_size,
-        device=device,
-        max_pairs=n,
-        keep_pairs=cfg.with_bounds,
-        progress=callback,
+    with_bounds = cfg.with_bounds and cfg.mode == "embedding"
+    diag = DiagnosticsAccumulator(vit, cfg.mode, forward_pairs=cfg.diag_pairs)
+    token_acc = TokenStatsAccumulator() if with_bounds else None
+
+    def observe(xy: Tensor) -> None:
+        diag.update(xy)
+        if token_acc is not None:
+            token_acc.update_stacked(xy)
+
+    scales = [1.0, *sorted({float(c) for c in cfg.embed_scales} - {1.0})]
+    results = measure_scales(
+        vit, src, tgt, scales, mode=cfg.mode, batch_size=cfg.batch_size, device=device, max_pairs=n,
+        keep_pairs=with_bounds, progress=phase(progress, "measuring pairs", n), on_embedded=observe,
         precision=cfg.precision,
-    )
+    )  # fmt: skip
+    result = results[0]
     if result.n_pairs < 2:
         raise VitplastError(
             f"fewer than 2 usable pairs ({result.n_pairs} usable, {result.n_skipped} skipped with ||X-Y|| = 0)"
         )
-    table = result.table.copy()
-    table.insert(0, "model", cfg.model)
-    summary = summarize(result.table)
+    norm = {"name": cfg.normalization, "mean": list(dc.mean), "std": list(dc.std)}
+    diagnostics = diag.result(norm).with_measured(result.table)
+    bounds = check_bounds_on(vit, token_acc.result(), result, cfg.rtol) if token_acc is not None else None
+    out = AnalysisResult(
+        config=cfg,
+        plasticity=result,
+        scales=results,
+        summary=summarize(result.table, cfg.rank_by),
+        relative_summary=summarize(result.table, cfg.rank_by, value="rel_mean"),
+        layers=layer_ranking(result.table),
+        diagnostics=diagnostics,
+        bounds=bounds,
+    )
+    out.record = _record(out, vit, str(device), time.perf_counter() - t0)
+    return out
+
+
+def run_analyze(cfg: AnalyzeConfig, out: Path | None = None) -> tuple[PlasticityResult, dict[str, Any]]:
+    """:func:`run_analysis`, written into ``out`` when given; returns (plasticity at c = 1, JSON record)."""
+    res = run_analysis(cfg)
+    if out is not None:
+        res.write(out)
+    return res.plasticity, res.record
+
+
+def _record(res: AnalysisResult, vit: ViT, device: str, seconds: float) -> dict[str, Any]:
+    cfg, r = res.config, res.plasticity
     record: dict[str, Any] = {
         "config": asdict(cfg),
         "model": {
@@ -129,41 +255,45 @@ def run_analyze(
             "dim": vit.dim,
             "heads": vit.num_heads,
             "mlp_dim": vit.mlp_dim,
-            "seq_len": vit.seq_len(),
+            "seq_len": res.diagnostics.seq_len,
             "data_config": vit.data_config.to_dict(),
         },
-        "device": str(device),
+        "normalization": res.diagnostics.normalization,
+        "device": device,
         "pairs_requested": cfg.pairs,
-        "pairs_used": result.n_pairs,
-        "pairs_skipped": result.n_skipped,
-        "seconds_measure": round(result.seconds, 3),
-        "seconds_total": round(time.perf_counter() - t0, 3),
-        "pairs_per_second": round((result.n_pairs + result.n_skipped) / max(result.seconds, 1e-9), 2),
-        "summary": summary.to_dict(orient="records"),
+        "pairs_used": r.n_pairs,
+        "pairs_skipped": r.n_skipped,
+        "seconds_measure": round(r.seconds, 3),
+        "seconds_total": round(seconds, 3),
+        "pairs_per_second": round((r.n_pairs + r.n_skipped) / max(r.seconds, 1e-9), 2),
+        "aggregation": {"rank_by": cfg.rank_by, "meaning": AGGREGATES[cfg.rank_by], "aggregates": AGGREGATES},
+        "summary": res.summary.to_dict(orient="records"),
+        "summary_relative": res.relative_summary.to_dict(orient="records"),
+        "layer_ranking": [{"layer": layer, "order": order} for layer, order in res.layers.items()],
+        "diagnostics": res.diagnostics.to_dict(),
         "versions": versions(),
         "host": platform.node(),
     }
-    if cfg.with_bounds:
-        record["bounds"] = _bounds_extra(vit, cfg, result, device)
-    if out is not None:
-        with output_dir(out) as stage:
-            write_text_atomic(stage / "plasticity.csv", table.to_csv(index=False))
-            title = f"{cfg.model}: {cfg.source} vs {cfg.target} ({cfg.mode} mode, {result.n_pairs} pairs)"
-            plot_plasticity(result.table, stage / "plasticity.png", title)
-            if cfg.with_bounds and "table" in record["bounds"]:
-                write_text_atomic(stage / "bounds.csv", record["bounds"].pop("table").to_csv(index=False))
-            write_json_atomic(stage / "plasticity.json", record)
-    return result, record
-
-
-def _bounds_extra(vit: ViT, cfg: AnalyzeConfig, result: PlasticityResult, device: torch.device) -> dict[str, Any]:
-    """Bounds and ranking agreement for ``--with-bounds`` (delegates to :mod:`vitplast.bounds`)."""
-    try:
-        import vitplast.bounds as B  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise VitplastError("--with-bounds needs the bounds module, which is not installed") from None
-    hook = getattr(B, "analyze_extra", None)
-    if hook is None:
-        return {"ranking": B.ranking_agreement(result.table)}
-    out: dict[str, Any] = hook(vit, cfg, result, device)
-    return out
+    if len(res.scales) > 1:
+        record["embed_scale"] = [
+            {
+                "scale": s.embed_scale,
+                "mean": s.table.groupby("component")["mean"].mean().to_dict(),
+                "rel_mean": s.table.groupby("component")["rel_mean"].mean().to_dict(),
+            }
+            for s in res.scales
+        ]
+    if res.bounds is not None:
+        b = res.bounds
+        record["bounds"] = {
+            "ranking": b.ranking,
+            "stats": b.bounds.stats.to_dict(),
+            "check": b.summary,
+            "violations": b.violations.to_dict(orient="records"),
+        }
+    elif cfg.with_bounds:
+        record["bounds"] = {
+            "ranking": ranking_agreement(r.table),
+            "note": "bounds apply to embedding mode (docs/diagnostics.md); not computed for in-situ mode",
+        }
+    return record

@@ -59,7 +59,9 @@ class TokenStats:
         return asdict(self)
 
 
-class _Acc:
+class TokenStatsAccumulator:
+    """Streams :class:`TokenStats` over embedded pairs: ``update(X, Y)`` per batch, then ``result()``."""
+
     def __init__(self) -> None:
         self.n_pairs = 0
         self.n_tokens = 0
@@ -83,6 +85,27 @@ class _Acc:
         self.s2_end = min(self.s2_end, float(ends.min()))
         self.shape = (int(ex.shape[1]), int(ex.shape[2]))
 
+    def update_stacked(self, xy: Tensor) -> None:
+        """``update`` from stacked sequences ``[2B, n, d]`` (``[:B]`` source, ``[B:]`` target)."""
+        if xy.device.type == "mps":  # no float64 there: reduce on the CPU
+            xy = xy.cpu()
+        b = xy.shape[0] // 2
+        self.update(xy[:b], xy[b:])
+
+    def result(self) -> TokenStats:
+        if self.n_pairs == 0:
+            raise VitplastError("no image pairs to compute the data-dependent bounds on")
+        return TokenStats(
+            n_pairs=self.n_pairs,
+            seq_len=self.shape[0],
+            dim=self.shape[1],
+            r_max=self.r_max,
+            r_mean_target=self.sum_t / self.n_tokens,
+            r_mean_source=self.sum_s / self.n_tokens,
+            sigma2_min=self.s2_seg,
+            sigma2_min_endpoints=self.s2_end,
+        )
+
 
 @torch.no_grad()
 def token_stats(
@@ -98,26 +121,12 @@ def token_stats(
     dev = torch.device(device) if device is not None else vit.device
     was_training = vit.module.training
     vit.to(dev).eval()
-    acc = _Acc()
+    acc = TokenStatsAccumulator()
     try:
         for x, y in paired_batches(source, target, batch_size, max_pairs):
-            e = vit.embed(torch.cat([x, y]).to(dev).float())
-            if e.device.type == "mps":  # no float64 there: reduce on the CPU
-                e = e.cpu()
-            acc.update(e[: x.shape[0]], e[x.shape[0] :])
+            acc.update_stacked(vit.embed(torch.cat([x, y]).to(dev).float()))
             if progress is not None:
                 progress(x.shape[0])
     finally:
         vit.train(was_training)
-    if acc.n_pairs == 0:
-        raise VitplastError("no image pairs to compute the data-dependent bounds on")
-    return TokenStats(
-        n_pairs=acc.n_pairs,
-        seq_len=acc.shape[0],
-        dim=acc.shape[1],
-        r_max=acc.r_max,
-        r_mean_target=acc.sum_t / acc.n_tokens,
-        r_mean_source=acc.sum_s / acc.n_tokens,
-        sigma2_min=acc.s2_seg,
-        sigma2_min_endpoints=acc.s2_end,
-    )
+    return acc.result()

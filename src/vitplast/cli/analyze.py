@@ -1,8 +1,7 @@
-"""``vitplast analyze``: per-layer plasticity of every component of a ViT."""
+"""``vitplast analyze``: per-layer plasticity of every component of a ViT, with regime diagnostics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,114 +9,175 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vitplast.analysis import AnalyzeConfig, run_analyze
+from vitplast.analysis import AnalysisResult, AnalyzeConfig, run_analysis
 from vitplast.cli import app
 from vitplast.cli.progress import progress_bar
 from vitplast.components import DISPLAY
-from vitplast.precision import PRECISION_HELP
+from vitplast.configs import default_of, help_of
+from vitplast.diagnostics import PAPER_REFERENCE
+from vitplast.errors import VitplastError
+from vitplast.plasticity import AGGREGATES
+from vitplast.progress import Advance
 
-DEFAULTS = AnalyzeConfig()
+
+def _opt(name: str) -> Any:
+    return typer.Option(default_of(AnalyzeConfig, name), help=help_of(AnalyzeConfig, name))
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"1,3,6,12"`` -> ``(1.0, 3.0, 6.0, 12.0)``; empty -> ``()``."""
+    try:
+        return tuple(float(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise VitplastError(f"--embed-scale takes comma-separated numbers, got {text!r}") from None
 
 
 @app.command()
 def analyze(
-    model: str = typer.Option(
-        DEFAULTS.model, help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR."
-    ),
-    source: str = typer.Option(
-        DEFAULTS.source,
-        help="Source (pretraining-like) data spec, e.g. mini:source, folder:PATH, imagenet-val:DIR, random.",
-    ),
-    target: str = typer.Option(
-        DEFAULTS.target, help="Target (downstream) data spec, e.g. mini:digits, folder:PATH, cifar10."
-    ),
-    pairs: int = typer.Option(DEFAULTS.pairs, help="Number of (source, target) image pairs."),
-    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Pairs per forward pass (bounds memory)."),
-    mode: str = typer.Option(
-        DEFAULTS.mode,
-        help="embedding (paper: every component sees the embedded input) or insitu (each sees its real input).",
-    ),
-    device: str = typer.Option(DEFAULTS.device, help="auto, cpu, cuda, cuda:N or mps."),
-    seed: int = typer.Option(DEFAULTS.seed, help="Seed of the random image order."),
-    order: str = typer.Option(
-        DEFAULTS.order, help="random (seeded) or sorted (stored, class-sorted order, as the reference code)."
-    ),
+    model: str = _opt("model"),
+    source: str = _opt("source"),
+    target: str = _opt("target"),
+    pairs: int = _opt("pairs"),
+    batch_size: int = _opt("batch_size"),
+    mode: str = _opt("mode"),
+    device: str = _opt("device"),
+    seed: int = _opt("seed"),
+    order: str = _opt("order"),
     out: Path = typer.Option(Path("vitplast-out/analyze"), help="Output directory."),
-    random_weights: bool = typer.Option(
-        False, "--random-weights", help="Build the architecture with random weights (offline)."
-    ),
-    with_bounds: bool = typer.Option(
-        False, "--with-bounds", help="Also compute the theoretical bounds and compare rankings."
-    ),
-    workers: int = typer.Option(DEFAULTS.workers, help="Data-loading worker processes."),
-    precision: str = typer.Option(
-        DEFAULTS.precision, help=f"Forward passes of the estimator: {PRECISION_HELP}; statistics stay float64."
-    ),
-    source_split: str = typer.Option(DEFAULTS.source_split, help="Split of the source set: train, val, test or all."),
-    target_split: str = typer.Option(DEFAULTS.target_split, help="Split of the target set: train, val, test or all."),
+    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(AnalyzeConfig, "random_weights")),
+    with_bounds: bool = typer.Option(False, "--with-bounds", help=help_of(AnalyzeConfig, "with_bounds")),
+    workers: int = _opt("workers"),
+    source_split: str = _opt("source_split"),
+    target_split: str = _opt("target_split"),
+    precision: str = _opt("precision"),
+    normalization: str = _opt("normalization"),
+    rank_by: str = _opt("rank_by"),
+    embed_scale: str = typer.Option("", help=help_of(AnalyzeConfig, "embed_scales")),
 ) -> None:
-    """Measure the plasticity of ln1, mha, ln2, fc1 and fc2 in every block.
+    """Measure the plasticity of ln1, mha, ln2, fc1 and fc2 in every block, with regime diagnostics.
 
-    Writes OUT/plasticity.csv (layer, component, mean, std, ci95, n_pairs), OUT/plasticity.json and
-    OUT/plasticity.png, and prints each component's mean over layers with its rank.
+    Writes OUT/plasticity.csv (layer, component, mean, std, ci95, n_pairs, rel_mean, rel_ci95), plasticity.json,
+    plasticity.png, diagnostics_{tokens,layers,layernorm}.csv, diagnostics.png (and embed_scale.csv/.png with
+    --embed-scale, bounds.csv with --with-bounds). Prints the per-layer ranking, the aggregates over layers
+    (the ranking uses --rank-by) and the diagnostics that explain the numbers (docs/diagnostics.md).
     """
     cfg = AnalyzeConfig(
-        model=model,
-        source=source,
-        target=target,
-        pairs=pairs,
-        batch_size=batch_size,
-        mode=mode,
-        device=device,
-        seed=seed,
-        order=order,
-        random_weights=random_weights,
-        with_bounds=with_bounds,
-        workers=workers,
-        source_split=source_split,
-        target_split=target_split,
+        model=model, source=source, target=target, pairs=pairs, batch_size=batch_size, mode=mode, device=device,
+        seed=seed, order=order, random_weights=random_weights, with_bounds=with_bounds, workers=workers,
+        source_split=source_split, target_split=target_split, normalization=normalization, rank_by=rank_by,
         precision=precision,
-    )
-    cfg.validate()
-    console = Console(stderr=True)
-    with progress_bar(console, "measuring pairs") as start:
+        embed_scales=parse_scales(embed_scale),
+    )  # fmt: skip
+    with progress_bar(Console(stderr=True), "measuring pairs") as start:
 
-        def make(total: int, _: int) -> Callable[[int], None]:
+        def progress(label: str, total: int, /) -> Advance:
             return start(total)
 
-        _, record = run_analyze(cfg, out, progress=make)
-    print_summary(record, out)
+        res = run_analysis(cfg, progress)
+        res.write(out)
+    print_summary(res, out)
 
 
-def print_summary(record: dict[str, Any], out: Path) -> None:
-    console = Console()
+def _f(x: Any) -> str:
+    return "-" if x is None or (isinstance(x, float) and x != x) else f"{float(x):.4g}"
+
+
+def print_summary(res: AnalysisResult, out: Path) -> None:
+    console = Console(width=max(Console().width, 120))
+    rec, cfg = res.record, res.config
+    print_layers(console, res)
     t = Table(
-        title=f"Plasticity of {record['config']['model']} ({record['config']['mode']} mode, "
-        f"{record['pairs_used']} pairs, {record['pairs_skipped']} skipped)"
+        title=f"Plasticity of {cfg.model} ({cfg.mode} mode, {rec['pairs_used']} pairs, {rec['pairs_skipped']} "
+        f"skipped): aggregates over layers; rank by {cfg.rank_by} = {AGGREGATES[cfg.rank_by]}"
     )
-    t.add_column("component")
-    t.add_column("mean over layers", justify="right")
-    t.add_column("rank", justify="right")
-    t.add_column("theory rank", justify="right")
-    for row in sorted(record["summary"], key=lambda r: r["rank"]):
-        t.add_row(DISPLAY[row["component"]], f"{row['mean']:.4g}", str(row["rank"]), str(row["theory_rank"]))
+    for col in ("component", "mean", "median", "mean l>=1", "median l>=1", "rank", "theory rank", "R mean"):
+        t.add_column(col, justify="left" if col == "component" else "right")
+    rel = res.relative_summary.set_index("component")["mean"]
+    for row in res.summary.sort_values("rank").to_dict("records"):
+        c = row["component"]
+        t.add_row(
+            DISPLAY[c], _f(row["mean"]), _f(row["median"]), _f(row["mean_l1"]), _f(row["median_l1"]),
+            str(row["rank"]), str(row["theory_rank"]), _f(rel[c]),
+        )  # fmt: skip
     console.print(t)
-    if "bounds" in record and "ranking" in record["bounds"]:
-        rk = record["bounds"]["ranking"]
-        console.print(f"Spearman(measured ranking, theory ranking) = {rk.get('spearman', float('nan')):.3f}")
-        chk = record["bounds"].get("check")
+    order = " > ".join(DISPLAY[c] for c in res.summary.sort_values("rank")["component"])
+    console.print(f"ranking by {cfg.rank_by} ({AGGREGATES[cfg.rank_by]}): {order}")
+    print_diagnostics(console, res)
+    if len(res.scales) > 1:
+        print_scales(console, res)
+    if "bounds" in rec:
+        b = rec["bounds"]
+        console.print(f"Spearman(measured ranking by mean, theory ranking) = {_f(b['ranking'].get('spearman'))}")
+        chk = b.get("check")
         if chk is not None:
-            verdict = (
-                "all hold"
-                if chk["all_hold"]
-                else f"[bold red]{chk['violations']} VIOLATIONS[/bold red] (plasticity.json)"
-            )
-            console.print(
-                f"bounds: {chk['rigorous_bounds_checked']} rigorous bounds vs {chk['n_pairs']} pairs: {verdict}"
-            )
-        elif "note" in record["bounds"]:
-            console.print(record["bounds"]["note"])
+            verdict = "all hold" if chk["all_hold"] else f"[bold red]{chk['violations']} VIOLATIONS[/bold red] (plasticity.json)"
+            console.print(f"bounds: {chk['rigorous_bounds_checked']} rigorous bounds vs {chk['n_pairs']} pairs: {verdict}")
+        elif "note" in b:
+            console.print(b["note"])
     console.print(
-        f"{record['seconds_measure']:.1f} s, {record['pairs_per_second']:.1f} pairs/s on "
-        f"{record['device']}; results in {out}/"
+        f"{rec['seconds_measure']:.1f} s, {rec['pairs_per_second']:.1f} pairs/s on {rec['device']}; results in {out}/"
     )
+
+
+def print_layers(console: Console, res: AnalysisResult) -> None:
+    """The per-layer table (primary): each component's plasticity and the order within the layer."""
+    comps = list(res.summary["component"])
+    t = _component_table("Per layer (primary): plasticity P and the order within the layer", "layer", comps, "order")
+    tab = res.plasticity.table
+    for layer, order in res.layers.items():
+        vals = tab[tab["layer"] == layer].set_index("component")["mean"].to_dict()
+        t.add_row(str(layer), *(_f(vals.get(c)) for c in comps), " > ".join(DISPLAY[c] for c in order))
+    console.print(t)
+
+
+def print_diagnostics(console: Console, res: AnalysisResult) -> None:
+    """Token scale per stream, then per layer: hidden scale, attention, LN gains and the LN prediction."""
+    d = res.diagnostics
+    ref = PAPER_REFERENCE
+    t = Table(
+        title=f"Embedded tokens (normalisation: {d.normalization.get('name')}; {d.prefix_tokens} prefix tokens); "
+        f"paper: {ref['model']}, r_mean {ref['r_mean']} at d = {ref['dim']}, RMS ~ {ref['rms_per_element']}"
+    )
+    for col in ("stream", "tokens", "RMS", "std", "r mean", "r max"):
+        t.add_column(col, justify="left" if col in ("stream", "tokens") else "right")
+    for r in d.tokens.to_dict("records"):
+        t.add_row(r["stream"], r["tokens"], _f(r["rms"]), _f(r["std"]), _f(r["r_mean"]), _f(r["r_max"]))
+    console.print(t)
+    t = Table(title=f"Per layer: hidden scale, attention (1 = uniform) and LayerNorms ({d.mode} mode)")
+    cols = ("layer", "hidden RMS src/tgt", "attn entropy src/tgt", "attn max src/tgt", "attn entropy on E(x)",
+            "LN1 rms γ / max|γ|", "LN1 rms(γ)/σ", "LN1 P", "LN2 rms γ / max|γ|", "LN2 rms(γ)/σ", "LN2 P")  # fmt: skip
+    for col in cols:
+        t.add_column(col, justify="right")
+    lay, ln = d.layers, d.layernorm
+    for layer in sorted(lay["layer"].unique()):
+        s = lay[(lay["layer"] == layer) & (lay["stream"] == "source")].iloc[0]
+        g = lay[(lay["layer"] == layer) & (lay["stream"] == "target")].iloc[0]
+        cells = [str(layer), f"{_f(s.hidden_rms)} / {_f(g.hidden_rms)}", f"{_f(s.attn_entropy)} / {_f(g.attn_entropy)}",
+                 f"{_f(s.attn_max)} / {_f(g.attn_max)}", _f((s.attn_entropy_embedded + g.attn_entropy_embedded) / 2)]  # fmt: skip
+        for comp in ("ln1", "ln2"):
+            r = ln[(ln["layer"] == layer) & (ln["component"] == comp)].iloc[0]
+            cells += [f"{_f(r.gamma_rms)} / {_f(r.gamma_max_abs)}", _f(r.predicted), _f(r.measured)]
+        t.add_row(*cells)
+    console.print(t)
+
+
+def print_scales(console: Console, res: AnalysisResult) -> None:
+    """P and R (mean over layers) of each component at each embedding scale c."""
+    comps = list(res.summary["component"])
+    t = _component_table("Embedded tokens scaled by c: P (R) as mean over layers", "c", comps, "order by P")
+    for s in res.scales:
+        p = s.table.groupby("component")["mean"].mean()
+        r = s.table.groupby("component")["rel_mean"].mean()
+        order = " > ".join(DISPLAY[c] for c in p.sort_values(ascending=False).index)
+        t.add_row(f"{s.embed_scale:g}", *(f"{_f(p[c])} ({_f(r[c])})" for c in comps), order)
+    console.print(t)
+
+
+def _component_table(title: str, first: str, comps: list[str], last: str) -> Table:
+    """A table with a ``first`` column, one column per component and a ``last`` column."""
+    t = Table(title=title)
+    t.add_column(first, justify="right")
+    for c in comps:
+        t.add_column(DISPLAY[c], justify="right")
+    t.add_column(last)
+    return t

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,63 +11,62 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vitplast.analysis import AnalyzeConfig, run_analysis
 from vitplast.bounds.compute import PRIMARY
-from vitplast.bounds.run import BoundsConfig, run_bounds
+from vitplast.bounds.run import plasticity_csv, write_bounds_view
 from vitplast.cli import app
 from vitplast.cli.progress import progress_bar
 from vitplast.components import COMPONENTS, DISPLAY
+from vitplast.configs import default_of, help_of
+from vitplast.progress import Advance
 
-DEFAULTS = BoundsConfig()
 MAX_PRINTED_VIOLATIONS = 50
+
+
+def _opt(name: str) -> Any:
+    return typer.Option(default_of(AnalyzeConfig, name), help=help_of(AnalyzeConfig, name))
 
 
 @app.command()
 def bounds(
-    model: str = typer.Option(
-        DEFAULTS.model, help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR."
-    ),
-    data: str = typer.Option(DEFAULTS.data, help="Target (downstream) data spec, e.g. mini:digits, folder:PATH."),
-    source: str = typer.Option(DEFAULTS.source, help="Source (pretraining-like) data spec, e.g. mini:source."),
-    pairs: int = typer.Option(DEFAULTS.pairs, help="Number of (source, target) image pairs."),
-    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Pairs per forward pass."),
-    seed: int = typer.Option(DEFAULTS.seed, help="Seed of the random image order (as vitplast analyze)."),
-    device: str = typer.Option(DEFAULTS.device, help="auto, cpu, cuda, cuda:N or mps."),
+    model: str = _opt("model"),
+    data: str = typer.Option(default_of(AnalyzeConfig, "target"), help=help_of(AnalyzeConfig, "target")),
+    source: str = _opt("source"),
+    pairs: int = _opt("pairs"),
+    batch_size: int = _opt("batch_size"),
+    seed: int = _opt("seed"),
+    device: str = _opt("device"),
     out: Path = typer.Option(Path("vitplast-out/bounds"), help="Output directory."),
-    plasticity: str | None = typer.Option(
+    plasticity: Path | None = typer.Option(
         None,
-        help="A plasticity.csv (or an analyze output directory) to draw and rank instead of measuring; "
-        "the per-pair check then needs a measurement and is skipped.",
+        help="A plasticity.csv (or an analyze output directory) to draw and rank instead of this command's "
+        "measurement; the per-pair check always uses the pairs measured here.",
     ),
-    random_weights: bool = typer.Option(
-        False, "--random-weights", help="Build the architecture with random weights (offline)."
-    ),
+    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(AnalyzeConfig, "random_weights")),
+    normalization: str = _opt("normalization"),
     strict: bool = typer.Option(
         False, "--strict", help="Exit with status 1 when a measured pair exceeds a rigorous bound (for CI)."
     ),
 ) -> None:
-    """Bound the plasticity of ln1, mha, ln2, fc1 and fc2 in every block (embedding mode, SPEC 2).
+    """Bound the plasticity of ln1, mha, ln2, fc1 and fc2 in every block (embedding mode, docs/diagnostics.md).
 
-    Writes OUT/bounds.csv, check.csv, violations.csv, bounds.png and bounds.json. Prints the check of every rigorous bound against every measured pair and the Spearman correlation of the measured ranking with the theory's. Violations are reported with exit status 0, or 1 with --strict.
+    A view on one analysis (the same pass over the images as vitplast analyze --with-bounds). Writes
+    OUT/bounds.csv, check.csv, violations.csv, bounds.png and bounds.json. Prints the check of every rigorous
+    bound against every measured pair and the Spearman correlation of the measured ranking with the theory's.
+    Violations are reported with exit status 0, or 1 with --strict.
     """
-    cfg = BoundsConfig(
-        model=model,
-        data=data,
-        source=source,
-        pairs=pairs,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        plasticity=plasticity,
-        random_weights=random_weights,
-    )
-    cfg.validate()
-    console = Console(stderr=True)
-    with progress_bar(console, "pairs") as start:
+    cfg = AnalyzeConfig(
+        model=model, source=source, target=data, pairs=pairs, batch_size=batch_size, seed=seed, device=device,
+        random_weights=random_weights, normalization=normalization, mode="embedding", with_bounds=True,
+    )  # fmt: skip
+    if plasticity is not None:
+        plasticity_csv(plasticity)
+    with progress_bar(Console(stderr=True), "pairs") as start:
 
-        def make(label: str, total: int) -> Callable[[int], None]:
+        def progress(label: str, total: int, /) -> Advance:
             return start(total)
 
-        record = run_bounds(cfg, out, progress=make)
+        record = write_bounds_view(run_analysis(cfg, progress), out, plasticity)
     print_summary(record, out)
     chk = record["check"]
     if strict and chk.get("status") == "checked" and not chk["all_hold"]:
