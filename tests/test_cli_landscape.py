@@ -8,20 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vitplast.cli import main
+from tests.test_train_cli import cli
 
 SMALL = ["--model", "timm:vit_micro_patch4_32", "--random-weights", "--data", "random:12", "--steps", "3",
          "--grid", "3", "--batch-size", "4", "--eval-images", "6", "--device", "cpu"]
-
-
-def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_landscape_writes_csvs_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
