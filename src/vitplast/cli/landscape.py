@@ -1,0 +1,101 @@
+"""``vitplast landscape``: loss landscapes of component groups along their own SGD trajectories."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vitplast.cli import app, fail
+from vitplast.configs import default_of, help_of
+from vitplast.landscape.run import LandscapeConfig, run_landscape
+from vitplast.progress import Advance
+from vitplast.progress import Progress as ProgressCallback
+from vitplast.train.groups import SELECTABLE
+
+C = LandscapeConfig
+
+
+@contextlib.contextmanager
+def _bars(console: Console) -> Iterator[ProgressCallback]:
+    """A rich bar per phase of the computation (the :mod:`vitplast.progress` protocol), drawn from the first phase
+    on (an error before it prints nothing but the error line)."""
+    with contextlib.ExitStack() as stack:
+        shown: list[Progress] = []
+
+        def start(label: str, total: int, /) -> Advance:
+            if not shown:
+                shown.append(stack.enter_context(Progress(
+                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console)))
+            bars = shown[0]
+            task = bars.add_task(label, total=total)
+            return lambda k: bars.advance(task, k)
+
+        yield start
+
+
+def _group_list(flag: str, spec: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    for name in names:
+        if name not in SELECTABLE:
+            raise fail(f"{flag} {name!r} is not a component group: use one of {' '.join(SELECTABLE)}")
+    if not names:
+        raise fail(f"{flag} needs one of {' '.join(SELECTABLE)}")
+    return names
+
+
+@app.command()
+def landscape(
+    model: str = typer.Option(default_of(C, "model"), help=help_of(C, "model")),
+    data: str = typer.Option(default_of(C, "data"), help=help_of(C, "data")),
+    train: str | None = typer.Option(
+        None, "--train", help=f"One group to train: {' '.join(SELECTABLE)} (default: {default_of(C, 'groups')[0]})."
+    ),
+    groups: str | None = typer.Option(
+        None, "--groups", help="Several groups, comma-separated (e.g. mha,ln1): one panel each, shared colour scale."
+    ),
+    steps: int = typer.Option(default_of(C, "steps"), help=help_of(C, "steps")),
+    grid: int = typer.Option(default_of(C, "grid"), help=help_of(C, "grid")),
+    span: float = typer.Option(default_of(C, "span"), help=help_of(C, "span")),
+    lr: float = typer.Option(default_of(C, "lr"), help=help_of(C, "lr")),
+    batch_size: int = typer.Option(default_of(C, "batch_size"), help=help_of(C, "batch_size")),
+    eval_images: int = typer.Option(default_of(C, "eval_images"), help=help_of(C, "eval_images")),
+    head_init: str = typer.Option(default_of(C, "head_init"), help=help_of(C, "head_init")),
+    seed: int = typer.Option(default_of(C, "seed"), help=help_of(C, "seed")),
+    device: str = typer.Option(default_of(C, "device"), help=help_of(C, "device")),
+    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(C, "random_weights")),
+    out: Path = typer.Option(Path("vitplast-out/landscape"), help="Output directory."),
+) -> None:
+    """Loss landscape of a component group along the two PCA directions of its own SGD trajectory.
+
+    Trains the group alone (head frozen) with plain SGD, takes the two leading principal directions of the
+    trajectory's offsets from its final point, and evaluates the training loss on a GRID x GRID plane of offsets
+    around the final point. Writes OUT/landscape.csv (group, alpha, beta, loss), OUT/trajectory.csv (group, step,
+    alpha, beta, loss), OUT/landscape.json (explained variance, grid, data, head) and OUT/landscape.png.
+    See docs/landscape.md.
+    """
+    if train is not None and groups is not None:
+        raise fail("give --train GROUP or --groups G1,G2, not both")
+    chosen = _group_list("--train", train) if train is not None else None
+    if groups is not None:
+        chosen = _group_list("--groups", groups)
+    cfg = LandscapeConfig(
+        model=model, data=data, groups=chosen or default_of(C, "groups"), steps=steps, grid=grid, span=span, lr=lr,
+        batch_size=batch_size, eval_images=eval_images, head_init=head_init, seed=seed, device=device,
+        random_weights=random_weights,
+    )
+    with _bars(Console(stderr=True)) as progress:
+        result = run_landscape(cfg, out, progress)
+    for g in result.groups:
+        s = g.summary()
+        print(
+            f"{g.group}: loss {s['start_loss']:.4g} -> {s['final_loss']:.4g} over {cfg.steps} steps "
+            f"(moved {s['distance_travelled']:.3g}); PC1 {100 * g.explained[0]:.1f} %, PC2 {100 * g.explained[1]:.1f} % "
+            f"of the offsets; grid loss {s['grid_min']:.4g} .. {s['grid_max']:.4g}"
+        )
+    print(f"results in {out}/ (landscape.csv, trajectory.csv, landscape.json, landscape.png)")

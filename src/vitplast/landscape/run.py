@@ -1,0 +1,302 @@
+"""Loss landscape of a component group along its own SGD trajectory (``docs/landscape.md``).
+
+For each group: the classifier is a new random head (or the linear probe, ``head_init="probe"``) and stays
+frozen with every parameter outside the group, and plain SGD trains the group for ``steps`` updates (mini-batches of the train split, no
+augmentation, model in eval mode so that the function trained is the function plotted). The flat group vector
+is recorded after every update. The landscape is the mean cross-entropy on a fixed evaluation set (the first
+``eval_images`` images of a seeded permutation of the train split, eval transform) at
+``theta_T + a u + b v`` on the grid of :mod:`vitplast.landscape.geometry`; each trajectory point's loss on the
+same set is recorded too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parameters_to_vector
+
+from vitplast.configs import option, validate
+from vitplast.data import DataBundle, DataContext, IndexedSet, Transformed, load_data, make_transform
+from vitplast.errors import VitplastError
+from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
+from vitplast.landscape.geometry import grid_axes, loss_surface, pca_directions, project
+from vitplast.models import ViT, load_model
+from vitplast.progress import Progress, phase
+from vitplast.runtime import resolve_device
+from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
+from vitplast.train.groups import SELECTABLE, freeze_except
+from vitplast.train.head_init import HEAD_INITS, init_head_from_probe
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """Settings of ``vitplast landscape`` (one per CLI option)."""
+
+    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    data: str = option("mini:digits", help="Data spec whose train split is trained on and evaluated, e.g. mini:digits.")
+    groups: tuple[str, ...] = option(
+        ("mha",), help="Component groups, one landscape each.", choices=SELECTABLE
+    )
+    steps: int = option(20, help="SGD updates of the group's trajectory (>= 3).", ge=3)
+    grid: int = option(
+        9, help="Grid points per direction (odd, >= 3: the centre is the trajectory's final point).", ge=3
+    )
+    span: float = option(
+        1.5, help="Grid half-width along each direction, in multiples of the trajectory's extent along it.", gt=0
+    )
+    lr: float = option(0.1, help="SGD learning rate (no momentum, no weight decay, no clipping).", gt=0)
+    batch_size: int = option(32, help="Images per SGD update.", ge=1)
+    eval_images: int = option(
+        64, help="Fixed train-split images on which every landscape and trajectory loss is evaluated.", ge=1
+    )
+    head_init: str = option(
+        "random",
+        help="The frozen classifier: random (a new head, as the paper's runs start) or probe (the linear probe).",
+        choices=HEAD_INITS,
+    )
+    seed: int = option(0, help="Seed of the new head, the SGD batch order and the evaluation images.")
+    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+    random_weights: bool = option(False, help="Build the architecture with random weights (offline tests).")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.grid % 2 == 0:
+            raise VitplastError(f"--grid must be odd (its centre is the final point), got {self.grid}")
+        if not self.groups:
+            raise VitplastError(f"--groups needs at least one of {' '.join(SELECTABLE)}")
+        if len(set(self.groups)) != len(self.groups):
+            raise VitplastError(f"--groups lists a group twice: {','.join(self.groups)}")
+
+
+@dataclass
+class GroupLandscape:
+    """One group's landscape: ``loss[i, j]`` at ``theta_T + alphas[i] u + betas[j] v``; the trajectory's
+    coordinates ``coords[t] = ((theta_t - theta_T) . u, (theta_t - theta_T) . v)`` and its loss at ``theta_t``."""
+
+    group: str
+    n_params: int
+    alphas: np.ndarray
+    betas: np.ndarray
+    loss: np.ndarray
+    coords: np.ndarray
+    trajectory_loss: np.ndarray
+    explained: tuple[float, float]
+    distance: float
+    seconds: float
+
+    @property
+    def center_loss(self) -> float:
+        """The grid's centre value: the loss at the final point."""
+        return float(self.loss[len(self.alphas) // 2, len(self.betas) // 2])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "n_params": self.n_params,
+            "explained_variance": list(self.explained),
+            "explained_variance_total": sum(self.explained),
+            "start_loss": float(self.trajectory_loss[0]),
+            "final_loss": float(self.trajectory_loss[-1]),
+            "grid_min": float(self.loss.min()),
+            "grid_max": float(self.loss.max()),
+            "distance_travelled": self.distance,
+            "alpha_range": [float(self.alphas[0]), float(self.alphas[-1])],
+            "beta_range": [float(self.betas[0]), float(self.betas[-1])],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass
+class LandscapeResult:
+    """Landscapes of every group of one run; ``info`` describes the head, the evaluation set and the device."""
+
+    config: LandscapeConfig
+    groups: list[GroupLandscape]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def landscape_table(self) -> pd.DataFrame:
+        """Columns ``group, alpha, beta, loss`` (one row per grid point)."""
+        frames = []
+        for g in self.groups:
+            a, b = np.meshgrid(g.alphas, g.betas, indexing="ij")
+            frames.append(pd.DataFrame({"group": g.group, "alpha": a.ravel(), "beta": b.ravel(), "loss": g.loss.ravel()}))
+        return pd.concat(frames, ignore_index=True)
+
+    def trajectory_table(self) -> pd.DataFrame:
+        """Columns ``group, step, alpha, beta, loss`` (``alpha``/``beta``: the point's projections)."""
+        frames = [
+            pd.DataFrame({"group": g.group, "step": np.arange(len(g.coords)), "alpha": g.coords[:, 0],
+                          "beta": g.coords[:, 1], "loss": g.trajectory_loss})
+            for g in self.groups
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    def record(self) -> dict[str, Any]:
+        """The content of ``landscape.json``."""
+        return {
+            "config": asdict(self.config),
+            "groups": [g.summary() for g in self.groups],
+            **self.info,
+            "versions": versions(),
+        }
+
+
+def _assign(params: list[nn.Parameter], vec: Tensor) -> None:
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.copy_(vec[offset : offset + n].view_as(p))
+            offset += n
+
+
+def _flat(params: list[nn.Parameter]) -> Tensor:
+    return parameters_to_vector([p.detach() for p in params]).clone()
+
+
+def eval_set(vit: ViT, bundle: DataBundle, n: int, seed: int) -> tuple[Tensor, Tensor, np.ndarray]:
+    """The fixed evaluation images ``[n, 3, H, W]``, labels and train-split indices (seeded permutation)."""
+    total = len(bundle.train)  # type: ignore[arg-type]
+    idx = np.random.default_rng([seed, 7]).permutation(total)[: min(n, total)]
+    ds = Transformed(IndexedSet(bundle.train, idx), make_transform(vit.data_config, train=False))
+    xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
+    return torch.stack(list(xs)), torch.as_tensor(ys), idx
+
+
+def group_landscape(
+    vit: ViT,
+    bundle: DataBundle,
+    group: str,
+    cfg: LandscapeConfig,
+    images: Tensor,
+    labels: Tensor,
+    progress: Progress | None = None,
+) -> GroupLandscape:
+    """Train ``group`` alone from the model's current weights, measure its landscape, restore the weights.
+
+    ``images``/``labels`` (on the model's device) are the fixed evaluation set. The head and every other group
+    stay frozen; the model is left as it was given.
+    """
+    t0 = time.perf_counter()
+    flags = [p.requires_grad for p in vit.module.parameters()]
+    params = freeze_except(vit, (group,))
+    for p in params["head"]:
+        p.requires_grad_(False)
+    trained = params[group]
+    if not trained:
+        raise VitplastError(f"{vit.name} has no parameters in group {group!r}")
+    device = images.device
+
+    def loss_at(vec: Tensor) -> float:
+        _assign(trained, vec)
+        with torch.no_grad():
+            return float(F.cross_entropy(vit(images), labels))
+
+    start = _flat(trained)
+    n_train = len(bundle.train)  # type: ignore[arg-type]
+    data = SeededAugment(bundle.train, train_transform(vit.data_config, "none"))
+    sampler = StreamSampler(n_train, cfg.seed, 0, cfg.steps * cfg.batch_size)
+    opt = torch.optim.SGD(trained, lr=cfg.lr)
+    snapshots = [start]
+    advance = phase(progress, f"{group}: SGD steps", cfg.steps)
+    for x, y in loader(data, cfg.batch_size, 0, sampler):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(vit(x.to(device)), y.to(device)).backward()
+        opt.step()
+        snapshots.append(_flat(trained))
+        advance(1)
+    trajectory = torch.stack(snapshots)
+    try:
+        directions = pca_directions(trajectory)
+        coords = project(trajectory, directions)
+        alphas, betas = grid_axes(coords, cfg.grid, cfg.span)
+        advance = phase(progress, f"{group}: trajectory loss", len(trajectory))
+        traj_loss = np.empty(len(trajectory))
+        for t, vec in enumerate(trajectory):
+            traj_loss[t] = loss_at(vec)
+            advance(1)
+        surface = loss_surface(loss_at, trajectory[-1], directions, alphas, betas, progress, f"{group}: grid")
+    finally:
+        _assign(trained, start)
+        for p, flag in zip(vit.module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+    return GroupLandscape(
+        group=group,
+        n_params=int(start.numel()),
+        alphas=alphas,
+        betas=betas,
+        loss=surface,
+        coords=coords,
+        trajectory_loss=traj_loss,
+        explained=directions.explained,
+        distance=float((trajectory[-1] - trajectory[0]).double().norm()),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def compute_landscape(
+    cfg: LandscapeConfig,
+    model: ViT | None = None,
+    data: DataBundle | None = None,
+    progress: Progress | None = None,
+) -> LandscapeResult:
+    """Landscapes of ``cfg.groups``, each trained from the same start (the model with one frozen new head).
+
+    ``model``/``data`` override ``cfg.model``/``cfg.data`` (the model gets a new head; its weights are restored
+    after each group). Raises :class:`VitplastError` on bad input before any work is done.
+    """
+    device = resolve_device(cfg.device)
+    vit = model if model is not None else load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
+    bundle = data if data is not None else load_data(cfg.data, DataContext(input_size=vit.data_config.input_size))
+    n_train = len(bundle.train)  # type: ignore[arg-type]
+    if cfg.batch_size > n_train:
+        raise VitplastError(f"--batch-size {cfg.batch_size} is larger than the train split of {bundle.name} ({n_train})")
+    vit.eval()
+    torch.manual_seed(cfg.seed)
+    vit.reset_head(bundle.num_classes)
+    head: dict[str, Any] = {"init": f"{cfg.head_init} (frozen)"}
+    if cfg.head_init == "probe":
+        advance = phase(progress, "fitting the probe head", 1)
+        head["probe_train_acc"] = init_head_from_probe(vit, bundle)
+        advance(1)
+    vit.to(device)
+    images, labels, idx = eval_set(vit, bundle, cfg.eval_images, cfg.seed)
+    images, labels = images.to(device), labels.to(device)
+    results = [group_landscape(vit, bundle, g, cfg, images, labels, progress) for g in cfg.groups]
+    info = {
+        "model": {"spec": vit.name, "depth": vit.depth, "dim": vit.dim, "library": vit.library},
+        "data": {"spec": cfg.data if data is None else bundle.name, "num_classes": bundle.num_classes, "train_images": n_train},
+        "head": head,
+        "evaluation_set": {
+            "split": "train",
+            "n_images": len(idx),
+            "indices": idx.tolist(),
+            "transform": "eval (no augmentation)",
+            "loss": "mean cross-entropy",
+        },
+        "optimizer": {"name": "SGD", "lr": cfg.lr, "momentum": 0.0, "batch_size": cfg.batch_size},
+        "device": str(device),
+    }
+    return LandscapeResult(cfg, results, info)
+
+
+def run_landscape(cfg: LandscapeConfig, out: Path, progress: Progress | None = None) -> LandscapeResult:
+    """Compute the landscapes and write ``landscape.csv``, ``trajectory.csv``, ``landscape.json`` and
+    ``landscape.png`` into ``out`` (all or nothing)."""
+    from vitplast.landscape.plot import plot_landscape
+
+    result = compute_landscape(cfg, progress=progress)
+    with output_dir(out) as stage:
+        write_text_atomic(stage / "landscape.csv", result.landscape_table().to_csv(index=False))
+        write_text_atomic(stage / "trajectory.csv", result.trajectory_table().to_csv(index=False))
+        write_json_atomic(stage / "landscape.json", result.record())
+        plot_landscape(result, stage / "landscape.png")
+    return result
