@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "vitplast.cli.pretrain",
     "vitplast.cli.train",
     "vitplast.cli.sweep",
+    "vitplast.cli.recommend",
 )
 
 

@@ -8,12 +8,22 @@ Every selector has the same interface, ``selector(model, data) -> Scores``: a sc
 from vitplast.selectors import gradients, simple
 from vitplast.selectors.base import REGISTRY, Scores, SelectorData, get_selector, score
 from vitplast.selectors.data import load_selector_data
+from vitplast.selectors.recommend import DEFAULT_ORDER, RecommendConfig, RecommendResult, recommend
 
 #: Every selector, in the order tables list them: plasticity first, the baselines last.
-DEFAULT_SELECTORS: tuple[str, ...] = (
-    "plasticity", "plasticity-insitu", "plasticity-target", "grad-norm", "grad-norm-param", "fisher", "auto-rgn",
-    "auto-rgn-all", "taylor", "params", "random",
-)
+DEFAULT_SELECTORS: tuple[str, ...] = DEFAULT_ORDER
 
-__all__ = ["DEFAULT_SELECTORS", "REGISTRY", "Scores", "SelectorData", "get_selector", "gradients", "load_selector_data", "score",
-           "simple"]
+__all__ = [
+    "DEFAULT_SELECTORS",
+    "REGISTRY",
+    "RecommendConfig",
+    "RecommendResult",
+    "Scores",
+    "SelectorData",
+    "get_selector",
+    "gradients",
+    "load_selector_data",
+    "recommend",
+    "score",
+    "simple",
+]

@@ -113,11 +113,19 @@ def taylor(vit: ViT, data: SelectorData) -> Scores:
     return by_group(clone, lambda ps: sum(float((p.detach() * g[id(p)]).abs().double().sum()) for p in ps), "taylor")
 
 
-def per_sample_sq_norms(vit: ViT, data: SelectorData, chunk: int = 8) -> tuple[ViT, dict[int, float]]:
-    """``(clone, S)`` with ``S[id(theta)] = sum_i ||grad_theta l_i||^2`` from per-sample gradients (torch.func)."""
+#: Float32 entries of per-sample gradients held at once (800 MB): bounds the vmap chunk on large models.
+PER_SAMPLE_ENTRIES = 200_000_000
+
+
+def per_sample_sq_norms(vit: ViT, data: SelectorData, chunk: int | None = None) -> tuple[ViT, dict[int, float]]:
+    """``(clone, S)`` with ``S[id(theta)] = sum_i ||grad_theta l_i||^2`` from per-sample gradients (torch.func),
+    ``chunk`` samples at a time (default: ``data.batch_size``, fewer if that would exceed
+    :data:`PER_SAMPLE_ENTRIES` gradient entries)."""
     from torch.func import functional_call, grad, vmap
 
     clone = with_new_head(vit, data)
+    n_params = sum(p.numel() for p in clone.module.parameters())
+    chunk = chunk or max(1, min(data.batch_size, PER_SAMPLE_ENTRIES // n_params))
     dev = clone.device
     module = clone.module
     names = [n for n, _ in module.named_parameters()]
