@@ -12,7 +12,17 @@ import pytest
 from scipy import stats as sps
 
 from vitplast.report.html import Page
-from vitplast.report.selectors import RANDOM, add_section, benchmark, markdown, per_target, write
+from vitplast.report.selectors import (
+    RANDOM,
+    add_section,
+    benchmark,
+    markdown,
+    per_target,
+    score_sweep,
+    sweep_scores,
+    write,
+)
+from vitplast.selectors import DEFAULT_SELECTORS
 
 GROUPS = ["embed", "ln1", "mha", "ln2", "fc1", "fc2"]
 GAINS = {  # dataset -> gain per group
@@ -99,3 +109,15 @@ def test_report_section_and_files(tmp_path: Path) -> None:
     assert markdown(b).startswith("\n## Selector benchmark\n")
     empty = benchmark(scores.iloc[:0], gains.iloc[:0])
     assert empty.summary.empty and "Too few" in empty.text and write(empty, tmp_path / "f2", tmp_path / "t2") == []
+
+
+def test_score_sweep_feeds_the_benchmark(tmp_path: Path) -> None:
+    score_sweep(tmp_path, {"m": "timm:vit_micro_patch4_32"}, ["random:6"], images=4, source="random:6",
+                random_weights=True)
+    comp = pd.DataFrame({"model": "m", "dataset": "random:6", "component": ["ln1", "mha", "ln2", "fc1", "fc2"],
+                         "plasticity": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    s = sweep_scores(tmp_path, comp)
+    assert set(s["selector"]) == set(DEFAULT_SELECTORS)
+    assert s[s["selector"] == "plasticity"]["score"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    params = s[s["selector"] == "params"].set_index("group")["score"]
+    assert params["mha"] == params["fc1"] > params["embed"] > params["ln1"] == params["ln2"]

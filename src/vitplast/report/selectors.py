@@ -152,18 +152,20 @@ def sweep_scores(root: Path, comp: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def score_sweep(root: Path, models: dict[str, str], datasets: list[str], images: int = 32, seed: int = 0) -> Path:
+def score_sweep(root: Path, models: dict[str, str], datasets: list[str], images: int = 32, seed: int = 0,
+                source: str = "mini:source", random_weights: bool = False) -> Path:
     """Run every selector but ``plasticity`` (the sweep measured it) on each ``(model label -> spec, dataset)``
-    and write ``root/selectors/scores.csv`` (columns ``model, dataset, selector, group, score``)."""
+    (``source``: the source set of the in-situ plasticity pairs) and write ``root/selectors/scores.csv``
+    (columns ``model, dataset, selector, group, score``)."""
     from vitplast.io import write_text_atomic
     from vitplast.models import load_model
     from vitplast.selectors import DEFAULT_SELECTORS, get_selector, load_selector_data
 
     rows = []
     for label, spec in models.items():
-        vit = load_model(spec, seed=seed)
+        vit = load_model(spec, random_weights=random_weights, seed=seed)
         for ds in datasets:
-            data = load_selector_data(vit, ds, images, seed, source="mini:source")
+            data = load_selector_data(vit, ds, images, seed, source=source)
             for name in DEFAULT_SELECTORS:
                 if name != "plasticity":
                     s = get_selector(name)(vit, data)
