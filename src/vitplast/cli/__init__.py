@@ -39,6 +39,8 @@ COMMAND_MODULES = (
     "vitplast.cli.train",
     "vitplast.cli.sweep",
     "vitplast.cli.landscape",
+
+    "vitplast.cli.recommend",
 )
 
 

@@ -21,6 +21,7 @@ from vitplast.io import output_dir, write_text_atomic
 from vitplast.report import claims as C
 from vitplast.report import figures as F
 from vitplast.report import html as H
+from vitplast.report import selectors as SB
 from vitplast.report import stats as S
 from vitplast.report import tables as T
 from vitplast.sweep.plan import Plan
@@ -115,11 +116,12 @@ def make_report(root: str | Path) -> Report:
         *C.predicts_claims(corr),
     ])
     curves = curves_table(root, runs, best)
+    bench = SB.benchmark(SB.sweep_scores(root, comp), gains)
     out = root / "report"
     figures: list[tuple[Path, str]] = []
     with output_dir(out) as stage:
         fig_dir, tab_dir = stage / "figures", stage / "tables"
-        figures = _figures(fig_dir, tables, comp, means, gains, curves)
+        figures = _figures(fig_dir, tables, comp, means, gains, curves) + SB.write(bench, fig_dir, tab_dir)
         named = {
             "claims": claims,
             "accuracy": gains,
@@ -139,9 +141,10 @@ def make_report(root: str | Path) -> Report:
             write_text_atomic(tab_dir / f"{name}.csv", df.to_csv())
             write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
         page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figures, pivots)
+        SB.add_section(page, bench)
         write_text_atomic(stage / "report.html", page.render())
         write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figures, pivots, tests, corr, ranking,
-                                                                 _has_sensitivity(best)))
+                                                                 _has_sensitivity(best)) + SB.markdown(bench))
     return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figures])
 
 

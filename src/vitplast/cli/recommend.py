@@ -1,0 +1,111 @@
+"""``vitplast recommend`` (which groups to finetune) and ``vitplast export`` (a choice, for your own training)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vitplast.cli import app
+from vitplast.cli.progress import progress_bar
+from vitplast.components import DISPLAY
+from vitplast.configs import default_of, help_of
+from vitplast.errors import VitplastError
+from vitplast.selectors.recommend import RecommendConfig, RecommendResult, save
+from vitplast.selectors.recommend import recommend as run_recommend
+
+C = RecommendConfig
+
+
+def _opt(name: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help_of(C, name))
+
+
+@app.command()
+def recommend(
+    model: Annotated[str, _opt("model")] = default_of(C, "model"),
+    data: Annotated[str, _opt("data")] = default_of(C, "data"),
+    source: Annotated[str, _opt("source")] = default_of(C, "source"),
+    selectors: str = typer.Option(",".join(default_of(C, "selectors")), help=help_of(C, "selectors")),
+    budget: Annotated[float, _opt("budget")] = default_of(C, "budget"),
+    images: Annotated[int, _opt("images")] = default_of(C, "images"),
+    pilot: Annotated[int | None, typer.Option(help=help_of(C, "pilot"))] = default_of(C, "pilot"),
+    candidates: Annotated[int, _opt("candidates")] = default_of(C, "candidates"),
+    seed: Annotated[int, _opt("seed")] = default_of(C, "seed"),
+    device: Annotated[str, _opt("device")] = default_of(C, "device"),
+    random_weights: bool = typer.Option(default_of(C, "random_weights"), "--random-weights",
+                                        help=help_of(C, "random_weights")),
+    out: Path = typer.Option(Path("vitplast-out/recommend"), help="Output directory."),
+    export: Path | None = typer.Option(None, help="Also export the recommended set here (see `vitplast export`)."),
+) -> None:
+    """Rank the trainable groups (embed ln1 mha ln2 fc1 fc2) with each selector and recommend a set.
+
+    Prints each selector's ranking and its set under the parameter budget; with --pilot, short finetunes of
+    the candidate sets (successive halving) pick the winner. Writes OUT/recommend.json, OUT/recommend.csv and
+    OUT/recommend.png.
+    """
+    cfg = RecommendConfig(model=model, data=data, source=source,
+                          selectors=tuple(s.strip() for s in selectors.split(",") if s.strip()), budget=budget,
+                          images=images, pilot=pilot, candidates=candidates, seed=seed, device=device,
+                          random_weights=random_weights)
+    with progress_bar(Console(stderr=True), "recommend") as start:
+        result = run_recommend(cfg, progress=lambda label, total: start(total))
+    if export is not None and not result.recommended:
+        raise VitplastError(f"nothing to export: no group fits in the budget of {result.budget:,} parameters")
+    save(result, out)
+    print_result(result)
+    if export is not None:
+        _export(cfg.model, cfg.random_weights, cfg.seed, result.recommended, export)
+    Console().print(f"results in {out}/")
+
+
+def print_result(result: RecommendResult) -> None:
+    console = Console()
+    total = sum(result.sizes.values())
+    t = Table(title=f"Selectors on {result.config.model} / {result.config.data} ({len(result.scores)} selectors, "
+                    f"budget {result.budget:,} of {total:,} backbone parameters)")
+    t.add_column("selector")
+    t.add_column("ranking (score), best first")
+    t.add_column("set under budget")
+    for name, s in result.scores.items():
+        ranked = " > ".join(f"{DISPLAY[g]} {s.groups[g]:.3g}" for g in s.ranking() if not math.isnan(s.groups[g]))
+        t.add_row(name, ranked, ",".join(result.sets[name]) or "(none fits)")
+    console.print(t)
+    if result.pilot:
+        p = Table(title="Pilot: successive halving (best validation accuracy)")
+        for col in ("round", "steps", "groups", "val acc", "test acc", "kept"):
+            p.add_column(col)
+        for r in result.pilot:
+            test = "" if r["test_acc"] is None else f"{100 * r['test_acc']:.1f} %"
+            p.add_row(str(r["round"]), str(r["steps"]), r["groups"], f"{100 * r['val_acc']:.1f} %", test,
+                      "yes" if r["kept"] else "")
+        console.print(p)
+    how = "won the pilot" if result.winner is not None else f"by {result.config.selectors[0]}"
+    console.print(f"recommended: train {','.join(result.recommended) or 'the head only'} ({how}), "
+                  f"{sum(result.sizes[g] for g in result.recommended):,} parameters + the head")
+
+
+def _export(model: str, random_weights: bool, seed: int, groups: tuple[str, ...] | str, out: Path) -> None:
+    from vitplast.export import write_export
+    from vitplast.models import load_model
+
+    vit = load_model(model, random_weights=random_weights, seed=seed)
+    paths = write_export(vit.module, groups, out)
+    Console().print("exported: " + ", ".join(str(p) for p in paths))
+
+
+@app.command("export")
+def export_cmd(
+    groups: str = typer.Option(..., "--train", help="Groups to train: a comma list of embed ln1 mha ln2 fc1 fc2."),
+    out: Path = typer.Option(..., help="Output directory."),
+    model: Annotated[str, _opt("model")] = default_of(C, "model"),
+    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(C, "random_weights")),
+) -> None:
+    """Write a group choice for your own training: OUT/trainable_parameters.txt (names to leave trainable;
+    everything else frozen) and, with peft installed, OUT/peft/adapter_config.json (LoRA on the chosen linear
+    layers, LayerNorm tuning, the head trained in full; load with peft.PeftConfig.from_pretrained(OUT/peft))."""
+    _export(model, random_weights, 0, groups, out)

@@ -1,0 +1,48 @@
+"""Figure of a recommendation: one panel per selector, its scores per group, the budgeted set highlighted."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vitplast.components import COLORS, DISPLAY
+
+if TYPE_CHECKING:
+    from vitplast.selectors.recommend import RecommendResult
+
+
+def plot_recommend(result: RecommendResult, path: Path) -> None:
+    """Scores normalised by each selector's largest |score| (bars in ranking order; chosen groups opaque)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result.scores)
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows), dpi=120, squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        s = result.scores[name]
+        order = s.ranking()
+        vals = [s.groups[g] for g in order]
+        top = max((abs(v) for v in vals if not math.isnan(v)), default=1.0) or 1.0
+        chosen = result.sets[name]
+        ax.barh(range(len(order)), [0 if math.isnan(v) else v / top for v in vals],
+                color=[COLORS[g] for g in order], alpha=1.0, edgecolor="black",
+                linewidth=[1.5 if g in chosen else 0 for g in order])
+        for i, g in enumerate(order):
+            if g not in chosen:
+                ax.patches[i].set_alpha(0.35)
+        ax.set_yticks(range(len(order)), [DISPLAY[g] + (" *" if g in chosen else "") for g in order], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(axis="x", labelsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(f"{result.config.model} on {result.config.data}: scores / max (* = in the set under a budget of "
+                 f"{result.budget:,} parameters)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,220 @@
+"""``recommend``: rank the trainable groups with each selector, pick a set under a parameter budget, and
+optionally settle it with short pilot finetunes (successive halving). Definitions: docs/selectors.md.
+
+The budget counts backbone parameters (the selectable groups ``embed ln1 mha ln2 fc1 fc2``); the head (new
+classifier and final norm) is always trained and not counted. A budget <= 1 is a fraction of the backbone,
+a budget > 1 a number of parameters. Each selector's set is built greedily: groups in its ranking order, each
+added if it still fits (a group it cannot score is never added).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vitplast.configs import option, validate
+from vitplast.data import DataBundle, DataContext, load_data
+from vitplast.errors import VitplastError
+from vitplast.io import output_dir, write_json_atomic, write_text_atomic
+from vitplast.models import ViT, as_vit, load_model
+from vitplast.progress import Progress, phase
+from vitplast.selectors.base import REGISTRY, Scores, SelectorData, get_selector, group_params, numel
+from vitplast.selectors.data import load_selector_data
+from vitplast.train.groups import SELECTABLE
+
+DEFAULT_ORDER = (
+    "plasticity", "plasticity-insitu", "plasticity-target", "grad-norm", "grad-norm-param", "fisher", "auto-rgn",
+    "auto-rgn-all", "taylor", "params", "random",
+)
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """Settings of one recommendation (the options of ``vitplast recommend``)."""
+
+    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    data: str = option("mini:digits", help="Target data spec (the task to finetune on), e.g. mini:digits, folder:PATH.")
+    source: str = option("mini:source", help="Source (pretraining-like) data for the plasticity selectors' pairs.")
+    selectors: tuple[str, ...] = option(DEFAULT_ORDER, help="Selectors to run (comma list); the first one's set is "
+                                        "the recommendation unless --pilot settles it.")
+    budget: float = option(0.1, help="Parameter budget: a fraction in (0, 1] of the backbone's parameters, or a "
+                           "whole number > 1 of parameters (the head is always trained and not counted).", gt=0)
+    images: int = option(32, help="Target images (train split) the selectors see (and plasticity pairs).", ge=2)
+    pilot: int | None = option(None, help="Steps of the first pilot round: short finetunes of the candidate sets, "
+                               "successive halving (steps double each round). Off by default.", gt=0)
+    candidates: int = option(4, help="Most candidate sets the pilot trains.", ge=1)
+    seed: int = option(0, help="Seed of the image draw, the new head and the random selector.")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
+    random_weights: bool = option(False, help="Build the architecture with random weights (offline).")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.selectors:
+            raise VitplastError("--selectors needs at least one selector")
+        for name in self.selectors:
+            get_selector(name)
+        if self.budget > 1 and self.budget != int(self.budget):
+            raise VitplastError(f"--budget must be a fraction in (0, 1] or a whole number of parameters, got {self.budget}")
+
+    def budget_params(self, total: int) -> int:
+        """The budget in parameters for a backbone of ``total`` parameters."""
+        return math.floor(self.budget * total) if self.budget <= 1 else int(self.budget)
+
+
+#: The pilot's finetuning recipe: the mini suite's (AdamW lr 1e-3, batch 32, no augmentation, new random head).
+PILOT_RECIPE: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "augment": "none"}
+
+
+@dataclass
+class RecommendResult:
+    """Scores, rankings and budgeted sets per selector; the pilot's runs and winner when it ran."""
+
+    config: RecommendConfig
+    scores: dict[str, Scores]
+    sizes: dict[str, int]
+    budget: int
+    sets: dict[str, tuple[str, ...]]
+    pilot: list[dict[str, Any]] = field(default_factory=list)
+    winner: tuple[str, ...] | None = None
+
+    @property
+    def recommended(self) -> tuple[str, ...]:
+        """The pilot's winner, or else the first selector's set."""
+        return self.winner if self.winner is not None else self.sets[self.config.selectors[0]]
+
+    def table(self) -> pd.DataFrame:
+        """One row per (selector, group): ``score``, ``rank`` (1 = train first; NaN unscored), ``params``, ``chosen``."""
+        rows = []
+        for name, s in self.scores.items():
+            ranking = s.ranking()
+            for g in ranking:
+                ok = not math.isnan(s.groups[g])
+                rows.append({"selector": name, "group": g, "score": s.groups[g],
+                             "rank": ranking.index(g) + 1 if ok else math.nan, "params": self.sizes[g],
+                             "chosen": g in self.sets[name]})
+        return pd.DataFrame(rows, columns=["selector", "group", "score", "rank", "params", "chosen"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "budget_params": self.budget,
+            "backbone_params": sum(self.sizes.values()),
+            "group_params": self.sizes,
+            "selectors": {n: {"formula": REGISTRY[n][1], "scores": s.groups, "per_block": s.blocks,
+                              "ranking": s.ranking(), "set": list(self.sets[n])} for n, s in self.scores.items()},
+            "pilot": self.pilot,
+            "winner": list(self.winner) if self.winner is not None else None,
+            "recommended": list(self.recommended),
+        }
+
+
+def budget_set(s: Scores, sizes: dict[str, int], budget: int) -> tuple[str, ...]:
+    """Greedy: walk ``s.ranking()``, add each scored group whose parameters still fit in ``budget``; the set is
+    returned in canonical group order."""
+    chosen: list[str] = []
+    used = 0
+    for g in s.ranking():
+        if not math.isnan(s.groups[g]) and used + sizes[g] <= budget:
+            chosen.append(g)
+            used += sizes[g]
+    return tuple(g for g in SELECTABLE if g in chosen)
+
+
+def candidates(sets: dict[str, tuple[str, ...]], k: int) -> list[tuple[str, ...]]:
+    """Distinct non-empty sets, most often recommended first (ties: first seen), at most ``k``."""
+    seen: dict[tuple[str, ...], int] = {}
+    for s in sets.values():
+        if s:
+            seen[s] = seen.get(s, 0) + 1
+    return sorted(seen, key=lambda s: -seen[s])[:k]
+
+
+def halving_schedule(n: int, steps: int) -> list[tuple[int, int]]:
+    """``[(candidates, steps)]`` per round: keep the better half (rounded up), double the steps, until one is left."""
+    rounds = [(n, steps)]
+    while rounds[-1][0] > 1:
+        rounds.append((math.ceil(rounds[-1][0] / 2), rounds[-1][1] * 2))
+    return rounds
+
+
+def run_pilot(
+    vit: ViT, bundle: DataBundle, cands: list[tuple[str, ...]], steps: int, seed: int, device: str,
+    progress: Progress | None = None,
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """Successive halving over ``cands``: every round finetunes each remaining set from the pretrained weights
+    for the round's steps (:data:`PILOT_RECIPE`), ranks by best validation accuracy and keeps the better half."""
+    from vitplast.train import finetune
+
+    schedule = halving_schedule(len(cands), steps)
+    advance = phase(progress, "pilot finetuning", sum(n * s for n, s in schedule))
+    rows: list[dict[str, Any]] = []
+    alive = list(cands)
+    recipe = dict(PILOT_RECIPE, batch_size=min(PILOT_RECIPE["batch_size"], len(bundle.train)))  # type: ignore[arg-type]
+    for r, (_, n_steps) in enumerate(schedule):
+        accs = []
+        for groups in alive:
+            model = as_vit(copy.deepcopy(vit.module), vit.name)
+            res = finetune(model, bundle, train=list(groups), steps=n_steps, eval_every=n_steps, seed=seed,
+                           device=device, callback=lambda step, m: advance(1), **recipe)
+            acc = float(res.result.get("best_val_acc") or 0.0)
+            accs.append(acc)
+            rows.append({"round": r, "steps": n_steps, "groups": ",".join(groups), "val_acc": acc,
+                         "test_acc": res.test_acc})
+        order = sorted(range(len(alive)), key=lambda i: -accs[i])
+        keep = order[: math.ceil(len(alive) / 2)] if len(alive) > 1 else order
+        for i, row in enumerate(rows[-len(alive):]):
+            row["kept"] = i in keep
+        alive = [alive[i] for i in keep]
+    return rows, alive[0]
+
+
+def save(result: RecommendResult, out: Path) -> list[Path]:
+    """Write ``recommend.json``, ``recommend.csv`` (:meth:`RecommendResult.table`) and ``recommend.png`` into
+    ``out`` atomically (nothing is left behind on failure); return the paths."""
+    from vitplast.selectors.plot import plot_recommend
+
+    names = ["recommend.json", "recommend.csv", "recommend.png"]
+    with output_dir(out) as stage:
+        write_json_atomic(stage / names[0], result.to_dict())
+        write_text_atomic(stage / names[1], result.table().to_csv(index=False))
+        plot_recommend(result, stage / names[2])
+    return [out / n for n in names]
+
+
+def recommend(cfg: RecommendConfig, progress: Progress | None = None) -> RecommendResult:
+    """Load the model and data of ``cfg``, run its selectors, budget their sets and (``cfg.pilot``) run the pilot."""
+    vit = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
+    from vitplast.runtime import resolve_device
+
+    vit.to(resolve_device(cfg.device))
+    needs_source = any(n in ("plasticity", "plasticity-insitu") for n in cfg.selectors)
+    advance = phase(progress, "loading images", 1)
+    data = load_selector_data(vit, cfg.data, cfg.images, cfg.seed, source=cfg.source if needs_source else None)
+    advance(1)
+    return recommend_for(vit, data, cfg, progress)
+
+
+def recommend_for(vit: ViT, data: SelectorData, cfg: RecommendConfig, progress: Progress | None = None) -> RecommendResult:
+    """:func:`recommend` on an already loaded model and data (the pilot loads ``cfg.data`` itself)."""
+    sizes = {g: numel(ps) for g, ps in group_params(vit).items()}
+    budget = cfg.budget_params(sum(sizes.values()))
+    advance = phase(progress, "scoring", len(cfg.selectors))
+    scores: dict[str, Scores] = {}
+    for name in cfg.selectors:
+        scores[name] = get_selector(name)(vit, data)
+        advance(1)
+    sets = {n: budget_set(s, sizes, budget) for n, s in scores.items()}
+    result = RecommendResult(cfg, scores, sizes, budget, sets)
+    if cfg.pilot is not None:
+        cands = candidates(sets, cfg.candidates)
+        if not cands:
+            raise VitplastError(f"no group fits in the budget of {budget} parameters: raise --budget "
+                                f"(smallest group: {min(sizes.values())} parameters)")
+        bundle = load_data(cfg.data, DataContext(input_size=vit.data_config.input_size, seed=cfg.seed))
+        result.pilot, result.winner = run_pilot(vit, bundle, cands, cfg.pilot, cfg.seed, cfg.device, progress)
+    return result
