@@ -39,7 +39,6 @@ COMMAND_MODULES = (
     "vitplast.cli.train",
     "vitplast.cli.sweep",
     "vitplast.cli.landscape",
-
     "vitplast.cli.recommend",
 )
 
