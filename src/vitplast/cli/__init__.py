@@ -6,14 +6,45 @@ on stderr and exit code 2, without a traceback.
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from vitplast.errors import VitplastError
 
+
+class LazyGroup(TyperGroup):
+    """The root command group; a sub-command's module is imported only when that command runs.
+
+    ``vitplast --help`` lists every command from the sources of :data:`COMMAND_MODULES` (parsed, not
+    imported), so help and option errors never pay for torch, timm or pandas.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(command_index()))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in command_index():
+            name, doc = cmd_name, command_index()[cmd_name][1]
+            cmd = TyperCommand(name, help=doc, callback=None)  # help listing only; resolve_command loads it
+        return cmd
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and args[0] in command_index():
+            load_command(args[0])
+            self.commands.update(typer.main.get_group(app).commands)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     name="vitplast",
     help="Measure, bound and exploit the plasticity of vision-transformer components (ln1 mha ln2 fc1 fc2).",
     no_args_is_help=False,
@@ -41,13 +72,31 @@ COMMAND_MODULES = (
 )
 
 
-def _load_commands() -> None:
+@functools.cache
+def command_index() -> dict[str, tuple[str, str]]:
+    """``{command: (module, docstring)}`` of every ``@app.command()`` in :data:`COMMAND_MODULES`, read from
+    the module sources without importing them."""
+    index: dict[str, tuple[str, str]] = {}
     for mod in COMMAND_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+        spec = importlib.util.find_spec(mod)
+        if spec is None or spec.origin is None:
+            continue
+        with open(spec.origin, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(_is_command(d) for d in node.decorator_list):
+                index[node.name.replace("_", "-")] = (mod, ast.get_docstring(node) or "")
+    return index
+
+
+def _is_command(deco: ast.expr) -> bool:
+    f = deco.func if isinstance(deco, ast.Call) else deco
+    return isinstance(f, ast.Attribute) and f.attr == "command" and isinstance(f.value, ast.Name) and f.value.id == "app"
+
+
+def load_command(name: str) -> None:
+    """Import the module that defines command ``name`` (it registers itself on :data:`app`)."""
+    importlib.import_module(command_index()[name][0])
 
 
 def fail(message: str) -> typer.Exit:
@@ -58,7 +107,6 @@ def fail(message: str) -> typer.Exit:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
-    _load_commands()
     try:
         # Without standalone mode click returns the code of ``typer.Exit`` instead of exiting.
         code = app(args=argv, prog_name="vitplast", standalone_mode=False)
