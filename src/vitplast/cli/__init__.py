@@ -11,6 +11,7 @@ import functools
 import importlib
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -39,8 +40,32 @@ class LazyGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] not in self.commands and args[0] in command_index():
             load_command(args[0])
-            self.commands.update(typer.main.get_group(app).commands)
+            for name, cmd in typer.main.get_group(app).commands.items():
+                if name not in self.commands:
+                    cmd.callback = _guard_outputs(cmd.callback)
+                    self.commands[name] = cmd
         return super().resolve_command(ctx, args)
+
+
+# Parameters that name a folder a command writes into; every command's are checked before it starts.
+OUTPUT_PARAMS = {"out": "--out", "run_dir": "RUN_DIR", "sweep_dir": "SWEEP_DIR"}
+
+
+def _guard_outputs(callback: Any) -> Any:
+    """Wrap a command's callback: each output folder passes :func:`vitplast.io.check_output_dir` first."""
+    if callback is None:
+        return None
+
+    @functools.wraps(callback)
+    def guarded(**kwargs: Any) -> Any:
+        from vitplast.io import check_output_dir
+
+        for param, what in OUTPUT_PARAMS.items():
+            if kwargs.get(param) is not None:
+                check_output_dir(Path(kwargs[param]), what)
+        return callback(**kwargs)
+
+    return guarded
 
 
 app = typer.Typer(
@@ -118,12 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted(argv)
     except Exception as exc:
         # Usage errors of the (vendored) click: they carry format_message() and an exit code.
         if type(exc).__name__ == "Abort":
-            sys.exit(130)
+            _interrupted(argv)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             msg = " ".join(exc.format_message().split())
             print(f"error: {msg}", file=sys.stderr)
@@ -134,3 +158,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {lines[-1].split('VitplastError: ', 1)[1]}", file=sys.stderr)
             sys.exit(2)
         raise
+
+
+# Commands whose interrupted work continues where it stopped when run again with --resume.
+RESUMABLE = ("finetune", "pretrain", "sweep", "reproduce")
+
+
+def _interrupted(argv: list[str] | None) -> None:
+    """Ctrl-C: one line that says how to continue, exit code 130."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
+    hint = "; resume with --resume" if command in RESUMABLE else ""
+    print(f"interrupted{hint}", file=sys.stderr)
+    sys.exit(130)

@@ -46,11 +46,28 @@ class TensorImageSet(Dataset[Item]):
         return self.images[i], int(self.labels[i])
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """An ``L`` image from a 16-bit or 32-bit grayscale one (modes ``I;16*``, ``I``, ``F``), scaled, not clipped.
+
+    Integer images are taken as 16-bit: ``v -> round(v * 255 / 65535)`` (``I`` images whose values exceed 65535
+    are scaled by their maximum instead); float images with values in [0, 1] are scaled by 255, others by their
+    maximum. Other modes are returned unchanged (Pillow's own conversion clips these modes to 0..255).
+    """
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    top = max(float(a.max(initial=0.0)), 1e-12)
+    scale = 65535.0 if img.mode != "F" and top <= 65535 else 1.0 if img.mode == "F" and top <= 1 else top
+    return Image.fromarray(np.clip(np.rint(a * 255.0 / scale), 0, 255).astype(np.uint8))
+
+
 def load_rgb(path: Path) -> Image.Image:
-    """Open an image file as RGB (grayscale, RGBA, palette, CMYK are converted); unreadable -> VitplastError."""
+    """Open an image file as RGB (grayscale, RGBA, palette, CMYK are converted; 16-bit images are scaled to
+    8 bits by :func:`to_8bit`); unreadable -> VitplastError."""
     try:
-        with Image.open(path) as img:
-            img.load()
+        with Image.open(path) as opened:
+            opened.load()
+            img = to_8bit(opened)
             if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,8 +119,20 @@ def run(
     """Train ``prep`` into run directory ``out`` (see module docstring); returns ``result.json``'s content.
 
     On return the model holds the best-validation weights. A directory that already holds the finished
-    run (with ``resume``) is not retrained: its result is returned and its best weights loaded.
+    run (with ``resume``) is not retrained: its result is returned and its best weights loaded. A run that
+    fails before its first checkpoint leaves no run directory (:meth:`RunDir.starting`).
     """
+    with RunDir(Path(out)).starting():
+        return _run(prep, out, opts, resume, callback)
+
+
+def _run(
+    prep: Prepared,
+    out: Path,
+    opts: RunOptions | None = None,
+    resume: bool = False,
+    callback: StepCallback | None = None,
+) -> dict[str, Any]:
     opts = opts or RunOptions()
     cfg, vit = prep.cfg, prep.vit
     rd = RunDir(Path(out))
@@ -136,7 +149,7 @@ def run(
     vit.to(device)
     optimizer = make_optimizer(prep.params, cfg)
     state = TrainState()
-    if existing and rd.last.is_file():
+    if existing and rd.has_resume_state():
         state = _restore(rd, vit, optimizer, device)
         rd.reset_metrics(state.step)
     else:
@@ -170,7 +183,7 @@ def _config_record(prep: Prepared, device: torch.device, workers: int) -> dict[s
 
 
 def _restore(rd: RunDir, vit: ViT, optimizer: torch.optim.Optimizer, device: torch.device) -> TrainState:
-    saved = ck.load_torch(rd.last)
+    saved = rd.load_resume_state(warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     ck.load_state(vit, saved["weights"])
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"])
@@ -180,8 +193,7 @@ def _restore(rd: RunDir, vit: ViT, optimizer: torch.optim.Optimizer, device: tor
 
 
 def _save_last(rd: RunDir, vit: ViT, optimizer: torch.optim.Optimizer, state: TrainState, device: torch.device) -> None:
-    ck.save_torch(
-        rd.last,
+    rd.save_resume_state(
         {
             "weights": ck.trainable_state(vit),
             "optimizer": optimizer.state_dict(),
@@ -309,7 +321,7 @@ def _finish(
 
     plot_curves(rd.read_metrics(), rd.curves, title=f"{cfg.model} on {cfg.data}: {','.join(cfg.train)}")
     write_json_atomic(rd.result, result)
-    rd.last.unlink(missing_ok=True)
+    rd.remove_resume_state()
     return result
 
 
