@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vitplast.data import DataContext, IndexedSet, Transformed, load_data, make_transform
-from vitplast.errors import VitplastError
+from vitplast.errors import VitplastError, warn
 from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, load_model
 from vitplast.plasticity import MODES, PlasticityResult, measure_plasticity, summarize
@@ -99,6 +99,8 @@ def run_analyze(
     n = min(n_src, n_tgt, cfg.pairs)
     if n < 2:
         raise VitplastError(f"fewer than 2 pairs available (source {n_src}, target {n_tgt} images)")
+    if n < cfg.pairs:
+        warn(f"--pairs {cfg.pairs} is more than the data hold (source {n_src}, target {n_tgt} images): using {n}")
     callback = progress(n, 0) if progress is not None else None
     result = measure_plasticity(
         vit,

@@ -98,11 +98,16 @@ def evaluate(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
     device: DeviceOpt = "auto",
     workers: WorkersOpt = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option("--label-map", help="when the class names differ: DATA=RUN,... or 'index' (match by position)"),
+    ] = None,
 ) -> None:
     """Score a run's best checkpoint on another data set; appended to the run's result.json."""
     from vitplast.train.evaluate import evaluate_run
 
-    entry = evaluate_run(run_dir, data, split, device=device, workers=workers, batch_size=batch_size)
+    entry = evaluate_run(run_dir, data, split, device=device, workers=workers, batch_size=batch_size,
+                         label_map=label_map)
     print(json.dumps({k: entry[k] for k in ("data", "split", "acc", "loss", "n")}))
 
 

@@ -25,6 +25,8 @@ from vitplast.errors import VitplastError
 
 SPLIT_SEED = 0
 VAL_FRACTION = 0.2
+MIN_CLASSES = 2  # training and probing refuse data with fewer classes in the train split
+MIN_EVAL_IMAGES = 10  # val or test splits smaller than this give a recorded warning
 
 Item = tuple[Any, int]
 
@@ -170,3 +172,33 @@ class DataBundle:
         train = IndexedSet(data, keep)
         bundle = DataBundle.from_train_test(name, classes, train, IndexedSet(data, held), **info)
         return bundle
+
+
+def check_trainable(bundle: DataBundle) -> list[str]:
+    """Refuse data that cannot be trained on or scored; warn about data too small to score meaningfully.
+
+    Refused (:class:`VitplastError`): an empty split, or fewer than :data:`MIN_CLASSES` classes among the train
+    labels (a one-class set scores 100 %). Warned: a val or test split of fewer than :data:`MIN_EVAL_IMAGES`
+    images; each warning is added to ``bundle.info["warnings"]`` (recorded with the run) and returned, for the
+    caller to print as one ``warning:`` line once its work starts. Finetuning and the linear probe apply the
+    same rule.
+    """
+    sizes = {s: len(bundle.split(s)) for s in ("train", "val", "test")}  # type: ignore[arg-type]
+    if min(sizes.values()) == 0:
+        raise VitplastError(f"data {bundle.name} has an empty split ({_sizes(sizes)})")
+    n_cls = len(torch.unique(dataset_labels(bundle.train)))
+    if n_cls < MIN_CLASSES:
+        raise VitplastError(
+            f"data {bundle.name} has {n_cls} class in its train split; training and probing need at least {MIN_CLASSES}"
+        )
+    found = []
+    if min(sizes["val"], sizes["test"]) < MIN_EVAL_IMAGES:
+        found.append(f"data {bundle.name} is tiny ({_sizes(sizes)}): accuracies on fewer than {MIN_EVAL_IMAGES} "
+                     "images are not meaningful")
+    recorded = bundle.info.setdefault("warnings", [])
+    recorded.extend(m for m in found if m not in recorded)
+    return found
+
+
+def _sizes(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sizes.items())

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitplast.data import DataBundle, DataContext, load_data, make_transform
-from vitplast.errors import VitplastError
+from vitplast.data.base import check_trainable
+from vitplast.errors import VitplastError, warn
 from vitplast.io import versions, write_json_atomic
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
@@ -95,9 +95,8 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
     if model is None:
         model = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     bundle = data if data is not None else load_bundle(cfg, model.data_config.input_size)
+    check_trainable(bundle)  # warnings are recorded in bundle.info and printed when the run starts
     n_train = len(bundle.train)  # type: ignore[arg-type]
-    if n_train == 0 or len(bundle.val) == 0:  # type: ignore[arg-type]
-        raise VitplastError(f"data {cfg.data!r} has an empty train or validation split")
     if cfg.batch_size > n_train:
         raise VitplastError(f"--batch-size {cfg.batch_size} is larger than the train split of {cfg.data} ({n_train})")
     vit = build_model(cfg, bundle.num_classes, model)
@@ -146,6 +145,8 @@ def _run(
         if rd.result.is_file():
             ck.load_state(vit, ck.load_tensors(rd.best))
             return rd.read_result()
+    for msg in prep.bundle.info.get("warnings", []):
+        warn(msg)
     vit.to(device)
     optimizer = make_optimizer(prep.params, cfg)
     state = TrainState()
@@ -183,7 +184,7 @@ def _config_record(prep: Prepared, device: torch.device, workers: int) -> dict[s
 
 
 def _restore(rd: RunDir, vit: ViT, optimizer: torch.optim.Optimizer, device: torch.device) -> TrainState:
-    saved = rd.load_resume_state(warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    saved = rd.load_resume_state(warn=warn)
     ck.load_state(vit, saved["weights"])
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"])
@@ -314,6 +315,7 @@ def _finish(
         "train_seconds": state.train_seconds,
         "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
         "diverged_at": state.diverged_at,
+        "warnings": list(prep.bundle.info.get("warnings", [])),
         "device": describe_device(device),
         "evaluations": [],
     }

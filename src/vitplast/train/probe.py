@@ -8,6 +8,7 @@ train split; the inverse regularisation ``C`` is chosen on the validation split 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vitplast.data import DataBundle, DataContext, Transformed, load_data, make_transform
-from vitplast.errors import VitplastError
+from vitplast.data.base import check_trainable
+from vitplast.errors import VitplastError, warn
 from vitplast.io import output_dir, versions, write_json_atomic
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
@@ -93,20 +95,19 @@ def linear_probe(
     to ``out`` when given (all or nothing) and returns the result."""
     if batch_size < 1:
         raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
-    if C is not None and C <= 0:
-        raise VitplastError(f"--C must be > 0, got {C}")
+    if C is not None and not (math.isfinite(C) and C > 0):
+        raise VitplastError(f"--C must be a finite number > 0, got {C}")
     t0 = time.perf_counter()
     vit = model if isinstance(model, ViT) else load_model(model, random_weights=random_weights)
     bundle = data if isinstance(data, DataBundle) else load_data(data, DataContext(vit.data_config.input_size))
-    if len(bundle.train) == 0 or len(bundle.test) == 0:  # type: ignore[arg-type]
-        raise VitplastError(f"data {bundle.name} has an empty train or test split")
+    warnings = check_trainable(bundle)
+    for msg in warnings:
+        warn(msg)
     dev = resolve_device(device)
     n_workers = resolve_workers(workers, dev)
     vit.to(dev)
     splits = {s: extract_features(vit, bundle.split(s), batch_size, dev, n_workers) for s in ("train", "val", "test")}
     t_feat = time.perf_counter() - t0
-    if len(np.unique(splits["train"][1])) < 2:
-        raise VitplastError(f"the train split of {bundle.name} has fewer than two classes")
     fitted = fit_probe(splits["train"], splits["val"], splits["test"], C=C)
     result = {
         "model": vit.name,
@@ -121,6 +122,7 @@ def linear_probe(
         "feature_seconds": t_feat,
         "wall_seconds": time.perf_counter() - t0,
         "device": describe_device(dev),
+        "warnings": warnings,
     }
     if out is not None:
         config = {
