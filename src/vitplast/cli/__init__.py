@@ -40,11 +40,11 @@ class LazyGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] not in self.commands and args[0] in command_index():
             load_command(args[0])
-            for name, cmd in typer.main.get_group(app).commands.items():
-                if name not in self.commands:
-                    cmd.callback = _guard_outputs(cmd.callback)
-                    self.commands[name] = cmd
-        return super().resolve_command(ctx, args)
+            self.commands.update(typer.main.get_group(app).commands)
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and cmd.callback is not None and not hasattr(cmd.callback, "output_guard"):
+            cmd.callback = _guard_outputs(cmd.callback)
+        return name, cmd, rest
 
 
 # Parameters that name a folder a command writes into; every command's are checked before it starts.
@@ -53,8 +53,6 @@ OUTPUT_PARAMS = {"out": "--out", "run_dir": "RUN_DIR", "sweep_dir": "SWEEP_DIR"}
 
 def _guard_outputs(callback: Any) -> Any:
     """Wrap a command's callback: each output folder passes :func:`vitplast.io.check_output_dir` first."""
-    if callback is None:
-        return None
 
     @functools.wraps(callback)
     def guarded(**kwargs: Any) -> Any:
@@ -65,6 +63,7 @@ def _guard_outputs(callback: Any) -> Any:
                 check_output_dir(Path(kwargs[param]), what)
         return callback(**kwargs)
 
+    guarded.output_guard = True  # type: ignore[attr-defined]
     return guarded
 
 
@@ -135,12 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click returns the code of ``typer.Exit`` instead of exiting.
         code = app(args=argv, prog_name="vitplast", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+            _interrupted(argv)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except VitplastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
+        if exc.exit_code == 130:
+            _interrupted(argv)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted(argv)

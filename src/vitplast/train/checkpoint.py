@@ -93,5 +93,5 @@ def load_torch(path: Path) -> Any:
 
 
 def damaged(path: Path, exc: BaseException) -> VitplastError:
-    detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+    detail = " ".join(str(exc).split()).split(". ")[0][:120] or type(exc).__name__
     return VitplastError(f"checkpoint {path} is truncated or damaged ({detail})")

@@ -145,8 +145,6 @@ def _run(
         if rd.result.is_file():
             ck.load_state(vit, ck.load_tensors(rd.best))
             return rd.read_result()
-    for msg in prep.bundle.info.get("warnings", []):
-        warn(msg)
     vit.to(device)
     optimizer = make_optimizer(prep.params, cfg)
     state = TrainState()
@@ -158,6 +156,8 @@ def _run(
         rd.write_config(_config_record(prep, device, workers))
         rd.reset_metrics(0)
         rd.best.unlink(missing_ok=True)
+    for msg in prep.bundle.info.get("warnings", []):
+        warn(msg)
     with open(rd.metrics, "a") as log:
         _train(prep, state, rd, optimizer, device, workers, opts, log, callback)
     return _finish(prep, state, rd, device, workers, opts)

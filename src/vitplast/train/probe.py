@@ -101,13 +101,13 @@ def linear_probe(
     vit = model if isinstance(model, ViT) else load_model(model, random_weights=random_weights)
     bundle = data if isinstance(data, DataBundle) else load_data(data, DataContext(vit.data_config.input_size))
     warnings = check_trainable(bundle)
-    for msg in warnings:
-        warn(msg)
     dev = resolve_device(device)
     n_workers = resolve_workers(workers, dev)
     vit.to(dev)
     splits = {s: extract_features(vit, bundle.split(s), batch_size, dev, n_workers) for s in ("train", "val", "test")}
     t_feat = time.perf_counter() - t0
+    for msg in warnings:
+        warn(msg)
     fitted = fit_probe(splits["train"], splits["val"], splits["test"], C=C)
     result = {
         "model": vit.name,
