@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vitplast.cli import main
+from tests.test_train_cli import cli
 from vitplast.errors import VitplastError
 
 MICRO = ["--model", "timm:vit_micro_patch4_32", "--random-weights", "--device", "cpu"]
@@ -100,16 +100,6 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("reproduce-paper-quick", ["reproduce", "--suite", "paper", "--quick", "--dry-run", "--out", "{tmp}/r"],
      "apply to the mini suite"),
 ]
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _png(path: Path, value: int, size: int = 32) -> None:

@@ -125,13 +125,7 @@ def run(
         return _run(prep, out, opts, resume, callback)
 
 
-def _run(
-    prep: Prepared,
-    out: Path,
-    opts: RunOptions | None = None,
-    resume: bool = False,
-    callback: StepCallback | None = None,
-) -> dict[str, Any]:
+def _run(prep: Prepared, out: Path, opts: RunOptions | None, resume: bool, callback: StepCallback | None) -> dict[str, Any]:
     opts = opts or RunOptions()
     cfg, vit = prep.cfg, prep.vit
     rd = RunDir(Path(out))
