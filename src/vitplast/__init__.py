@@ -11,13 +11,53 @@ The pipeline a user walks, one module each:
 6. ``vitplast.sweep``: grids of runs on Ray and the report.
 """
 
-from vitplast.bounds import BoundsResult, check_bounds, compute_bounds
-from vitplast.components import COMPONENTS, GROUPS
-from vitplast.data import DataBundle, DataContext, load_data
-from vitplast.errors import VitplastError
-from vitplast.models import DataConfig, ViT, as_vit, load_model
-from vitplast.plasticity import PlasticityResult, measure_plasticity
-from vitplast.train import finetune
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vitplast.bounds import BoundsResult, check_bounds, compute_bounds
+    from vitplast.components import COMPONENTS, GROUPS
+    from vitplast.data import DataBundle, DataContext, load_data
+    from vitplast.errors import VitplastError
+    from vitplast.models import DataConfig, ViT, as_vit, load_model
+    from vitplast.plasticity import PlasticityResult, measure_plasticity
+    from vitplast.train import finetune
+
+# Public names and the module that defines each: imported on first use, so that ``import vitplast`` (and the
+# command line's help and option errors) do not pay for torch, timm, pandas or matplotlib.
+_LAZY = {
+    "BoundsResult": "vitplast.bounds",
+    "check_bounds": "vitplast.bounds",
+    "compute_bounds": "vitplast.bounds",
+    "COMPONENTS": "vitplast.components",
+    "GROUPS": "vitplast.components",
+    "DataBundle": "vitplast.data",
+    "DataContext": "vitplast.data",
+    "load_data": "vitplast.data",
+    "VitplastError": "vitplast.errors",
+    "DataConfig": "vitplast.models",
+    "ViT": "vitplast.models",
+    "as_vit": "vitplast.models",
+    "load_model": "vitplast.models",
+    "PlasticityResult": "vitplast.plasticity",
+    "measure_plasticity": "vitplast.plasticity",
+    "finetune": "vitplast.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vitplast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 __all__ = [

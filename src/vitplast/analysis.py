@@ -27,7 +27,7 @@ from vitplast.bounds.stats import TokenStatsAccumulator
 from vitplast.configs import option, validate
 from vitplast.data import DataContext, IndexedSet, Transformed, load_data, make_transform
 from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, Diagnostics, DiagnosticsAccumulator
-from vitplast.errors import VitplastError
+from vitplast.errors import VitplastError, warn
 from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, load_model
 from vitplast.models.vit import DataConfig
@@ -199,6 +199,8 @@ def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> Analys
     n = min(n_src, n_tgt, cfg.pairs)
     if n < 2:
         raise VitplastError(f"fewer than 2 pairs available (source {n_src}, target {n_tgt} images)")
+    if n < cfg.pairs:
+        warn(f"--pairs {cfg.pairs} is more than the data hold (source {n_src}, target {n_tgt} images): using {n}")
     with_bounds = cfg.with_bounds and cfg.mode == "embedding"
     diag = DiagnosticsAccumulator(vit, cfg.mode, forward_pairs=cfg.diag_pairs)
     token_acc = TokenStatsAccumulator() if with_bounds else None

@@ -7,6 +7,14 @@ code 2, without a traceback.
 
 from __future__ import annotations
 
+import sys
+
 
 class VitplastError(Exception):
     """A problem with the user's input; its message is one line that says what to fix."""
+
+
+def warn(message: str) -> None:
+    """Print one ``warning: ...`` line on stderr (for results that are computed but need a caveat; the
+    caller also records the message in its result files)."""
+    print(f"warning: {message}", file=sys.stderr)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from vitplast.errors import VitplastError
+
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then ``os.replace`` it onto ``path``.
@@ -50,28 +52,51 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def check_output_dir(out: Path, what: str = "--out") -> None:
+    """Raise :class:`VitplastError` unless ``out`` can receive outputs; creates nothing.
+
+    ``out`` must be a directory or not exist yet; its nearest existing ancestor (``out`` itself when it exists)
+    must be a directory in which a file can be created (this catches missing permissions and read-only file
+    systems). Missing parents are created only when the outputs are written. Commands call it before any work.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VitplastError(f"{what} {out} exists and is not a directory")
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise VitplastError(f"{what} {out} cannot be created: {base} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".vitplast-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VitplastError(f"{what} {out} is not writable ({exc.strerror or exc}: {base})") from None
+
+
 @contextlib.contextmanager
 def output_dir(out: Path) -> Iterator[Path]:
     """Stage outputs in a temporary sibling directory and move them into ``out`` only on success.
 
-    On any exception the staging directory is removed and ``out`` is left as it was (not created if it
-    did not exist), so a failed command never leaves partial results behind.
+    ``out`` is checked first (:func:`check_output_dir`). On any exception, also while moving the outputs into
+    place, the staging directory is removed and ``out`` is left as it was (not created if it did not exist),
+    so a failed command never leaves partial results or hidden staging folders behind.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True) if not out.parent.exists() else None
+    check_output_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     try:
         yield stage
-    except BaseException:
+        out.mkdir(parents=True, exist_ok=True)
+        for item in stage.iterdir():
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
         shutil.rmtree(stage, ignore_errors=True)
-        raise
-    out.mkdir(parents=True, exist_ok=True)
-    for item in stage.iterdir():
-        target = out / item.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(item, target)
-    shutil.rmtree(stage, ignore_errors=True)
 
 
 def versions() -> dict[str, str]:

@@ -6,14 +6,69 @@ on stderr and exit code 2, without a traceback.
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from vitplast.errors import VitplastError
 
+
+class LazyGroup(TyperGroup):
+    """The root command group; a sub-command's module is imported only when that command runs.
+
+    ``vitplast --help`` lists every command from the sources of :data:`COMMAND_MODULES` (parsed, not
+    imported), so help and option errors never pay for torch, timm or pandas.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(command_index()))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in command_index():
+            name, doc = cmd_name, command_index()[cmd_name][1]
+            cmd = TyperCommand(name, help=doc, callback=None)  # help listing only; resolve_command loads it
+        return cmd
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and args[0] in command_index():
+            load_command(args[0])
+            self.commands.update(typer.main.get_group(app).commands)
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and cmd.callback is not None and not hasattr(cmd.callback, "output_guard"):
+            cmd.callback = _guard_outputs(cmd.callback)
+        return name, cmd, rest
+
+
+# Parameters that name a folder a command writes into; every command's are checked before it starts.
+OUTPUT_PARAMS = {"out": "--out", "run_dir": "RUN_DIR", "sweep_dir": "SWEEP_DIR"}
+
+
+def _guard_outputs(callback: Any) -> Any:
+    """Wrap a command's callback: each output folder passes :func:`vitplast.io.check_output_dir` first."""
+
+    @functools.wraps(callback)
+    def guarded(**kwargs: Any) -> Any:
+        from vitplast.io import check_output_dir
+
+        for param, what in OUTPUT_PARAMS.items():
+            if kwargs.get(param) is not None:
+                check_output_dir(Path(kwargs[param]), what)
+        return callback(**kwargs)
+
+    guarded.output_guard = True  # type: ignore[attr-defined]
+    return guarded
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     name="vitplast",
     help="Measure, bound and exploit the plasticity of vision-transformer components (ln1 mha ln2 fc1 fc2).",
     no_args_is_help=False,
@@ -43,13 +98,31 @@ COMMAND_MODULES = (
 )
 
 
-def _load_commands() -> None:
+@functools.cache
+def command_index() -> dict[str, tuple[str, str]]:
+    """``{command: (module, docstring)}`` of every ``@app.command()`` in :data:`COMMAND_MODULES`, read from
+    the module sources without importing them."""
+    index: dict[str, tuple[str, str]] = {}
     for mod in COMMAND_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+        spec = importlib.util.find_spec(mod)
+        if spec is None or spec.origin is None:
+            continue
+        with open(spec.origin, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(_is_command(d) for d in node.decorator_list):
+                index[node.name.replace("_", "-")] = (mod, ast.get_docstring(node) or "")
+    return index
+
+
+def _is_command(deco: ast.expr) -> bool:
+    f = deco.func if isinstance(deco, ast.Call) else deco
+    return isinstance(f, ast.Attribute) and f.attr == "command" and isinstance(f.value, ast.Name) and f.value.id == "app"
+
+
+def load_command(name: str) -> None:
+    """Import the module that defines command ``name`` (it registers itself on :data:`app`)."""
+    importlib.import_module(command_index()[name][0])
 
 
 def fail(message: str) -> typer.Exit:
@@ -60,24 +133,26 @@ def fail(message: str) -> typer.Exit:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
-    _load_commands()
     try:
         # Without standalone mode click returns the code of ``typer.Exit`` instead of exiting.
         code = app(args=argv, prog_name="vitplast", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+            _interrupted(argv)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except VitplastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
+        if exc.exit_code == 130:
+            _interrupted(argv)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted(argv)
     except Exception as exc:
         # Usage errors of the (vendored) click: they carry format_message() and an exit code.
         if type(exc).__name__ == "Abort":
-            sys.exit(130)
+            _interrupted(argv)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             msg = " ".join(exc.format_message().split())
             print(f"error: {msg}", file=sys.stderr)
@@ -88,3 +163,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {lines[-1].split('VitplastError: ', 1)[1]}", file=sys.stderr)
             sys.exit(2)
         raise
+
+
+# Commands whose interrupted work continues where it stopped when run again with --resume.
+RESUMABLE = ("finetune", "pretrain", "sweep", "reproduce")
+
+
+def _interrupted(argv: list[str] | None) -> None:
+    """Ctrl-C: one line that says how to continue, exit code 130."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
+    hint = "; resume with --resume" if command in RESUMABLE else ""
+    print(f"interrupted{hint}", file=sys.stderr)
+    sys.exit(130)

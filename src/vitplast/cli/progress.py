@@ -22,6 +22,7 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int], Calla
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        disable=not console.is_terminal,  # no bar lines in a log or a pipe: errors stay one line
     ) as prog:
 
         def start(total: int) -> Callable[[int], None]:

@@ -132,6 +132,10 @@ def evaluate(
     device: DeviceOpt = "auto",
     workers: WorkersOpt = None,
     precision: PrecisionOpt = "auto",
+    label_map: Annotated[
+        str | None,
+        typer.Option("--label-map", help="when the class names differ: DATA=RUN,... or 'index' (match by position)"),
+    ] = None,
 ) -> None:
     """Score a run's best checkpoint on another data set; appended to the run's result.json."""
     from vitplast.cli.progress import rich_progress
@@ -139,7 +143,7 @@ def evaluate(
 
     with rich_progress(console) as progress:
         entry = evaluate_run(run_dir, data, split, device=device, workers=workers, batch_size=batch_size,
-                             precision=precision, progress=progress)
+                             precision=precision, progress=progress, label_map=label_map)
     print(json.dumps({k: entry[k] for k in ("data", "split", "acc", "loss", "n")}))
 
 

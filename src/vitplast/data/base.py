@@ -25,6 +25,8 @@ from vitplast.errors import VitplastError
 
 SPLIT_SEED = 0
 VAL_FRACTION = 0.2
+MIN_CLASSES = 2  # training and probing refuse data with fewer classes in the train split
+MIN_EVAL_IMAGES = 10  # val or test splits smaller than this give a recorded warning
 
 Item = tuple[Any, int]
 
@@ -46,11 +48,28 @@ class TensorImageSet(Dataset[Item]):
         return self.images[i], int(self.labels[i])
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """An ``L`` image from a 16-bit or 32-bit grayscale one (modes ``I;16*``, ``I``, ``F``), scaled, not clipped.
+
+    Integer images are taken as 16-bit: ``v -> round(v * 255 / 65535)`` (``I`` images whose values exceed 65535
+    are scaled by their maximum instead); float images with values in [0, 1] are scaled by 255, others by their
+    maximum. Other modes are returned unchanged (Pillow's own conversion clips these modes to 0..255).
+    """
+    if not (img.mode.startswith("I") or img.mode == "F"):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    top = max(float(a.max(initial=0.0)), 1e-12)
+    scale = 65535.0 if img.mode != "F" and top <= 65535 else 1.0 if img.mode == "F" and top <= 1 else top
+    return Image.fromarray(np.clip(np.rint(a * 255.0 / scale), 0, 255).astype(np.uint8))
+
+
 def load_rgb(path: Path) -> Image.Image:
-    """Open an image file as RGB (grayscale, RGBA, palette, CMYK are converted); unreadable -> VitplastError."""
+    """Open an image file as RGB (grayscale, RGBA, palette, CMYK are converted; 16-bit images are scaled to
+    8 bits by :func:`to_8bit`); unreadable -> VitplastError."""
     try:
-        with Image.open(path) as img:
-            img.load()
+        with Image.open(path) as opened:
+            opened.load()
+            img = to_8bit(opened)
             if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -153,3 +172,33 @@ class DataBundle:
         train = IndexedSet(data, keep)
         bundle = DataBundle.from_train_test(name, classes, train, IndexedSet(data, held), **info)
         return bundle
+
+
+def check_trainable(bundle: DataBundle) -> list[str]:
+    """Refuse data that cannot be trained on or scored; warn about data too small to score meaningfully.
+
+    Refused (:class:`VitplastError`): an empty split, or fewer than :data:`MIN_CLASSES` classes among the train
+    labels (a one-class set scores 100 %). Warned: a val or test split of fewer than :data:`MIN_EVAL_IMAGES`
+    images; each warning is added to ``bundle.info["warnings"]`` (recorded with the run) and returned, for the
+    caller to print as one ``warning:`` line once its work starts. Finetuning and the linear probe apply the
+    same rule.
+    """
+    sizes = {s: len(bundle.split(s)) for s in ("train", "val", "test")}  # type: ignore[arg-type]
+    if min(sizes.values()) == 0:
+        raise VitplastError(f"data {bundle.name} has an empty split ({_sizes(sizes)})")
+    n_cls = len(torch.unique(dataset_labels(bundle.train)))
+    if n_cls < MIN_CLASSES:
+        raise VitplastError(
+            f"data {bundle.name} has {n_cls} class in its train split; training and probing need at least {MIN_CLASSES}"
+        )
+    found = []
+    if min(sizes["val"], sizes["test"]) < MIN_EVAL_IMAGES:
+        found.append(f"data {bundle.name} is tiny ({_sizes(sizes)}): accuracies on fewer than {MIN_EVAL_IMAGES} "
+                     "images are not meaningful")
+    recorded = bundle.info.setdefault("warnings", [])
+    recorded.extend(m for m in found if m not in recorded)
+    return found
+
+
+def _sizes(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sizes.items())

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from vitplast.errors import VitplastError
+from vitplast.models import hub
 from vitplast.models import micro as _micro  # registers the micro architecture in timm
 from vitplast.models.hf_adapter import HFViT, is_hf_vit, load_hf, wrap_hf
 from vitplast.models.timm_adapter import TimmViT, is_timm_vit, load_timm, wrap_timm
@@ -44,10 +45,14 @@ def _load(spec: str, random_weights: bool) -> ViT:
         arch, sep, path = ref.partition("@")
         if not arch:
             raise VitplastError("timm:ARCH needs an architecture name, e.g. timm:vit_base_patch16_224.orig_in21k")
+        if not sep and not random_weights:
+            hub.require_timm_weights(arch, spec)
         vit = load_timm(
             arch, checkpoint=Path(path).expanduser() if sep else None, random_weights=random_weights, spec=spec
         )
     elif spec.startswith("hf:"):
+        if not random_weights and not Path(spec[len("hf:") :]).expanduser().is_dir():
+            hub.require_hf_weights(spec[len("hf:") :], spec)
         vit = load_hf(spec[len("hf:") :], random_weights=random_weights, spec=spec)
     elif Path(spec).expanduser().is_dir():
         vit = load_hf(spec, random_weights=random_weights, spec=spec)

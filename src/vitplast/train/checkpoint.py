@@ -66,11 +66,15 @@ def save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str
 
 
 def load_tensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of a ``.safetensors`` file; a missing, truncated or damaged file -> one-line VitplastError."""
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise VitplastError(f"checkpoint {path} does not exist")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error type (and OSError) for damaged files
+        raise damaged(path, exc) from None
 
 
 def save_torch(path: Path, obj: Any) -> None:
@@ -79,4 +83,15 @@ def save_torch(path: Path, obj: Any) -> None:
 
 
 def load_torch(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """``torch.load`` of a resume state; a missing, truncated or damaged file -> one-line VitplastError."""
+    if not path.is_file():
+        raise VitplastError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip archives and pickles fail with many error types
+        raise damaged(path, exc) from None
+
+
+def damaged(path: Path, exc: BaseException) -> VitplastError:
+    detail = " ".join(str(exc).split()).split(". ")[0][:120] or type(exc).__name__
+    return VitplastError(f"checkpoint {path} is truncated or damaged ({detail})")

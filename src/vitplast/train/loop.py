@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitplast.data import DataBundle, make_transform
-from vitplast.errors import VitplastError
+from vitplast.data.base import check_trainable
+from vitplast.errors import VitplastError, warn
 from vitplast.io import versions, write_json_atomic
 from vitplast.models.vit import ViT
 from vitplast.precision import Precision, resolve_precision
@@ -98,9 +99,8 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
     if model is None:
         model = cache.model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     bundle = data if data is not None else cache.data(cfg.data, model.data_config.input_size)
+    check_trainable(bundle)  # warnings are recorded in bundle.info and printed when the run starts
     n_train = len(bundle.train)  # type: ignore[arg-type]
-    if n_train == 0 or len(bundle.val) == 0:  # type: ignore[arg-type]
-        raise VitplastError(f"data {cfg.data!r} has an empty train or validation split")
     if cfg.batch_size > n_train:
         raise VitplastError(f"--batch-size {cfg.batch_size} is larger than the train split of {cfg.data} ({n_train})")
     vit = build_model(cfg, bundle.num_classes, model)
@@ -123,9 +123,18 @@ def run(
     """Train ``prep`` into run directory ``out`` (see module docstring); returns ``result.json``'s content.
 
     On return the model holds the best-validation weights. A directory that already holds the finished
-    run (with ``resume``) is not retrained: its result is returned and its best weights loaded.
+    run (with ``resume``) is not retrained: its result is returned and its best weights loaded. A run that
+    fails before its first checkpoint leaves no run directory (:meth:`RunDir.starting`).
     ``progress`` gets one phase per training session (units: steps) and one per evaluation (images).
     """
+    with RunDir(Path(out)).starting():
+        return _run(prep, out, opts, resume, callback, progress)
+
+
+def _run(
+    prep: Prepared, out: Path, opts: RunOptions | None, resume: bool, callback: StepCallback | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
     opts = opts or RunOptions()
     cfg, vit = prep.cfg, prep.vit
     rd = RunDir(Path(out))
@@ -145,7 +154,7 @@ def run(
     vit.to(device)
     eng = _Engine(prep, rd, device, workers, opts, prec, progress)
     state = TrainState()
-    if existing and rd.last.is_file():
+    if existing and rd.has_resume_state():
         state = eng.restore()
         rd.reset_metrics(state.step)
     else:
@@ -153,6 +162,8 @@ def run(
         rd.write_config(_config_record(prep, device, workers, prec))
         rd.reset_metrics(0)
         rd.best.unlink(missing_ok=True)
+    for msg in prep.bundle.info.get("warnings", []):
+        warn(msg)
     with open(rd.metrics, "a") as log:
         eng.train(state, log, callback)
     return eng.finish(state)
@@ -208,7 +219,7 @@ class _Engine:
         self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(logits) if opts.compile else logits
 
     def restore(self) -> TrainState:
-        saved = ck.load_torch(self.rd.last)
+        saved = self.rd.load_resume_state(warn=warn)
         ck.load_state(self.prep.vit, saved["weights"])
         self.optimizer.load_state_dict(saved["optimizer"])
         if self.scaler is not None and saved.get("scaler"):
@@ -220,8 +231,7 @@ class _Engine:
 
     def save_last(self, state: TrainState) -> None:
         dev = self.device
-        ck.save_torch(
-            self.rd.last,
+        self.rd.save_resume_state(
             {
                 "weights": ck.trainable_state(self.prep.vit),
                 "optimizer": self.optimizer.state_dict(),
@@ -349,6 +359,7 @@ class _Engine:
             "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
             "diverged": state.diverged_at is not None,
             "diverged_at": state.diverged_at,
+            "warnings": list(prep.bundle.info.get("warnings", [])),
             "device": describe_device(self.device),
             "evaluations": [],
         }
@@ -358,5 +369,5 @@ class _Engine:
             plot_curves(rd.read_metrics(), rd.curves, title=f"{cfg.model} on {cfg.data}: {','.join(cfg.train)}")
         result = _finite(result)
         write_json_atomic(rd.result, result)
-        rd.last.unlink(missing_ok=True)
+        rd.remove_resume_state()
         return result

@@ -8,6 +8,7 @@ train split; the inverse regularisation ``C`` is chosen on the validation split 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vitplast.data import DataBundle, Transformed, make_transform
-from vitplast.errors import VitplastError
+from vitplast.data.base import check_trainable
+from vitplast.errors import VitplastError, warn
 from vitplast.io import output_dir, versions, write_json_atomic
 from vitplast.models.vit import ViT
 from vitplast.precision import Precision, resolve_precision
@@ -111,23 +113,22 @@ def linear_probe(
     ``precision`` (:mod:`vitplast.precision`) and fitted in float32/float64 by scikit-learn."""
     if batch_size < 1:
         raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
-    if C is not None and C <= 0:
-        raise VitplastError(f"--C must be > 0, got {C}")
+    if C is not None and not (math.isfinite(C) and C > 0):
+        raise VitplastError(f"--C must be a finite number > 0, got {C}")
     t0 = time.perf_counter()
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     vit = model if isinstance(model, ViT) else cache.model(model, random_weights=random_weights)
     bundle = data if isinstance(data, DataBundle) else cache.data(data, vit.data_config.input_size)
-    if len(bundle.train) == 0 or len(bundle.test) == 0:  # type: ignore[arg-type]
-        raise VitplastError(f"data {bundle.name} has an empty train or test split")
+    warnings = check_trainable(bundle)
     n_workers = resolve_workers(workers, dev)
     vit.to(dev)
     sizes = {s: len(bundle.split(s)) for s in ("train", "val", "test")}  # type: ignore[arg-type]
     advance = phase(progress, f"probe features {bundle.name}", sum(sizes.values()))
     splits = {s: extract_features(vit, bundle.split(s), batch_size, dev, n_workers, prec, advance) for s in sizes}
     t_feat = time.perf_counter() - t0
-    if len(np.unique(splits["train"][1])) < 2:
-        raise VitplastError(f"the train split of {bundle.name} has fewer than two classes")
+    for msg in warnings:
+        warn(msg)
     fitted = fit_probe(splits["train"], splits["val"], splits["test"], C=C)
     result = {
         "model": vit.name,
@@ -144,6 +145,7 @@ def linear_probe(
         "device": describe_device(dev),
         "precision": precision,
         "precision_used": prec.name,
+        "warnings": warnings,
     }
     if out is not None:
         config = {

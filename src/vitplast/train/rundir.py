@@ -9,7 +9,10 @@ row and cut back to the checkpoint's step on resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +43,38 @@ class RunDir:
         return self.path / "last.pt"
 
     @property
+    def previous(self) -> Path:
+        """The resume state before ``last.pt`` (kept so that a damaged ``last.pt`` can be skipped)."""
+        return self.path / "last.prev.pt"
+
+    @property
     def result(self) -> Path:
         return self.path / "result.json"
 
     @property
     def curves(self) -> Path:
         return self.path / "curves.png"
+
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        """Create or continue the run in the body; if the body fails before the run's first checkpoint
+        (``last.pt``) or its ``result.json`` exists, undo it: a folder the body created is removed, and in
+        a folder that existed only the run files the body created are. A run that failed to start thus
+        leaves nothing behind that would ask for ``--resume``."""
+        existed = self.path.is_dir()
+        files = (self.config, self.metrics, self.best, self.curves)
+        before = {f for f in files if f.exists()}
+        try:
+            yield
+        except BaseException:
+            if not self.has_resume_state() and not self.result.is_file():
+                if not existed:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                else:
+                    for f in files:
+                        if f not in before:
+                            f.unlink(missing_ok=True)
+            raise
 
     def read_config(self) -> dict[str, Any]:
         if not self.config.is_file():
@@ -90,6 +119,40 @@ class RunDir:
             diff = [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in b if a.get(k) != b.get(k)]
             raise VitplastError(f"--resume: {self.path} belongs to another config ({'; '.join(diff[:3])})")
         return True
+
+    # --- resume state ------------------------------------------------------------------------------------
+    def has_resume_state(self) -> bool:
+        return self.last.is_file() or self.previous.is_file()
+
+    def save_resume_state(self, state: Any) -> None:
+        """Write ``last.pt`` atomically; the state it replaces is kept as ``last.prev.pt``."""
+        from vitplast.train.checkpoint import save_torch
+
+        if self.last.is_file():
+            self.last.replace(self.previous)
+        save_torch(self.last, state)
+
+    def load_resume_state(self, warn: Callable[[str], None] | None = None) -> Any:
+        """The newest readable resume state: ``last.pt``, or ``last.prev.pt`` when ``last.pt`` is missing or
+        damaged (``warn`` is told which was skipped). Neither readable: the one-line error of ``last.pt``."""
+        from vitplast.train.checkpoint import load_torch
+
+        try:
+            return load_torch(self.last)
+        except VitplastError as exc:
+            if not self.previous.is_file():
+                raise
+            try:
+                state = load_torch(self.previous)
+            except VitplastError:
+                raise exc from None
+            if warn is not None:
+                warn(f"{exc}; resuming from the previous checkpoint {self.previous.name}")
+            return state
+
+    def remove_resume_state(self) -> None:
+        self.last.unlink(missing_ok=True)
+        self.previous.unlink(missing_ok=True)
 
     # --- metrics ---------------------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, Any]]:

@@ -1,0 +1,53 @@
+"""Start-up cost of the command line: help and option errors must not import the heavy libraries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vitplast.cli import command_index
+
+HEAVY = ("torch", "timm", "transformers", "pandas", "matplotlib", "scipy", "sklearn")
+
+
+def _imported_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint('HEAVY:', *(m for m in {HEAVY!r} if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    return set(out.stdout.rsplit("HEAVY:", 1)[1].split())
+
+
+def test_import_vitplast_cli_is_light() -> None:
+    assert _imported_after("import vitplast, vitplast.cli") == set()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["finetune", "--bogus"], ["sweep", "--bogus"]])
+def test_help_and_option_errors_do_not_import_heavy_libraries(argv: list[str]) -> None:
+    code = f"from vitplast.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert _imported_after(code) == set()
+
+
+def test_lazy_public_names_resolve() -> None:
+    import vitplast
+
+    assert vitplast.COMPONENTS == ("ln1", "mha", "ln2", "fc1", "fc2")
+    assert callable(vitplast.load_model) and "measure_plasticity" in dir(vitplast)
+    with pytest.raises(AttributeError):
+        _ = vitplast.no_such_name
+
+
+def test_command_index_matches_registered_commands() -> None:
+    """The help listing (parsed from sources) names exactly the commands the modules register."""
+    import importlib
+
+    import typer
+
+    from vitplast.cli import COMMAND_MODULES, app
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod)
+    registered = set(typer.main.get_group(app).commands)
+    assert set(command_index()) == registered
