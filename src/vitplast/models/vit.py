@@ -95,7 +95,7 @@ class LinearMap(nn.Module):
 
     def __init__(self, parts: Sequence[nn.Linear], scale: Callable[[], Tensor | None] | None = None) -> None:
         super().__init__()
-        self.parts = list(parts)
+        self.parts = nn.ModuleList(parts)  # registered, so parameters() yields the library's weights
         self._scale = scale
 
     @property
