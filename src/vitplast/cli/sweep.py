@@ -210,24 +210,41 @@ def _print_status(root: Path) -> None:
 @app.command()
 def report(
     sweep_dir: Annotated[Path, typer.Argument(help="a sweep directory (from vitplast sweep or reproduce)")],
+    pdf: Annotated[bool, typer.Option("--pdf", help="also write every figure as PDF (default: PNG only)")] = False,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="tables and pages only (fast)")] = False,
 ) -> None:
-    """Write DIR/report/: report.html (self-contained), report.md, figures (PNG + PDF), tables (CSV + Markdown)."""
+    """Write DIR/report/: report.html (self-contained), report.md, figures (PNG), tables (CSV + Markdown).
+
+    tables/claims.* lists every tested claim and baseline with its test, effect, 95 % interval, raw and
+    Holm-adjusted p and verdict (docs/statistics.md)."""
+    _report(sweep_dir, pdf, not no_figures)
+
+
+def _report(root: Path, pdf: bool = False, figures: bool = True) -> Any:
+    from vitplast.cli.progress import progress_bar
     from vitplast.report import make_report
 
-    rep = make_report(sweep_dir)
+    with progress_bar(console, "report") as start:
+        rep = make_report(root, figures=figures, pdf=pdf, progress=lambda label, total: start(total))
     _print_claims(rep.claims)
     print(f"report: {rep.out / 'report.html'}")
+    return rep
 
 
 def _print_claims(claims: Any) -> None:
     t = Table(title="Claims of the paper")
     t.add_column("claim")
     t.add_column("status")
-    t.add_column("evidence")
+    t.add_column("effect [95 % CI]")
+    t.add_column("p (Holm)")
     colours = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
     for _, r in claims.iterrows():
         c = colours.get(r["status"], "white")
-        t.add_row(str(r["claim"]), f"[{c}]{r['status']}[/{c}]", str(r["evidence"]))
+        eff = "" if r["effect"] != r["effect"] else f"{r['effect']:+.3g} {r['unit']}"
+        if r["ci_low"] == r["ci_low"]:
+            eff += f" [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]"
+        p = "" if r["p"] != r["p"] else f"{r['p']:.3g} ({r['p_holm']:.3g})"
+        t.add_row(str(r["claim"]), f"[{c}]{r['status']}[/{c}]", eff, p)
     Console().print(t)
 
 
@@ -302,11 +319,7 @@ def reproduce(
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
     outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
-    from vitplast.report import make_report
-
-    rep = make_report(out)
-    _print_claims(rep.claims)
-    print(f"report: {rep.out / 'report.html'}")
+    _report(out)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 

@@ -42,6 +42,8 @@ class TestResult:
     p_min: float = math.nan
     ties: int = 0
     zeros: int = 0
+    #: standard deviation of the statistic's null distribution (permutation tests)
+    null_sd: float = math.nan
 
 
 def _tail(null: np.ndarray, weights: np.ndarray | None, obs: float, alternative: str) -> float:
@@ -167,7 +169,7 @@ def stratified_rank_test(
         p = float(min(1.0, (1 + k) / (1 + len(null))))
         method = f"Monte-Carlo permutation within strata ({N_PERM:,} draws)"
         p_min = 1.0 / (1 + len(null))
-    return TestResult(obs, p, len(blocks), method, p_min, ties)
+    return TestResult(obs, p, len(blocks), method, p_min, ties, null_sd=float(np.std(null)))
 
 
 def bootstrap_accuracy(
