@@ -33,11 +33,15 @@ def test_paper_dry_run_writes_the_full_grid(tmp_path: Path, capsys: pytest.Captu
 
 def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["reproduce", "--suite", "mini", "--dry-run", "--out", str(tmp_path / "m")]) == 0
-    assert "42 runs" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "135 runs" in captured.out
+    err = " ".join(captured.err.split())
+    assert "minimum detectable accuracy difference" in err and "textures (1200 test images)" in err
+    assert "ln1+ln2 lrs [0.001, 0.01, 0.1]" in err
     plan = build_plan(load_sweep(tmp_path / "m" / "sweep.yaml"))
     assert {t.config["model"] for t in plan.tasks} == {"micro"}
     assert _run(["reproduce", "--suite", "mini", "--quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0
-    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 21
+    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 2 * 5 * 2
 
 
 @pytest.mark.parametrize(
@@ -45,6 +49,7 @@ def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     [
         (["reproduce", "--suite", "nope", "--dry-run"], "--suite must be one of"),
         (["reproduce", "--suite", "paper", "--quick", "--dry-run"], "apply to the mini suite"),
+        (["reproduce", "--suite", "mini", "--dry-run", "--steps", "0"], "--steps must be >= 1"),
         (["sweep", "--datasets", "random:8"], "--out DIR is required"),
         (["sweep", "--out", "X"], "at least --datasets"),
         (["sweep", "--out", "X", "--datasets", "random:8", "--executor", "slurm"], "--executor must be one of"),

@@ -139,8 +139,13 @@ def test_builtin_suites_have_the_documented_size() -> None:
     adamw = {t.config["lr"] for t in paper.of_kind("finetune") if t.config["optimizer"] == "adamw"}
     assert adamw == {3e-5, 1e-4, 3e-4, 6e-4}
     mini = build_plan(mini_suite())
-    assert mini.counts() == {"probe": 6, "plasticity": 6, "finetune": 6 * 7 * 1 * 1}
-    groups = {tuple(t.config["train"]) for t in mini.of_kind("finetune")}
-    assert groups == {(g,) for g in ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2")}
-    corruptions = {t.config["data"] for t in mini.of_kind("finetune") if "source-c" in t.config["data"]}
-    assert len(corruptions) >= 2 and all(c.endswith(":5") for c in corruptions)
+    assert mini.counts() == {"probe": 3, "plasticity": 3, "finetune": 3 * 5 * 3 * 3}
+    runs = mini.of_kind("finetune")
+    groups = {tuple(t.config["train"]) for t in runs}
+    assert groups == {(g,) for g in ("ln1", "mha", "ln2", "fc1", "fc2")}
+    lrs = {g: sorted({t.config["lr"] for t in runs if t.config["train"] == [g]}) for g in ("mha", "ln1")}
+    assert lrs == {"mha": [3e-4, 1e-3, 3e-3], "ln1": [1e-3, 1e-2, 1e-1]}  # a wider grid for the LayerNorms
+    assert {t.config["seed"] for t in runs} == {0, 1, 2}
+    from vitplast.suites.mini import mini_sizes
+
+    assert all(mini_sizes(t.config["data"]).test >= 500 for t in runs)

@@ -257,9 +257,10 @@ def reproduce(
     model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
     data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
-    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 90)")] = None,
-    lrs: Annotated[str | None, typer.Option("--lrs", help="mini: comma list of AdamW lrs (default 0.001)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0)")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 80)")] = None,
+    lrs: Annotated[str | None, typer.Option(
+        "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0,1,2)")] = None,
     address: AddressOpt = None,
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
@@ -313,6 +314,18 @@ def reproduce(
         console.print(f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {device_word} hours")
     console.print(f"estimated {est.hours:,.1f} {device_word} hours in total"
                   + (f", about {est.hours * 60 / 2:,.0f} minutes on 2 cores if two concurrent 1-thread trials keep that rate" if suite == "mini" else ""))
+    if suite == "mini":
+        from vitplast.suites.mini import design_power
+
+        base = spec.grids[0]
+        console.print(f"grid: {', '.join(d.label for d in base.datasets)}; seeds {list(base.seeds)}; "
+                      + "; ".join(f"{'+'.join('+'.join(g) for g in grid.groups)} lrs {list(grid.lrs)}"
+                                  for grid in spec.grids)
+                      + f"; {base.train.get('steps')} steps, validation every {base.train.get('eval_every')}")
+        power = design_power(spec)
+        console.print("power: minimum detectable accuracy difference between two groups (80 % power, one-sided "
+                      "alpha 0.05/20 tests, accuracy 80 %, independent errors: conservative): "
+                      + ", ".join(f"{label} ({n} test images) {100 * mde:.1f} pp" for label, n, mde in power))
     if dry_run:
         path = out / "sweep.yaml"
         write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
