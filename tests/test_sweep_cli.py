@@ -86,6 +86,56 @@ def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path:
         return real_import(name, *a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    assert _run(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"]) == 2
+    args = ["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"]
+    assert _run([*args, "--executor", "ray"]) == 2
     assert "pip install 'vitplast[sweep]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_without_ray_the_default_falls_back_to_local_with_a_notice(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    import vitplast.sweep.runner as runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    seen: list[str] = []
+    monkeypatch.setattr(runner, "prepare", lambda spec, out, executor, res: seen.append(executor) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"])
+    assert seen == ["local"] and "Ray Tune is not installed" in capsys.readouterr().err
+
+
+def test_ray_client_address_needs_the_client(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "ray" else None if name == "grpc" else real(name, *a))
+    assert _run(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--address", "ray://h:10001"]) == 2
+    assert "pip install 'ray[client]'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--groups", ""], "'groups' must list at least one group"),
+        (["--datasets", "mini:nosuch"], "unknown mini set"),
+        (["--batch-size", "500"], "batch_size 500 is larger than the train split"),
+        (["--augment", "zoom"], "augment must be one of"),
+    ],
+)
+def test_sweeps_are_checked_against_their_data_before_any_task(
+        extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sweep", "--out", str(tmp_path / "o"), "--executor", "local", "--models", "timm:vit_micro_patch4_32",
+            "--random-weights", "--datasets", "random:16", "--groups", "ln1", "--steps", "1", "--no-probe"]
+    flag, value = extra
+    i = args.index(flag) if flag in args else None
+    args = [*args[:i + 1], value, *args[i + 2:]] if i is not None else [*args, flag, value]
+    assert _run(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if line.startswith("error:")]) == 1 and message in err[-1], err
+    assert not (tmp_path / "o").exists(), "no sweep folder is left"

@@ -22,7 +22,9 @@ GpusOpt = Annotated[
     float | None, typer.Option("--gpus-per-trial", help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0)")
 ]
 ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N trials at once (default: as resources allow)")]
-ExecOpt = Annotated[str, typer.Option("--executor", help="ray (Ray Tune, default) or local (one task at a time, in process)")]
+ExecOpt = Annotated[str, typer.Option(
+    "--executor", help="ray (Ray Tune, the default when installed) or local (one task at a time, in process; "
+    "the fallback, with a notice, when Ray is not installed)")]
 
 
 N = TypeVar("N", int, float)
@@ -89,9 +91,29 @@ class _Bar:
         self.progress.stop()
 
 
+def _executor(executor: str, resources: Any) -> str:
+    """``auto``: Ray when installed, else the local executor with a one-line notice (an explicit ``ray``
+    or a cluster ``--address`` without Ray stays an error); a ``ray://`` address needs the Ray client."""
+    import importlib.util
+
+    has_ray = importlib.util.find_spec("ray") is not None
+    if resources.address and str(resources.address).startswith("ray://") and has_ray \
+            and importlib.util.find_spec("grpc") is None:
+        raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
+                            "(included in 'vitplast[sweep]')")
+    if executor != "auto":
+        return executor
+    if has_ray or resources.address:
+        return "ray"
+    console.print("note: Ray Tune is not installed, running the tasks one at a time in this process "
+                  "(pip install 'vitplast[sweep]' for parallel trials)")
+    return "local"
+
+
 def _execute(spec: Any, out: Path, executor: str, resources: Any, retry_failed: bool = True) -> Any:
     from vitplast.sweep import run_sweep
 
+    executor = _executor(executor, resources)
     bar = _Bar()
     try:
         outcome = run_sweep(spec, out, executor=executor, resources=resources, retry_failed=retry_failed,
@@ -120,7 +142,7 @@ def sweep(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
-    executor: ExecOpt = "ray",
+    executor: ExecOpt = "auto",
     models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
     groups: Annotated[str | None, typer.Option("--groups", help="comma list: full,mha,ln1 (ln1+ln2: both in one run)")] = None,
@@ -130,6 +152,8 @@ def sweep(
     steps: Annotated[int | None, typer.Option("--steps", help="steps of every run")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="effective batch of every run")] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", help="validate every N steps")] = None,
+    augment: Annotated[str | None, typer.Option(
+        "--augment", help="training augmentation of every run: rrc, crop or none (default: the engine's)")] = None,
     random_weights: Annotated[bool, typer.Option("--random-weights", help="random initialisation (tests)")] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the linear probes")] = False,
     plasticity_source: Annotated[
@@ -153,7 +177,7 @@ def sweep(
 
     flags = {"--models": models, "--datasets": datasets, "--groups": groups, "--optimizers": optimizers,
              "--lrs": lrs, "--seeds": seeds, "--steps": steps, "--batch-size": batch_size,
-             "--eval-every": eval_every, "--plasticity-source": plasticity_source}
+             "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
     if out is None:
         raise VitplastError("--out DIR is required (or use --status DIR)")
     if sweep_file is not None:
@@ -163,7 +187,7 @@ def sweep(
         spec = load_sweep(sweep_file)
     else:
         train: dict[str, Any] = {k: v for k, v in (("steps", steps), ("batch_size", batch_size),
-                                                    ("eval_every", eval_every)) if v is not None}
+                                                    ("eval_every", eval_every), ("augment", augment)) if v is not None}
         if random_weights:
             train["random_weights"] = True
         plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
@@ -265,7 +289,7 @@ def reproduce(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
-    executor: ExecOpt = "ray",
+    executor: ExecOpt = "auto",
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic

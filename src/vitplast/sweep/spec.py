@@ -313,6 +313,8 @@ def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
         if "groups" in d
         else inherit("groups", all_groups)
     )
+    if not groups:
+        raise VitplastError(f"grid {name!r}: 'groups' must list at least one group")
     _unique(groups, "groups")
     optimizers = _parse_optimizers(d["optimizers"]) if "optimizers" in d else inherit("optimizers", (OptimizerEntry("sgd"),))
     lrs = tuple(_number(x, "lrs") for x in _as_list(d["lrs"], "lrs")) if "lrs" in d else inherit("lrs", (1e-2,))
