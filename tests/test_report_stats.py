@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -116,8 +117,7 @@ def test_paired_tests_equal_scipy_and_the_closed_form(best: pd.DataFrame) -> Non
         b = [best[(best["dataset"] == d) & (best["group"] == other)]["acc_mean"].iloc[0] for d in DATASETS]
         row = tests.loc[other]
         assert row["n"] == 5 and row["wins"] == 5
-        assert row["w_p"] == pytest.approx(sps.wilcoxon(a, b, alternative="greater").pvalue)
-        assert row["t_p"] == pytest.approx(sps.ttest_rel(a, b).pvalue)
+        assert row["w_p"] == pytest.approx(sps.wilcoxon(a, b, alternative="greater", method="exact").pvalue)
         assert row["mean_diff"] == pytest.approx(np.mean(np.subtract(a, b)))
         # MHA ahead on all 5 datasets with distinct differences: the exact one-sided p-value is 1 / 2^5
         assert row["w_p"] == pytest.approx(1 / 32)
@@ -135,20 +135,21 @@ def test_spearman_per_dataset_and_pooled_equal_scipy(best: pd.DataFrame) -> None
     plast = pd.DataFrame(rows)
     comp = S.component_plasticity(plast)
     corr = S.plasticity_gain_correlation(comp, gains).set_index("scope")
-    xs, ys = [], []
+    xs = []
     for ds in DATASETS:
         p = plast[plast["dataset"] == ds].groupby("component")["mean"].mean()
         g = gains[gains["dataset"] == ds].set_index("group")["gain"]
         x = [p[c] for c in ("ln1", "mha", "ln2", "fc1", "fc2")]
         y = [g[c] for c in ("ln1", "mha", "ln2", "fc1", "fc2")]
-        r = sps.spearmanr(x, y)
-        assert corr.loc[ds, "rho"] == pytest.approx(r.statistic)
-        assert corr.loc[ds, "p"] == pytest.approx(r.pvalue)
+        r = sps.spearmanr(x, y).statistic
+        null = np.array([sps.spearmanr(x, [y[i] for i in p]).statistic for p in itertools.permutations(range(5))])
+        exact = min(1.0, 2 * min(np.mean(null >= r - 1e-9), np.mean(null <= r + 1e-9)))
+        assert corr.loc[ds, "rho"] == pytest.approx(r)
+        assert corr.loc[ds, "p"] == pytest.approx(exact)  # exact, not scipy's t approximation
         assert corr.loc[ds, "n"] == 5
-        xs += x
-        ys += y
-    r = sps.spearmanr(xs, ys)
-    assert corr.loc["pooled", "rho"] == pytest.approx(r.statistic)
+        xs.append(r)
+    # pooled: the mean of the within-data-set rhos (raw gains of different data sets are never ranked together)
+    assert corr.loc["pooled", "rho"] == pytest.approx(np.mean(xs))
     assert corr.loc["pooled", "n"] == 25 and corr.loc["pooled", "n_datasets"] == 5
 
 
@@ -162,31 +163,3 @@ def test_plasticity_ranking_against_the_theory() -> None:
     assert not bool(rk.loc["b", "matches_theory"]) and rk.loc["b", "spearman_theory"] == pytest.approx(0.9)
     claim = C.ranking_claim(rk.reset_index())
     assert claim.status == C.NOT_SUPPORTED and "1/2" in claim.evidence
-
-
-def test_claim_status_depends_on_the_amount_of_evidence(best: pd.DataFrame) -> None:
-    gains = S.relative_gain(best, S.probes_frame(probes_table()))
-    claims = {c.claim: c for c in C.finetune_claims(gains)}
-    assert claims["MHA finetuning beats LN1 finetuning"].status == C.SUPPORTED  # 5/5 datasets, p = 1/32
-    assert claims["MHA finetuning beats the linear probe"].status == C.SUPPORTED
-    three = gains[gains["dataset"].isin(DATASETS[:3])]
-    few = {c.claim: c for c in C.finetune_claims(three)}
-    assert few["MHA finetuning beats LN1 finetuning"].status == C.INCONCLUSIVE  # p >= 1/8 whatever happens
-    worse = gains.copy()
-    worse.loc[worse["group"] == "mha", "acc_mean"] -= 0.5
-    lost = {c.claim: c for c in C.finetune_claims(worse)}
-    assert lost["MHA finetuning beats LN1 finetuning"].status == C.NOT_SUPPORTED
-    # a single data set can never support the correlation claim
-    comp = pd.DataFrame({"model": "m", "dataset": "d1", "component": ["ln1", "mha", "ln2", "fc1", "fc2"],
-                         "plasticity": [1.0, 5.0, 2.0, 4.0, 3.0]})
-    corr = S.plasticity_gain_correlation(comp, gains[gains["dataset"] == "d1"])
-    assert [c.status for c in C.predicts_claims(corr)] == [C.INCONCLUSIVE]
-
-
-def test_wilcoxon_minimum_p_value_rule() -> None:
-    # identical sign pattern: 4 datasets all in favour cannot reach 0.05 (1/16), 5 can (1/32)
-    four = C.comparison_claim("x", "s", np.array([2.0, 3, 4, 5]), np.array([1.0, 1, 1, 1]))
-    five = C.comparison_claim("x", "s", np.array([2.0, 3, 4, 5, 6]), np.array([1.0, 1, 1, 1, 1]))
-    assert four.status == C.INCONCLUSIVE and five.status == C.SUPPORTED
-    mixed = C.comparison_claim("x", "s", np.array([2.0, 3, 4, 5, 6, 1, 1]), np.array([1.0, 1, 1, 1, 1, 3, 9]))
-    assert mixed.status == C.NOT_SUPPORTED

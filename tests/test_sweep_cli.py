@@ -33,11 +33,15 @@ def test_paper_dry_run_writes_the_full_grid(tmp_path: Path, capsys: pytest.Captu
 
 def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["reproduce", "--suite", "mini", "--dry-run", "--out", str(tmp_path / "m")]) == 0
-    assert "42 runs" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "135 runs" in captured.out
+    err = " ".join(captured.err.split())
+    assert "minimum detectable accuracy difference" in err and "textures (1200 test images)" in err
+    assert "ln1+ln2 lrs [0.001, 0.01, 0.1]" in err
     plan = build_plan(load_sweep(tmp_path / "m" / "sweep.yaml"))
     assert {t.config["model"] for t in plan.tasks} == {"micro"}
     assert _run(["reproduce", "--suite", "mini", "--quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0
-    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 21
+    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 2 * 5 * 2
 
 
 @pytest.mark.parametrize(
@@ -45,6 +49,7 @@ def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     [
         (["reproduce", "--suite", "nope", "--dry-run"], "--suite must be one of"),
         (["reproduce", "--suite", "paper", "--quick", "--dry-run"], "apply to the mini suite"),
+        (["reproduce", "--suite", "mini", "--dry-run", "--steps", "0"], "--steps must be >= 1"),
         (["sweep", "--datasets", "random:8"], "--out DIR is required"),
         (["sweep", "--out", "X"], "at least --datasets"),
         (["sweep", "--out", "X", "--datasets", "random:8", "--executor", "slurm"], "--executor must be one of"),
@@ -81,6 +86,56 @@ def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path:
         return real_import(name, *a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    assert _run(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"]) == 2
+    args = ["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"]
+    assert _run([*args, "--executor", "ray"]) == 2
     assert "pip install 'vitplast[sweep]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_without_ray_the_default_falls_back_to_local_with_a_notice(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    import vitplast.sweep.runner as runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    seen: list[str] = []
+    monkeypatch.setattr(runner, "prepare", lambda spec, out, executor, res: seen.append(executor) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--no-probe"])
+    assert seen == ["local"] and "Ray Tune is not installed" in capsys.readouterr().err
+
+
+def test_ray_client_address_needs_the_client(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "ray" else None if name == "grpc" else real(name, *a))
+    assert _run(["sweep", "--out", str(tmp_path / "o"), "--datasets", "random:8", "--address", "ray://h:10001"]) == 2
+    assert "pip install 'ray[client]'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--groups", ""], "'groups' must list at least one group"),
+        (["--datasets", "mini:nosuch"], "unknown mini set"),
+        (["--batch-size", "500"], "batch_size 500 is larger than the train split"),
+        (["--augment", "zoom"], "augment must be one of"),
+    ],
+)
+def test_sweeps_are_checked_against_their_data_before_any_task(
+        extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sweep", "--out", str(tmp_path / "o"), "--executor", "local", "--models", "timm:vit_micro_patch4_32",
+            "--random-weights", "--datasets", "random:16", "--groups", "ln1", "--steps", "1", "--no-probe"]
+    flag, value = extra
+    i = args.index(flag) if flag in args else None
+    args = [*args[:i + 1], value, *args[i + 2:]] if i is not None else [*args, flag, value]
+    assert _run(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if line.startswith("error:")]) == 1 and message in err[-1], err
+    assert not (tmp_path / "o").exists(), "no sweep folder is left"

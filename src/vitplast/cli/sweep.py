@@ -22,7 +22,9 @@ GpusOpt = Annotated[
     float | None, typer.Option("--gpus-per-trial", help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0)")
 ]
 ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N trials at once (default: as resources allow)")]
-ExecOpt = Annotated[str, typer.Option("--executor", help="ray (Ray Tune, default) or local (one task at a time, in process)")]
+ExecOpt = Annotated[str, typer.Option(
+    "--executor", help="ray (Ray Tune, the default when installed) or local (one task at a time, in process; "
+    "the fallback, with a notice, when Ray is not installed)")]
 
 
 N = TypeVar("N", int, float)
@@ -89,9 +91,29 @@ class _Bar:
         self.progress.stop()
 
 
+def _executor(executor: str, resources: Any) -> str:
+    """``auto``: Ray when installed, else the local executor with a one-line notice (an explicit ``ray``
+    or a cluster ``--address`` without Ray stays an error); a ``ray://`` address needs the Ray client."""
+    import importlib.util
+
+    has_ray = importlib.util.find_spec("ray") is not None
+    if resources.address and str(resources.address).startswith("ray://") and has_ray \
+            and importlib.util.find_spec("grpc") is None:
+        raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
+                            "(included in 'vitplast[sweep]')")
+    if executor != "auto":
+        return executor
+    if has_ray or resources.address:
+        return "ray"
+    console.print("note: Ray Tune is not installed, running the tasks one at a time in this process "
+                  "(pip install 'vitplast[sweep]' for parallel trials)")
+    return "local"
+
+
 def _execute(spec: Any, out: Path, executor: str, resources: Any, retry_failed: bool = True) -> Any:
     from vitplast.sweep import run_sweep
 
+    executor = _executor(executor, resources)
     bar = _Bar()
     try:
         outcome = run_sweep(spec, out, executor=executor, resources=resources, retry_failed=retry_failed,
@@ -120,7 +142,7 @@ def sweep(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
-    executor: ExecOpt = "ray",
+    executor: ExecOpt = "auto",
     models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
     groups: Annotated[str | None, typer.Option("--groups", help="comma list: full,mha,ln1 (ln1+ln2: both in one run)")] = None,
@@ -130,6 +152,8 @@ def sweep(
     steps: Annotated[int | None, typer.Option("--steps", help="steps of every run")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="effective batch of every run")] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", help="validate every N steps")] = None,
+    augment: Annotated[str | None, typer.Option(
+        "--augment", help="training augmentation of every run: rrc, crop or none (default: the engine's)")] = None,
     random_weights: Annotated[bool, typer.Option("--random-weights", help="random initialisation (tests)")] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the linear probes")] = False,
     plasticity_source: Annotated[
@@ -153,7 +177,7 @@ def sweep(
 
     flags = {"--models": models, "--datasets": datasets, "--groups": groups, "--optimizers": optimizers,
              "--lrs": lrs, "--seeds": seeds, "--steps": steps, "--batch-size": batch_size,
-             "--eval-every": eval_every, "--plasticity-source": plasticity_source}
+             "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
     if out is None:
         raise VitplastError("--out DIR is required (or use --status DIR)")
     if sweep_file is not None:
@@ -163,7 +187,7 @@ def sweep(
         spec = load_sweep(sweep_file)
     else:
         train: dict[str, Any] = {k: v for k, v in (("steps", steps), ("batch_size", batch_size),
-                                                    ("eval_every", eval_every)) if v is not None}
+                                                    ("eval_every", eval_every), ("augment", augment)) if v is not None}
         if random_weights:
             train["random_weights"] = True
         plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
@@ -210,24 +234,41 @@ def _print_status(root: Path) -> None:
 @app.command()
 def report(
     sweep_dir: Annotated[Path, typer.Argument(help="a sweep directory (from vitplast sweep or reproduce)")],
+    pdf: Annotated[bool, typer.Option("--pdf", help="also write every figure as PDF (default: PNG only)")] = False,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="tables and pages only (fast)")] = False,
 ) -> None:
-    """Write DIR/report/: report.html (self-contained), report.md, figures (PNG + PDF), tables (CSV + Markdown)."""
+    """Write DIR/report/: report.html (self-contained), report.md, figures (PNG), tables (CSV + Markdown).
+
+    tables/claims.* lists every tested claim and baseline with its test, effect, 95 % interval, raw and
+    Holm-adjusted p and verdict (docs/statistics.md)."""
+    _report(sweep_dir, pdf, not no_figures)
+
+
+def _report(root: Path, pdf: bool = False, figures: bool = True) -> Any:
+    from vitplast.cli.progress import progress_bar
     from vitplast.report import make_report
 
-    rep = make_report(sweep_dir)
+    with progress_bar(console, "report") as start:
+        rep = make_report(root, figures=figures, pdf=pdf, progress=lambda label, total: start(total))
     _print_claims(rep.claims)
     print(f"report: {rep.out / 'report.html'}")
+    return rep
 
 
 def _print_claims(claims: Any) -> None:
     t = Table(title="Claims of the paper")
     t.add_column("claim")
     t.add_column("status")
-    t.add_column("evidence")
+    t.add_column("effect [95 % CI]")
+    t.add_column("p (Holm)")
     colours = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}
     for _, r in claims.iterrows():
         c = colours.get(r["status"], "white")
-        t.add_row(str(r["claim"]), f"[{c}]{r['status']}[/{c}]", str(r["evidence"]))
+        eff = "" if r["effect"] != r["effect"] else f"{r['effect']:+.3g} {r['unit']}"
+        if r["ci_low"] == r["ci_low"]:
+            eff += f" [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]"
+        p = "" if r["p"] != r["p"] else f"{r['p']:.3g} ({r['p_holm']:.3g})"
+        t.add_row(str(r["claim"]), f"[{c}]{r['status']}[/{c}]", eff, p)
     Console().print(t)
 
 
@@ -240,14 +281,15 @@ def reproduce(
     model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
     data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
-    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 90)")] = None,
-    lrs: Annotated[str | None, typer.Option("--lrs", help="mini: comma list of AdamW lrs (default 0.001)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0)")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 80)")] = None,
+    lrs: Annotated[str | None, typer.Option(
+        "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0,1,2)")] = None,
     address: AddressOpt = None,
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
-    executor: ExecOpt = "ray",
+    executor: ExecOpt = "auto",
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic
@@ -296,17 +338,25 @@ def reproduce(
         console.print(f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {device_word} hours")
     console.print(f"estimated {est.hours:,.1f} {device_word} hours in total"
                   + (f", about {est.hours * 60 / 2:,.0f} minutes on 2 cores if two concurrent 1-thread trials keep that rate" if suite == "mini" else ""))
+    if suite == "mini":
+        from vitplast.suites.mini import design_power
+
+        base = spec.grids[0]
+        console.print(f"grid: {', '.join(d.label for d in base.datasets)}; seeds {list(base.seeds)}; "
+                      + "; ".join(f"{'+'.join('+'.join(g) for g in grid.groups)} lrs {list(grid.lrs)}"
+                                  for grid in spec.grids)
+                      + f"; {base.train.get('steps')} steps, validation every {base.train.get('eval_every')}")
+        power = design_power(spec)
+        console.print("power: minimum detectable accuracy difference between two groups (80 % power, one-sided "
+                      "alpha 0.05/20 tests, accuracy 80 %, independent errors: conservative): "
+                      + ", ".join(f"{label} ({n} test images) {100 * mde:.1f} pp" for label, n, mde in power))
     if dry_run:
         path = out / "sweep.yaml"
         write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
     outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
-    from vitplast.report import make_report
-
-    rep = make_report(out)
-    _print_claims(rep.claims)
-    print(f"report: {rep.out / 'report.html'}")
+    _report(out)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 

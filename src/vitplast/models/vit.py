@@ -95,7 +95,8 @@ class LinearMap(nn.Module):
 
     def __init__(self, parts: Sequence[nn.Linear], scale: Callable[[], Tensor | None] | None = None) -> None:
         super().__init__()
-        self.parts = nn.ModuleList(parts)  # registered, so parameters() yields the library's weights
+        self.parts: list[nn.Linear] = list(parts)
+        self._registered = nn.ModuleList(parts)  # so that parameters() yields the library's weights
         self._scale = scale
 
     @property

@@ -1,7 +1,8 @@
 """``vitplast report DIR``: statistics, claims, figures and tables of a sweep, in ``DIR/report/``.
 
 Layout: ``report.html`` (self-contained), ``report.md`` (same content, figures linked), ``figures/``
-(PNG + PDF), ``tables/`` (CSV + Markdown). The tables of the sweep are rebuilt from its task directories
+(PNG; PDF too with ``pdf=True``), ``tables/`` (CSV + Markdown; ``claims.*`` holds every tested claim and
+baseline with raw and Holm-adjusted p, interval and verdict, see ``docs/statistics.md``). The tables of the sweep are rebuilt from its task directories
 first, so the report always reflects what is on disk (a partial sweep gives a partial report, which says
 so). Everything is staged and moved into place at the end (a failed report leaves the old one intact).
 """
@@ -17,10 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vitplast.components import COMPONENTS
 from vitplast.io import output_dir, write_text_atomic
+from vitplast.progress import Progress, phase
 from vitplast.report import claims as C
-from vitplast.report import figures as F
+from vitplast.report import evidence as E
 from vitplast.report import html as H
+from vitplast.report import inference as I
 from vitplast.report import selectors as SB
 from vitplast.report import stats as S
 from vitplast.report import tables as T
@@ -93,9 +97,62 @@ def curves_table(root: Path, runs: pd.DataFrame, best: pd.DataFrame) -> pd.DataF
     return pd.DataFrame(rows, columns=[*S.KEYS, "seed", "kind", "step", "value"])
 
 
-def make_report(root: str | Path) -> Report:
-    """Compute and write the report of the sweep in ``root`` (module docstring)."""
+def _predictors(comp: pd.DataFrame, runs: pd.DataFrame) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, dict[str, float]]]]:
+    """Per model label: ``{dataset: {component: plasticity}}`` and ``{dataset: {component: trainable params
+    without the head}}`` (the count is the same on every dataset)."""
+    plast: dict[str, dict[str, dict[str, float]]] = {}
+    for m, d, c, v in zip(comp["model"].tolist(), comp["dataset"].tolist(), comp["component"].tolist(),
+                          comp["plasticity"].tolist(), strict=True):
+        plast.setdefault(str(m), {}).setdefault(str(d), {})[str(c)] = float(v)
+    params: dict[str, dict[str, dict[str, float]]] = {}
+    if not runs.empty and "status" in runs:
+        done = runs[runs["status"] == "done"]
+        for g in COMPONENTS:
+            col = f"trainable_params_{g}"
+            if col not in done:
+                continue
+            for (model, ds), t in done[done["group"] == g].groupby(["model_label", "dataset"]):
+                vals = pd.to_numeric(t[col], errors="coerce").dropna()
+                if len(vals):
+                    params.setdefault(str(model), {}).setdefault(str(ds), {})[g] = float(vals.iloc[0])
+    return plast, params
+
+
+def test_claims(
+    root: Path | None, runs: pd.DataFrame, best: pd.DataFrame, probes: pd.DataFrame, comp: pd.DataFrame,
+    results: pd.DataFrame, probe_dirs: dict[tuple[str, str], Path] | None = None, n_boot: int = E.N_BOOT,
+) -> list[C.Claim]:
+    """The tested claims and baselines of every ``(model, optimizer)`` (before Holm and the verdicts)."""
+    plast, params = _predictors(comp, results)
+    out: list[C.Claim] = []
+    for ev in E.collect_evidence(root, runs, best, probes, probe_dirs, n_boot=n_boot):
+        out += C.finetune_claims(ev, plast.get(ev.model), params.get(ev.model))
+    return out
+
+
+def adjust(claims: list[C.Claim], tests: pd.DataFrame, corr: pd.DataFrame) -> None:
+    """Holm over every p-value the report shows (claims, MHA-vs-group tests, correlations); writes
+    ``p_holm`` into each and decides the claims."""
+    ps = np.concatenate([[c.p for c in claims], tests.get("w_p", pd.Series(dtype=float)).to_numpy(float),
+                         corr.get("p", pd.Series(dtype=float)).to_numpy(float)])
+    adj = I.holm(ps)
+    m = int(np.sum(~np.isnan(ps)))
+    for c, pa in zip(claims, adj[: len(claims)], strict=True):
+        c.p_holm = float(pa)
+    C.decide(claims, m)
+    k = len(claims)
+    if len(tests):
+        tests["w_p_holm"] = adj[k: k + len(tests)]
+    if len(corr):
+        corr["p_holm"] = adj[k + len(tests):]
+
+
+def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
+                progress: Progress | None = None) -> Report:
+    """Compute and write the report of the sweep in ``root`` (module docstring); ``figures=False`` writes
+    tables and pages only, ``pdf=True`` adds a PDF beside every PNG; ``progress`` sees the phases."""
     root = Path(root)
+    advance = phase(progress, "report", 4)
     plan = Plan.load(root)
     tables = write_tables(root, plan)
     status = sweep_status(root)
@@ -109,19 +166,33 @@ def make_report(root: str | Path) -> Report:
     comp = S.component_plasticity(tables.plasticity)
     ranking = S.plasticity_ranking(comp)
     corr = S.plasticity_gain_correlation(comp, gains)
+    advance(1)
+    probe_dirs = {(t.model, t.dataset): t.dir(root) for t in plan.of_kind("probe")}
+    tested = test_claims(root, runs, best, probes, comp, tables.runs, probe_dirs)
+    adjust(tested, tests, corr)
     claims = C.claims_table([
+        *tested,
         C.ranking_claim(ranking),
         *C.bounds_claims(tables.bounds, tables.plasticity, tables.analyses),
-        *C.finetune_claims(gains),
-        *C.predicts_claims(corr),
     ])
+    advance(1)
     curves = curves_table(root, runs, best)
     bench = SB.benchmark(SB.sweep_scores(root, comp), gains)
     out = root / "report"
-    figures: list[tuple[Path, str]] = []
+    figs: list[tuple[Path, str]] = []
     with output_dir(out) as stage:
         fig_dir, tab_dir = stage / "figures", stage / "tables"
-        figures = _figures(fig_dir, tables, comp, means, gains, curves) + SB.write(bench, fig_dir, tab_dir)
+        if figures:
+            from vitplast.report.figures import WITH_PDF
+
+            token = WITH_PDF.set(pdf)
+            try:
+                figs = _figures(fig_dir, tables, comp, means, gains, curves) + SB.write(bench, fig_dir, tab_dir)
+            finally:
+                WITH_PDF.reset(token)
+        else:
+            SB.write(bench, fig_dir, tab_dir, draw=False)
+        advance(1)
         named = {
             "claims": claims,
             "accuracy": gains,
@@ -140,15 +211,18 @@ def make_report(root: str | Path) -> Report:
         for name, df in pivots.items():
             write_text_atomic(tab_dir / f"{name}.csv", df.to_csv())
             write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
-        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figures, pivots)
+        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots)
         SB.add_section(page, bench)
         write_text_atomic(stage / "report.html", page.render())
-        write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figures, pivots, tests, corr, ranking,
+        write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figs, pivots, tests, corr, ranking,
                                                                  _has_sensitivity(best)) + SB.markdown(bench))
-    return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figures])
+        advance(1)
+    return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figs])
 
 
 def _slices(gains: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    from vitplast.report import figures as F
+
     many = gains[["model", "optimizer"]].drop_duplicates().shape[0] > 1
     out = []
     for (model, opt), t in gains.groupby(["model", "optimizer"], sort=False):
@@ -161,6 +235,8 @@ def _figures(
     fig_dir: Path, tables: SweepTables, comp: pd.DataFrame, means: pd.DataFrame, gains: pd.DataFrame,
     curves: pd.DataFrame,
 ) -> list[tuple[Path, str]]:
+    from vitplast.report import figures as F
+
     figs: list[tuple[Path | None, str]] = [
         (F.plasticity_figure(tables.plasticity, fig_dir / "plasticity.png"),
          "Plasticity of each component per layer (mean and 95 % CI over source/target pairs)."),
@@ -205,11 +281,14 @@ def _counts_text(status: Any) -> str:
 
 
 def _headline(claims: pd.DataFrame) -> tuple[str, str]:
-    rows = claims[claims["claim"].str.startswith("Plasticity ranking predicts")]
+    rows = claims[claims["claim"] == "Plasticity predicts the finetuning order"]
     if rows.empty:
         return "No finetuning results of the single components with plasticity measurements yet.", "inconclusive"
     r = rows.iloc[0]
-    return f"Did plasticity predict which components finetune best? {r['status'].upper()}: {r['evidence']}.", str(r["status"])
+    num = "" if pd.isna(r["effect"]) else (f"mean within-target rho {r['effect']:+.2f}, "
+                                          f"p = {r['p']:.3g} (Holm {r['p_holm']:.3g}); ")
+    return f"Did plasticity predict which components finetune best? {r['status'].upper()}: {num}{r['evidence']}.", \
+        str(r["status"])
 
 
 def _page(
@@ -223,11 +302,15 @@ def _page(
         intro += H.paragraph("The sweep is not complete: the statistics below use the finished runs only.", "note")
     text, st = _headline(claims)
     page = H.Page(f"vitplast report: {plan.name}", intro + H.verdict(text, st))
-    page.add("Claims of the paper", H.table(claims.drop(columns=["rule"]), status_col="status"),
+    page.add("Claims of the paper",
+             H.paragraph("effect: accuracy difference in points (pp) or mean within-target Spearman rho; ci: 95 % "
+                         "paired bootstrap interval over test images and seeds; p_holm: Holm-adjusted over every "
+                         "p-value of this report; mde: minimum detectable effect (docs/statistics.md).", "note"),
+             H.table(claims.drop(columns=["rule"]), status_col="status"),
              H.details("Decision rules", H.table(claims[["claim", "rule"]].drop_duplicates())))
     page.add("Figures", *[H.image(p, cap) for p, cap in figures])
     page.add("Accuracy at the best learning rate (%)",
-             H.paragraph("Best lr = the lr with the highest seed-mean test accuracy (SPEC section 3); mean ± "
+             H.paragraph("Best lr = the lr with the highest seed-mean validation accuracy; test accuracy mean ± "
                          "sample std (ddof = 1) over seeds at that lr.", "note"),
              H.table(pivots["accuracy_pivot"], index=True),
              H.details("Best learning rate", H.table(pivots["best_lr_pivot"], index=True)))
@@ -236,8 +319,9 @@ def _page(
              H.table(pivots["lr_sensitivity_pivot"], index=True) if _has_sensitivity(best)
              else H.paragraph(NO_SENSITIVITY, "note"))
     page.add("MHA against each other group (paired over datasets)",
-             H.paragraph("t-test: two-sided paired t-test; Wilcoxon: one-sided signed-rank test, H1: MHA better; "
-                         "w_p_min: the smallest one-sided p an exact test can give with n datasets.", "note"),
+             H.paragraph("Exact one-sided signed-rank test, H1: MHA better (zeros dropped, mid-ranks for ties); "
+                         "w_p_holm: Holm-adjusted; w_p_min: the smallest p the test can give with n datasets.",
+                         "note"),
              H.table(tests))
     page.add("Spearman: component plasticity vs relative gain", H.table(corr))
     page.add("Measured plasticity ranking", H.table(ranking))

@@ -1,127 +1,267 @@
-"""The paper's claims as rows: supported / not supported / inconclusive by these results, with the number.
+"""The paper's claims as rows with a test, an effect size, a 95 % interval, raw and Holm-adjusted p and a verdict.
 
-Decision rules (alpha = 0.05; "datasets" are the paired observations across which the paper generalises):
+Definitions and decision rules are in ``docs/statistics.md``. In short (alpha = 0.05, Holm over every
+p-value of the report):
 
-* "A finetunes better than B" (best-lr seed-mean test accuracy, paired over datasets):
-  no common dataset -> inconclusive; A wins on at most half of the datasets or the mean difference is
-  <= 0 -> not supported; one-sided Wilcoxon p < alpha -> supported; otherwise inconclusive when even a
-  perfect result could not reach alpha with this many datasets (exact one-sided p >= 2^-n, so n < 5),
-  not supported when it could.
-* "plasticity ranking MHA > FC1 > FC2 > LN2 > LN1": supported when the measured order (component means
-  over layers) equals it on every (model, dataset); not supported otherwise; inconclusive without data.
-* "plasticity ranking predicts finetuning ranking": pooled Spearman between component plasticity and
-  relative gain; supported when rho > 0, p < alpha and the mean per-dataset rho > 0; inconclusive with
-  fewer than :data:`MIN_DATASETS` datasets; not supported otherwise.
-* "the rigorous bounds hold": every rigorous bound >= the measured mean plasticity of its layer and
-  component (a necessary condition; ``vitplast bounds`` checks every pair).
-* "the bounds rank the components as the theory": per model, mean over layers of the primary bound of
-  each component in the theory's order.
+* "the finetuning order MHA/FFN > LN holds" and "plasticity predicts the finetuning order" are separate
+  claims. The first is the mean over targets of ``mean(acc MHA, FC1, FC2) - mean(acc LN1, LN2)`` at each
+  group's best lr, tested by the paired bootstrap over test images and seeds (on these targets) and by the
+  exact Wilcoxon signed-rank test over targets (does it generalise across targets). The second is the
+  mean within-target Spearman rho between component plasticity and finetuning accuracy, tested by a
+  permutation test within targets;
+* baselines every predictor must beat, scored the same way: the trainable parameter count, the theory's
+  constant order MHA > FC1 > FC2 > LN2 > LN1, and a random order (its permutation null: mean 0);
+* MHA, FC1 and FC2 have the same parameter count and are compared pairwise (two-sided);
+* verdict of a claim "effect > 0": *supported* when the adjusted p < alpha and the effect is positive;
+  *not supported* when the 95 % interval's upper end is below the minimum detectable effect (MDE) (the
+  data exclude any effect this design could detect) or, for the across-target test, when the effect is
+  not positive on most targets; *inconclusive* otherwise, with the MDE (or the smallest attainable p)
+  stated. ``MDE = (z_{1 - alpha/m} + z_{0.8}) * se`` with ``m`` the number of tests and ``se`` the
+  bootstrap standard error (for rank correlations, the standard deviation of the permutation null).
+* "the rigorous bounds hold" / "the bounds rank the components as the theory" / the measured plasticity
+  ranking are checks without a p-value (every (model, dataset) must agree).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from vitplast.components import DISPLAY, THEORY_RANKING
-from vitplast.report.stats import paired_test
+from vitplast.components import COMPONENTS, DISPLAY, THEORY_RANKING
+from vitplast.report import evidence as E
+from vitplast.report import inference as I
 
 ALPHA = 0.05
-MIN_DATASETS = 3
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+POWER = 0.8
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, REFERENCE = "supported", "not supported", "inconclusive", "reference"
+COLUMNS = ["claim", "scope", "kind", "test", "n_targets", "effect", "unit", "ci_low", "ci_high", "p", "p_holm",
+           "mde", "status", "evidence", "rule"]
 
 
 @dataclass
 class Claim:
+    """One row of ``tables/claims.*``; :func:`decide` fills ``p_holm``, ``mde`` and ``status``."""
+
     claim: str
     scope: str
-    status: str
-    evidence: str
+    status: str = INCONCLUSIVE
+    evidence: str = ""
     rule: str = ""
-
-
-def _pct(x: float) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.2f} pp"
+    kind: str = "claim"
+    test: str = ""
+    n_targets: int = 0
+    effect: float = math.nan
+    unit: str = ""
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    p: float = math.nan
+    p_holm: float = math.nan
+    mde: float = math.nan
+    se: float = field(default=math.nan, repr=False)
+    p_min: float = field(default=math.nan, repr=False)
+    wins: int = field(default=-1, repr=False)
 
 
 def _fmt_p(p: float) -> str:
     return "n/a" if p is None or math.isnan(p) else f"{p:.3g}"
 
 
-def comparison_claim(
-    text: str, scope: str, a: np.ndarray, b: np.ndarray, fmt: Callable[[float], str] = _pct
-) -> Claim:
-    """Claim "A is larger than B" from paired per-dataset values (module docstring); ``fmt`` prints the
-    mean difference."""
-    rule = "paired over datasets: one-sided Wilcoxon p < 0.05 and A ahead on most datasets"
-    n = len(a)
-    if n == 0:
-        return Claim(text, scope, INCONCLUSIVE, "no dataset has results for both", rule)
-    r = paired_test(a, b)
-    ev = (f"A ahead on {int(r['wins'])}/{n} datasets, mean difference {fmt(r['mean_diff'])}, "
-          f"Wilcoxon one-sided p = {_fmt_p(r['w_p'])}, paired t-test p = {_fmt_p(r['t_p'])}")
-    if r["wins"] <= n / 2 or not r["mean_diff"] > 0:
-        return Claim(text, scope, NOT_SUPPORTED, ev, rule)
-    if r["w_p"] < ALPHA:
-        return Claim(text, scope, SUPPORTED, ev, rule)
-    if r["w_p_min"] >= ALPHA:
-        ev += f"; with {n} datasets no result can reach p < {ALPHA} (needs >= 5)"
-        return Claim(text, scope, INCONCLUSIVE, ev, rule)
-    return Claim(text, scope, NOT_SUPPORTED, ev + " (not significant)", rule)
+RULE = ("supported: Holm-adjusted p < 0.05 and effect > 0; not supported: the interval's upper end is below the "
+        "minimum detectable effect; otherwise inconclusive")
 
 
-def _pair_arrays(best: pd.DataFrame, a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per dataset, the mean of groups ``a`` and of groups ``b`` (datasets where all of them have a value)."""
-    wide = best.pivot_table(index="dataset", columns="group", values="acc_mean", aggfunc="mean")
-    need = a + b
-    if any(g not in wide for g in need):
-        return np.array([]), np.array([])
-    wide = wide[need].dropna()
-    return wide[a].mean(axis=1).to_numpy(), wide[b].mean(axis=1).to_numpy()
+def _from_reps(c: Claim, point: float, reps: np.ndarray | None, alternative: str) -> Claim:
+    c.effect = point
+    if reps is not None:
+        c.ci_low, c.ci_high = I.percentile_interval(reps)
+        c.se = float(np.nanstd(reps))
+        c.p = I.bootstrap_p(reps, alternative)
+    return c
 
 
-FINETUNE_CLAIMS: list[tuple[str, list[str], list[str]]] = [
-    ("MHA finetuning beats LN1 finetuning", ["mha"], ["ln1"]),
-    ("MHA finetuning beats LN2 finetuning", ["mha"], ["ln2"]),
-    ("MHA finetuning beats FC1 finetuning", ["mha"], ["fc1"]),
-    ("MHA finetuning beats FC2 finetuning", ["mha"], ["fc2"]),
-    ("FFN layers (FC1, FC2) finetune better than LayerNorms (LN1, LN2)", ["fc1", "fc2"], ["ln1", "ln2"]),
-    ("High-plasticity components (MHA, FC1, FC2) finetune better than smooth ones (LN1, LN2)",
-     ["mha", "fc1", "fc2"], ["ln1", "ln2"]),
-]
+def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[str], alternative: str = "greater",
+                     kind: str = "claim") -> Claim:
+    """"A finetunes better than B" on these targets: paired bootstrap over test images and seeds."""
+    targets = ev.targets([*a, *b])
+    side = "one-sided" if alternative == "greater" else "two-sided"
+    c = Claim(text, ev.scope, kind=kind, rule=RULE, n_targets=len(targets), unit="pp",
+              test=f"paired bootstrap over test images and seeds ({side}, {E.N_BOOT} draws)")
+    if not targets:
+        c.evidence = "no target has results for both sides"
+        return c
+    point, reps = E.evaluate(ev, targets, [*a, *b], E.mean_difference(a, b))
+    _from_reps(c, point, reps, alternative)
+    d = E.per_target_difference(ev, targets, a, b)
+    c.evidence = (f"ahead on {int(np.sum(d > 0))}/{len(d)} targets; per target "
+                  + ", ".join(f"{t} {100 * x:+.2f}" for t, x in zip(targets, d, strict=True)))
+    if reps is None:
+        c.evidence += "; no per-image records, no interval"
+    return c
 
 
-def finetune_claims(gains: pd.DataFrame) -> list[Claim]:
-    """The comparison claims, per (model, optimizer), from the best-lr table with gains."""
-    out: list[Claim] = []
-    for (model, opt), t in gains.groupby(["model", "optimizer"], sort=True):
-        scope = f"{model}, {opt}"
-        for text, a, b in FINETUNE_CLAIMS:
-            x, y = _pair_arrays(t, a, b)
-            out.append(comparison_claim(text, scope, x, y))
-        t2 = t[t["group"] == "mha"].dropna(subset=["acc_mean", "probe_acc"])
-        out.append(comparison_claim("MHA finetuning beats the linear probe", scope,
-                                    t2["acc_mean"].to_numpy(), t2["probe_acc"].to_numpy()))
-        if "grad_norm" in t:
-            x, y = _grad_pairs(t)
-            out.append(comparison_claim(
-                "MHA receives larger gradients than LN1 and LN2 (mean pre-clipping norm, log10)", scope, x, y,
-                fmt=lambda d: f"{d:+.2f} decades"))
+def generalisation_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[str]) -> Claim:
+    """The same difference, tested across targets: exact one-sided Wilcoxon signed-rank test."""
+    targets = ev.targets([*a, *b])
+    c = Claim(text, ev.scope, kind="claim", n_targets=len(targets), unit="pp",
+              test="exact Wilcoxon signed-rank over targets (one-sided; zeros dropped, mid-ranks for ties)",
+              rule="supported: Holm-adjusted p < 0.05 and ahead on most targets; inconclusive when even a perfect "
+                   "result could not reach it; otherwise not supported")
+    d = E.per_target_difference(ev, targets, a, b)
+    if not len(d):
+        c.evidence = "no target has results for both sides"
+        return c
+    r = I.signed_rank_test(d, "greater")
+    c.effect, c.p, c.p_min, c.wins = float(np.mean(d)), r.p, r.p_min, int(np.sum(d > 0))
+    c.evidence = (f"ahead on {c.wins}/{len(d)} targets, W+ = {r.statistic:g}, {r.ties} tied |differences|, "
+                  f"{r.zeros} zero differences dropped; smallest attainable p = {r.p_min:.3g}")
+    return c
+
+
+def rank_claim(ev: E.Evidence, text: str, predictor: Mapping[str, Mapping[str, float]] | None, kind: str,
+               what: str) -> Claim:
+    """"``what`` predicts the finetuning order": mean within-target Spearman rho of the predictor and the
+    accuracy of finetuning each component alone; within-target permutation p; bootstrap interval."""
+    c = Claim(text, ev.scope, kind=kind, rule=RULE, unit="rho",
+              test="mean within-target Spearman rho; permutation within targets (one-sided)")
+    if not predictor:
+        c.evidence = f"no {what}"
+        return c
+    targets = [d for d in ev.targets(COMPONENTS) if d in predictor and all(g in predictor[d] for g in COMPONENTS)]
+    c.n_targets = len(targets)
+    if not targets:
+        c.evidence = f"no target has both the {what} and the finetuning accuracy of every component"
+        return c
+    x = [predictor[d][g] for d in targets for g in COMPONENTS]
+    y = [ev.acc[d][g] for d in targets for g in COMPONENTS]
+    s = [d for d in targets for _ in COMPONENTS]
+    r = I.stratified_rank_test(x, y, s, "greater")
+    c.n_targets = r.n  # targets where the predictor and the accuracies both vary
+    if not r.n:
+        c.evidence = f"the {what} is the same for every component: no rank information"
+        return c
+    point, reps = E.evaluate(ev, targets, COMPONENTS, E.rank_agreement(predictor))
+    _from_reps(c, point, reps, "greater")
+    c.p, c.p_min, c.se = r.p, r.p_min, r.null_sd
+    per = [I.spearman_test([predictor[d][g] for g in COMPONENTS], [ev.acc[d][g] for g in COMPONENTS]).statistic
+           for d in targets]
+    c.evidence = (f"{r.method}; {r.ties} tied values; per-target rho "
+                  + ", ".join(f"{t} {v:+.2f}" for t, v in zip(targets, per, strict=True)))
+    return c
+
+
+def random_baseline(ev: E.Evidence, n_targets: int) -> Claim:
+    """The random order's score: the permutation null of the mean within-target rho (mean 0)."""
+    c = Claim("Baseline: a random order predicts the finetuning order", ev.scope, status=REFERENCE, kind="baseline",
+              unit="rho", n_targets=n_targets, test="permutation null of the mean within-target rho", effect=0.0,
+              rule="reference: what a predictor scores by chance")
+    if n_targets:
+        rng = np.random.default_rng(0)
+        null = np.mean([I._rho(np.arange(5.0), np.argsort(rng.random((20_000, 5)), axis=1).astype(float))
+                        for _ in range(n_targets)], axis=0)
+        c.ci_low, c.ci_high = I.percentile_interval(null)
+        c.evidence = f"95 % of random orders score between {c.ci_low:+.2f} and {c.ci_high:+.2f}"
+    return c
+
+
+def better_predictor_claim(ev: E.Evidence, text: str, p1: Mapping[str, Mapping[str, float]] | None,
+                           p2: Mapping[str, Mapping[str, float]] | None) -> Claim:
+    """Predictor 1 agrees better with the finetuning order than predictor 2: difference of the mean
+    within-target rhos, paired bootstrap over test images and seeds (one-sided)."""
+    c = Claim(text, ev.scope, kind="claim", rule=RULE, unit="rho",
+              test=f"paired bootstrap of the rho difference over test images and seeds (one-sided, {E.N_BOOT} draws)")
+    if not p1 or not p2:
+        c.evidence = "a predictor is missing"
+        return c
+    targets = [d for d in ev.targets(COMPONENTS) if d in p1 and d in p2]
+    c.n_targets = len(targets)
+    if not targets:
+        c.evidence = "no target has both predictors and the finetuning accuracies"
+        return c
+    f1, f2 = E.rank_agreement(p1), E.rank_agreement(p2)
+    point, reps = E.evaluate(ev, targets, COMPONENTS, lambda acc: f1(acc) - f2(acc))
+    _from_reps(c, point, reps, "greater")
+    c.evidence = "no per-image records, no test" if reps is None else f"difference of the two mean rhos {point:+.2f}"
+    return c
+
+
+def decide(claims: list[Claim], m: int | None = None) -> list[Claim]:
+    """Set ``mde`` and the verdicts (module docstring) from ``p_holm``; when ``m`` (the number of tests of
+    the whole report) is not given, the claims are the whole family and are Holm-adjusted here."""
+    if m is None:
+        ps = np.array([c.p for c in claims], dtype=float)
+        m = int(np.sum(~np.isnan(ps)))
+        for c, pa in zip(claims, I.holm(ps), strict=True):
+            c.p_holm = float(pa)
+    for c in claims:
+        if c.status == REFERENCE or math.isnan(c.p):
+            continue  # a reference row, or nothing to test: stays as built (inconclusive)
+        if not math.isnan(c.se) and m:
+            c.mde = I.detectable_effect(c.se, ALPHA / m, POWER)
+        if c.wins >= 0:  # across-target signed-rank test
+            if c.p_holm < ALPHA and c.effect > 0:
+                c.status = SUPPORTED
+            elif c.wins <= c.n_targets / 2 or not c.effect > 0:
+                c.status = NOT_SUPPORTED
+            elif c.p_min * m >= ALPHA:
+                c.status = INCONCLUSIVE
+                c.evidence += f"; underpowered: with {c.n_targets} targets and {m} tests no result can reach p < {ALPHA}"
+            else:
+                c.status = NOT_SUPPORTED
+        elif c.p_holm < ALPHA and c.effect > 0:
+            c.status = SUPPORTED
+        elif not math.isnan(c.mde) and c.ci_high <= c.mde:
+            c.status = NOT_SUPPORTED
+        else:
+            c.status = INCONCLUSIVE
+            if not math.isnan(c.mde):
+                c.evidence += f"; underpowered: minimum detectable effect {c.mde:.3g} {c.unit}"
+    return claims
+
+
+def finetune_claims(ev: E.Evidence, plasticity: Mapping[str, Mapping[str, float]] | None,
+                    params: Mapping[str, Mapping[str, float]] | None) -> list[Claim]:
+    """Every tested claim and baseline of one scope (module docstring), before :func:`decide`."""
+    high, low = ["mha", "fc1", "fc2"], ["ln1", "ln2"]
+    theory: dict[str, dict[str, float]] = {d: {str(g): -float(THEORY_RANKING.index(g)) for g in COMPONENTS}
+                                           for d in ev.acc}
+    out = [
+        difference_claim(ev, "The finetuning order MHA/FFN > LN holds (MHA, FC1, FC2 vs LN1, LN2; these targets)",
+                         high, low),
+        generalisation_claim(ev, "The finetuning order MHA/FFN > LN generalises across targets", high, low),
+        rank_claim(ev, "Plasticity predicts the finetuning order", plasticity, "claim", "plasticity measurement"),
+        rank_claim(ev, "Baseline: the trainable parameter count predicts the finetuning order", params, "baseline",
+                   "parameter counts"),
+        rank_claim(ev, f"Baseline: the theory's constant order {' > '.join(DISPLAY[c] for c in THEORY_RANKING)} "
+                   "predicts the finetuning order", theory, "baseline", "order"),
+    ]
+    out.append(random_baseline(ev, out[2].n_targets or out[3].n_targets))
+    out += [
+        better_predictor_claim(ev, "Plasticity predicts the finetuning order better than the parameter count",
+                               plasticity, params),
+        better_predictor_claim(ev, "Plasticity predicts the finetuning order better than the theory's constant order",
+                               plasticity, theory),
+    ]
+    for a, b in (("mha", "fc1"), ("mha", "fc2"), ("fc1", "fc2")):
+        out.append(difference_claim(ev, f"{DISPLAY[a]} finetunes better than {DISPLAY[b]} (same parameter count)",
+                                    [a], [b], "two-sided", kind="comparison"))
+    out.append(difference_claim(ev, "MHA finetuning beats the linear probe", ["mha"], [E.PROBE]))
+    control = next((g for g in ("ln-control", "bias") if any(g in a for a in ev.acc.values())), None)
+    if control:
+        out.append(difference_claim(ev, f"LN1+LN2 finetune better than a parameter-matched control ({control})",
+                                    low, [control], "two-sided", kind="baseline"))
+    else:
+        out.append(Claim("LN1+LN2 finetune better than a parameter-matched control", ev.scope, kind="baseline",
+                         rule=RULE, test="paired bootstrap (not run)",
+                         evidence="no parameter-matched control group was run (design: docs/statistics.md)"))
     return out
 
 
-def _grad_pairs(t: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per dataset: log10 of MHA's mean gradient norm, and of the larger of LN1's and LN2's."""
-    wide = t.pivot_table(index="dataset", columns="group", values="grad_norm", aggfunc="mean")
-    if not {"mha", "ln1", "ln2"} <= set(wide.columns):
-        return np.array([]), np.array([])
-    wide = wide[["mha", "ln1", "ln2"]].dropna()
-    wide = wide[(wide > 0).all(axis=1)]
-    return np.log10(wide["mha"].to_numpy()), np.log10(wide[["ln1", "ln2"]].max(axis=1).to_numpy())
+def claims_table(claims: list[Claim]) -> pd.DataFrame:
+    return pd.DataFrame([{k: v for k, v in asdict(c).items() if k in COLUMNS} for c in claims], columns=COLUMNS)
 
 
 def ranking_claim(ranking: pd.DataFrame) -> Claim:
@@ -134,30 +274,6 @@ def ranking_claim(ranking: pd.DataFrame) -> Claim:
     ev = (f"exact order on {k}/{n} (model, dataset); mean Spearman with the theory "
           f"{ranking['spearman_theory'].mean():.2f}; most frequent order: {orders.index[0]} ({orders.iloc[0]}x)")
     return Claim(text, "all", SUPPORTED if k == n else NOT_SUPPORTED, ev, rule)
-
-
-def predicts_claims(corr: pd.DataFrame) -> list[Claim]:
-    text = "Plasticity ranking predicts the finetuning ranking (Spearman plasticity vs relative gain)"
-    rule = (f"pooled Spearman rho > 0 with p < {ALPHA} and mean per-dataset rho > 0, "
-            f"with at least {MIN_DATASETS} datasets")
-    out = []
-    if corr.empty:
-        return [Claim(text, "all", INCONCLUSIVE, "needs both plasticity and finetuning results of the components", rule)]
-    for (model, opt), t in corr.groupby(["model", "optimizer"], sort=True):
-        pooled = t[t["scope"] == "pooled"].iloc[0]
-        per = t[t["scope"] != "pooled"]["rho"]
-        nd = int(pooled["n_datasets"])
-        ev = (f"pooled rho = {pooled['rho']:.2f} (p = {_fmt_p(pooled['p'])}, {int(pooled['n'])} points, "
-              f"{nd} datasets); per-dataset rho mean {per.mean():.2f}, positive on {int((per > 0).sum())}/{len(per)}")
-        if nd < MIN_DATASETS or math.isnan(pooled["rho"]):
-            status = INCONCLUSIVE
-            ev += f"; fewer than {MIN_DATASETS} datasets" if nd < MIN_DATASETS else ""
-        elif pooled["rho"] > 0 and pooled["p"] < ALPHA and per.mean() > 0:
-            status = SUPPORTED
-        else:
-            status = NOT_SUPPORTED
-        out.append(Claim(text, f"{model}, {opt}", status, ev, rule))
-    return out
 
 
 def bounds_claims(bounds: pd.DataFrame, plasticity: pd.DataFrame, analyses: pd.DataFrame | None = None) -> list[Claim]:
@@ -198,7 +314,3 @@ def bounds_claims(bounds: pd.DataFrame, plasticity: pd.DataFrame, analyses: pd.D
                      ev2 + " (primary rigorous bound, mean over layers and datasets)",
                      "the order of the bounds' component means equals the theory for every model"))
     return out
-
-
-def claims_table(claims: list[Claim]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(c) for c in claims], columns=["claim", "scope", "status", "evidence", "rule"])

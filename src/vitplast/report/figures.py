@@ -1,11 +1,13 @@
-"""The report's figures, each saved as PNG and PDF; one colour per component (:data:`vitplast.components.COLORS`).
+"""The report's figures, saved as PNG (and PDF with :data:`WITH_PDF`); one colour per component
+(:data:`vitplast.components.COLORS`).
 
 Every function takes tidy tables (see :mod:`vitplast.report.stats`), draws one figure and returns the
-PNG path (the PDF sits beside it), or ``None`` when the tables hold nothing to draw.
+PNG path (a PDF, when asked for, sits beside it), or ``None`` when the tables hold nothing to draw.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import re
 from collections.abc import Sequence
@@ -42,11 +44,16 @@ def label(group: str) -> str:
     return DISPLAY.get(group, group.upper())
 
 
+#: Whether figures are also written as PDF (``vitplast report --pdf``); PNG only by default.
+WITH_PDF: contextvars.ContextVar[bool] = contextvars.ContextVar("with_pdf", default=False)
+
+
 def save(fig: Any, path: Path) -> Path:
-    """Write ``path`` (PNG) and the same figure as PDF; close the figure."""
+    """Write ``path`` (PNG), and the same figure as PDF when :data:`WITH_PDF` is set; close the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    if WITH_PDF.get():
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -99,7 +106,7 @@ def bounds_figures(bounds: pd.DataFrame, plast: pd.DataFrame, out_dir: Path) -> 
         name = f"bounds_{slug(str(ds))}" + (f"_{slug(str(model))}" if bounds["model_label"].nunique() > 1 else "")
         tb = t.copy()
         tb["rigorous"] = tb["rigorous"].astype(str).str.lower() == "true"
-        for ext in (".png", ".pdf"):
+        for ext in (".png", ".pdf") if WITH_PDF.get() else (".png",):
             plot_bounds(tb, out_dir / f"{name}{ext}", measured=meas if not meas.empty else None,
                         title=f"Bounds and measured plasticity: {model} on {ds}")
         paths.append(out_dir / f"{name}.png")

@@ -209,14 +209,16 @@ NOTE = ("Scores: plasticity from this sweep's analyses; the other selectors from
         "Regret in points of relative gain; intervals: 95 % percentile bootstrap over targets.")
 
 
-def write(bench: SelectorBenchmark, fig_dir: Path, tab_dir: Path) -> list[tuple[Path, str]]:
-    """Tables ``selector_benchmark{,_per_target}.{csv,md}`` and the figure; returns ``[(figure, caption)]``."""
+def write(bench: SelectorBenchmark, fig_dir: Path, tab_dir: Path, draw: bool = True) -> list[tuple[Path, str]]:
+    """Tables ``selector_benchmark{,_per_target}.{csv,md}`` and (``draw``) the figure; returns ``[(figure, caption)]``."""
     from vitplast.io import write_text_atomic
     from vitplast.report.tables import to_markdown
 
     for name, df in (("selector_benchmark", bench.summary), ("selector_benchmark_per_target", bench.per_target)):
         write_text_atomic(tab_dir / f"{name}.csv", df.to_csv(index=False))
         write_text_atomic(tab_dir / f"{name}.md", to_markdown(df))
+    if not draw:
+        return []
     fig_dir.mkdir(parents=True, exist_ok=True)
     p = figure(bench, fig_dir / "selector_benchmark.png")
     return [] if p is None else [(p, "Selector benchmark: mean Spearman with the measured gains and mean regret "

@@ -6,17 +6,20 @@ checkpoint; NaN for a run that diverged before its first evaluation) and ``probe
 
 * seed mean / std at one lr: mean and sample standard deviation (``ddof=1``; NaN with one seed) of
   ``acc`` over seeds. A NaN accuracy makes the mean at that lr NaN (a diverged seed is not averaged away);
-* best lr of ``(model, optimizer, dataset, group)``: the lr with the highest seed-mean accuracy (ties:
-  the smallest lr; NaN means never win). The reported accuracy is the mean +- std at that lr;
+* best lr of ``(model, optimizer, dataset, group)``: the lr with the highest seed-mean *validation*
+  accuracy of the best checkpoints (``val_acc``; the test accuracy where no validation accuracy was
+  recorded), so that the test set never chooses the lr (ties: the smallest lr; NaN means never win).
+  The reported accuracy is the test mean +- std at that lr;
 * relative gain: ``(acc_mean - probe_acc) / probe_acc`` at the best lr;
 * lr sensitivity: ``max - min`` over lrs of the seed-mean accuracy (NaN means ignored); NaN where fewer
   than two lrs have a mean (one lr says nothing about sensitivity);
 * paired tests of a reference group (MHA) against each other group across datasets, per model and
-  optimizer, on the best-lr seed-mean accuracies: ``scipy.stats.ttest_rel`` (two-sided) and
-  ``scipy.stats.wilcoxon(ref, other, alternative="greater")`` (one-sided: ref better);
-* Spearman (``scipy.stats.spearmanr``) between a component's plasticity (its per-layer means averaged
-  over layers) and the relative gain of finetuning that component alone, per dataset (5 points) and
-  pooled over datasets.
+  optimizer, on the best-lr seed-mean accuracies: the exact one-sided signed-rank test of
+  :func:`vitplast.report.inference.signed_rank_test` (ties and zeros handled as stated there);
+* Spearman between a component's plasticity (its per-layer means averaged over layers) and the relative
+  gain of finetuning that component alone: per dataset (5 points, exact permutation p) and pooled as the
+  mean of the within-dataset rhos with a within-dataset permutation p (raw gains of different datasets
+  are never ranked together). See ``docs/statistics.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from vitplast.components import COMPONENTS, THEORY_RANKING
+from vitplast.report.inference import signed_rank_test, stratified_rank_test
 
 KEYS = ["model", "optimizer", "dataset", "group"]
 RUN_COLUMNS = [*KEYS, "lr", "seed", "acc"]
@@ -43,7 +47,9 @@ def runs_frame(results: pd.DataFrame) -> pd.DataFrame:
     done["acc"] = pd.to_numeric(done["test_acc"], errors="coerce") if "test_acc" in done else math.nan
     done["lr"] = done["lr"].astype(float)
     done["seed"] = done["seed"].astype(int)
-    extra = [c for c in ("grad_norm", "final_val_loss", "id") if c in done]
+    done["val_acc"] = (pd.to_numeric(done["best_val_acc"], errors="coerce") if "best_val_acc" in done
+                       else done["acc"])
+    extra = [c for c in ("grad_norm", "final_val_loss", "id", "val_acc") if c in done]
     return done[[*RUN_COLUMNS, *extra]].reset_index(drop=True)
 
 
@@ -67,8 +73,10 @@ def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=cols)
     g = runs.groupby([*KEYS, "lr"], sort=True)["acc"]
+    sel = runs.groupby([*KEYS, "lr"], sort=True)["val_acc" if "val_acc" in runs else "acc"]
     out = pd.DataFrame(
-        {"acc_mean": g.apply(_mean_keep_nan), "acc_std": g.std(ddof=1), "n_seeds": g.size()}
+        {"acc_mean": g.apply(_mean_keep_nan), "acc_std": g.std(ddof=1), "n_seeds": g.size(),
+         "val_mean": sel.apply(_mean_keep_nan)}
     ).reset_index()
     extra = [c for c in ("grad_norm", "final_val_loss") if c in runs]
     if extra:
@@ -86,10 +94,10 @@ def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, t in sm.groupby(KEYS, sort=True):
         t = t.sort_values("lr")
-        valid = t[t["acc_mean"].notna()]
+        valid = t[t["acc_mean"].notna() & t["val_mean"].notna()]
         sens = float(valid["acc_mean"].max() - valid["acc_mean"].min()) if len(valid) >= 2 else math.nan
         if len(valid):
-            best = valid.iloc[int(np.argmax(valid["acc_mean"].to_numpy()))]  # first (smallest lr) among ties
+            best = valid.iloc[int(np.argmax(valid["val_mean"].to_numpy()))]  # first (smallest lr) among ties
             row = {"best_lr": best["lr"], "acc_mean": best["acc_mean"], "acc_std": best["acc_std"],
                    "n_seeds": int(best["n_seeds"])}
             row |= {c: best[c] for c in ("grad_norm", "final_val_loss") if c in t}
@@ -114,20 +122,14 @@ def _paired(best: pd.DataFrame, a: str, b: str, value: str) -> pd.DataFrame:
 
 
 def paired_test(a: Sequence[float] | np.ndarray | pd.Series, b: Sequence[float] | np.ndarray | pd.Series) -> dict[str, float]:
-    """Paired comparison of ``a`` against ``b``: ``n``, ``mean_diff``, ``wins`` (a > b), ``t``, ``t_p``
-    (two-sided paired t-test), ``w``, ``w_p`` (one-sided Wilcoxon signed-rank, H1: a > b), and
-    ``w_p_min``: the smallest one-sided p-value an exact Wilcoxon test can give with ``n`` pairs (2^-n)."""
-    x, y = np.asarray(a, float), np.asarray(b, float)
+    """Paired comparison of ``a`` against ``b``: ``n``, ``mean_diff``, ``wins`` (a > b), ``w`` (W+), ``w_p``
+    (exact one-sided signed-rank p, H1: a > b), ``ties``, ``zeros`` and ``w_p_min`` (the smallest p the
+    test can give with these pairs)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     n = len(x)
-    out = {"n": float(n), "mean_diff": float(np.mean(x - y)) if n else math.nan, "wins": float(np.sum(x > y)),
-           "t": math.nan, "t_p": math.nan, "w": math.nan, "w_p": math.nan, "w_p_min": 2.0**-n if n else 1.0}
-    if n >= 2 and np.std(x - y) > 0:
-        t = sps.ttest_rel(x, y)
-        out["t"], out["t_p"] = float(t.statistic), float(t.pvalue)
-    if n >= 1 and np.any(x != y):
-        w = sps.wilcoxon(x, y, alternative="greater")
-        out["w"], out["w_p"] = float(w.statistic), float(w.pvalue)
-    return out
+    r = signed_rank_test(x - y, "greater")
+    return {"n": n, "mean_diff": float(np.mean(x - y)) if n else math.nan, "wins": int(np.sum(x > y)),
+            "w": r.statistic, "w_p": r.p, "ties": r.ties, "zeros": r.zeros, "w_p_min": r.p_min if n else 1.0}
 
 
 def paired_tests(best: pd.DataFrame, reference: str = "mha", value: str = "acc_mean") -> pd.DataFrame:
@@ -180,8 +182,9 @@ def plasticity_ranking(comp: pd.DataFrame) -> pd.DataFrame:
 def plasticity_gain_correlation(comp: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
     """Spearman between component plasticity and the relative gain of finetuning that component alone.
 
-    Rows per ``(model, optimizer, scope)`` where scope is each dataset and ``pooled`` (all datasets'
-    points together): ``n`` points, ``rho``, ``p`` (two-sided), ``n_datasets``.
+    Rows per ``(model, optimizer, scope)`` where scope is each dataset (exact permutation p) and ``pooled``
+    (mean of the within-dataset rhos, within-dataset permutation p): ``n`` points, ``rho``, ``p``
+    (two-sided), ``n_datasets``, ``method``.
     """
     g = gains[gains["group"].isin(COMPONENTS)][["model", "optimizer", "dataset", "group", "gain"]]
     m = g.merge(comp.rename(columns={"component": "group"}), on=["model", "dataset", "group"]).dropna()
@@ -189,14 +192,7 @@ def plasticity_gain_correlation(comp: pd.DataFrame, gains: pd.DataFrame) -> pd.D
     for (model, opt), t in m.groupby(["model", "optimizer"], sort=True):
         scopes = [(str(ds), d) for ds, d in t.groupby("dataset", sort=True)] + [("pooled", t)]
         for scope, d in scopes:
-            rho, p = _spearman(d["plasticity"].to_numpy(), d["gain"].to_numpy())
-            rows.append({"model": model, "optimizer": opt, "scope": scope, "n": len(d), "rho": rho, "p": p,
-                         "n_datasets": d["dataset"].nunique()})
-    return pd.DataFrame(rows, columns=["model", "optimizer", "scope", "n", "rho", "p", "n_datasets"])
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    if len(a) < 3 or np.all(a == a[0]) or np.all(b == b[0]):
-        return math.nan, math.nan
-    r = sps.spearmanr(a, b)
-    return float(r.statistic), float(r.pvalue)
+            r = stratified_rank_test(d["plasticity"].to_numpy(), d["gain"].to_numpy(), d["dataset"].to_numpy())
+            rows.append({"model": model, "optimizer": opt, "scope": scope, "n": len(d), "rho": r.statistic,
+                         "p": r.p, "n_datasets": d["dataset"].nunique(), "method": r.method})
+    return pd.DataFrame(rows, columns=["model", "optimizer", "scope", "n", "rho", "p", "n_datasets", "method"])

@@ -170,30 +170,7 @@ def record_error(root: Path, task: Task, message: str, details: str = "") -> Non
 
 
 def _run(task: Task, root: Path, device: str, workers: int | None, eval_batch_size: int | None) -> None:
-    out = task.dir(root)
-    c = task.config
-    if task.kind == "finetune":
-        from vitplast.train import finetune
-        from vitplast.train.config import RunOptions, TrainConfig
-
-        opts = RunOptions(device=device, workers=workers, eval_batch_size=eval_batch_size)
-        finetune(c["model"], c["data"], TrainConfig.from_dict(c), opts, out=out, resume=True)
-    elif task.kind == "probe":
-        from vitplast.train.probe import linear_probe
-
-        linear_probe(c["model"], c["data"], out=out, C=c["C"], batch_size=int(task.options.get("batch_size", 256)),
-                     device=device, workers=workers, random_weights=bool(c["random_weights"]))
-    elif task.kind == "plasticity":
-        from vitplast.analysis import AnalyzeConfig, run_analyze
-
-        with_bounds = bool(c["with_bounds"]) and bounds_available()
-        acfg = AnalyzeConfig(model=c["model"], source=c["source"], target=c["target"], pairs=int(c["pairs"]),
-                            mode=c["mode"], seed=int(c["seed"]), random_weights=bool(c["random_weights"]),
-                            with_bounds=with_bounds, batch_size=int(task.options.get("batch_size", 32)),
-                            device=device, workers=workers or 0)
-        run_analyze(acfg, out)
-    else:  # pragma: no cover - plans only hold the three kinds
-        raise ValueError(f"unknown task kind {task.kind!r}")
+    task.spec.run(task, task.dir(root), device, workers, eval_batch_size)
 
 
 def bounds_available() -> bool:

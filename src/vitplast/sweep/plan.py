@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.io import write_json_atomic, write_text_atomic
+from vitplast.sweep.kinds import AnalysisTask, ProbeTask, TaskKind, identity, kind_of
 from vitplast.sweep.spec import SweepSpec
 
 KINDS: tuple[str, ...] = ("probe", "plasticity", "finetune")
-SUBDIR: dict[str, str] = {"finetune": "runs", "probe": "probes", "plasticity": "plasticity"}
-RESULT_FILE: dict[str, str] = {"finetune": "result.json", "probe": "result.json", "plasticity": "plasticity.json"}
 ERROR_FILE = "error.txt"
 PLAN_FILE = "plan.json"
 SPEC_FILE = "sweep.yaml"
@@ -50,11 +49,16 @@ class Task:
     def make(kind: str, config: dict[str, Any], model: str, dataset: str, grid: str, **options: Any) -> Task:
         return Task(kind, task_id(kind, config), config, model, dataset, grid, dict(options))
 
+    @property
+    def spec(self) -> TaskKind:
+        """The task's kind (:mod:`vitplast.sweep.kinds`): its folder, result file and ``run()``."""
+        return kind_of(self.kind)
+
     def dir(self, root: Path) -> Path:
-        return Path(root) / SUBDIR[self.kind] / self.id
+        return Path(root) / self.spec.subdir / self.id
 
     def result_path(self, root: Path) -> Path:
-        return self.dir(root) / RESULT_FILE[self.kind]
+        return self.dir(root) / self.spec.result_file
 
     def error_path(self, root: Path) -> Path:
         return self.dir(root) / ERROR_FILE
@@ -78,10 +82,7 @@ class Task:
         return Task(d["kind"], d["id"], d["config"], d["model"], d["dataset"], d["grid"], d.get("options", {}))
 
     def describe(self) -> str:
-        if self.kind == "finetune":
-            c = self.config
-            return f"{self.dataset} {','.join(c['train'])} {c['optimizer']} lr={c['lr']:g} seed={c['seed']}"
-        return f"{self.kind} {self.model} / {self.dataset}"
+        return self.spec.describe(self)
 
 
 @dataclass
@@ -131,21 +132,13 @@ def build_plan(spec: SweepSpec) -> Plan:
             for ds in grid.datasets:
                 random_weights = bool(grid.settings(ds).get("random_weights", False))
                 if spec.probe is not None:
-                    pcfg = {"model": model.spec, "data": ds.spec, "C": spec.probe.C, "random_weights": random_weights}
+                    pcfg = identity(ProbeTask(model.spec, ds.spec, spec.probe.C, random_weights))
                     t = Task.make("probe", pcfg, model.label, ds.label, grid.name, batch_size=spec.probe.batch_size)
                     pre.setdefault(t.id, t)
                 if spec.plasticity is not None:
                     p = spec.plasticity
-                    acfg = {
-                        "model": model.spec,
-                        "source": p.source,
-                        "target": ds.spec,
-                        "pairs": p.pairs,
-                        "mode": p.mode,
-                        "seed": p.seed,
-                        "random_weights": random_weights,
-                        "with_bounds": p.bounds,
-                    }
+                    acfg = identity(AnalysisTask(model.spec, p.source, ds.spec, p.pairs, p.mode, p.seed, random_weights,
+                                                 p.bounds))
                     t = Task.make("plasticity", acfg, model.label, ds.label, grid.name, batch_size=p.batch_size)
                     pre.setdefault(t.id, t)
         for model, ds, cfg in grid.runs():

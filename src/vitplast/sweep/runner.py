@@ -101,6 +101,9 @@ def prepare(spec: SweepSpec, out: Path, executor: str, resources: Resources) -> 
     if out.exists() and not out.is_dir():
         raise VitplastError(f"--out {out} exists and is not a directory")
     plan = build_plan(spec)
+    from vitplast.sweep.preflight import preflight
+
+    preflight(plan)
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out, spec)
     return plan

@@ -24,16 +24,26 @@ A dataset mapping may set ``lrs`` (replacing the grid's) and any :class:`~vitpla
 field (``steps``, ``batch_size``, ...; these override ``train``). The lr of a run is
 ``round(lr * lr_scale, 12 significant digits)``. Unknown keys are errors, so a typo never silently
 falls back to a default.
+
+Parsing is typed and generic: ``probe``, ``plasticity``, ``run``, model and optimizer entries are config
+dataclasses built with :func:`vitplast.configs.from_mapping`, and training settings are checked against
+the type of the :class:`~vitplast.train.TrainConfig` field of the same name (a field added there is
+accepted here without change). Errors name the YAML key and the expected type (``probe.batch_size must
+be int, got 'x'``). Only the grid's own rules (lists, uniqueness, inheritance by ablations) are written
+by hand. YAML numbers such as ``1e-3`` (a string for PyYAML) are read as floats.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitplast.configs import _check_field, _split_optional, from_mapping, option, validate
 from vitplast.errors import VitplastError
 from vitplast.train.config import TrainConfig
 from vitplast.train.groups import parse_groups
@@ -43,9 +53,6 @@ TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainCo
 GRID_OWNED = ("train", "optimizer", "lr", "seed")
 GRID_KEYS = ("name", "models", "datasets", "groups", "optimizers", "lrs", "seeds", "train")
 TOP_KEYS = (*GRID_KEYS, "probe", "plasticity", "run", "ablations")
-RUN_KEYS = ("device", "workers", "eval_batch_size")
-PROBE_KEYS = ("C", "batch_size")
-PLASTICITY_KEYS = ("source", "pairs", "mode", "seed", "batch_size", "bounds")
 
 
 def round_lr(lr: float) -> float:
@@ -119,27 +126,54 @@ class Grid:
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    C: float | None = None
-    batch_size: int = 256
+    """The linear probe run once per (model, dataset)."""
+
+    C: float | None = option(None, help="inverse regularisation (null: chosen on the validation split)", gt=0)
+    batch_size: int = option(256, help="batch of the feature extraction", ge=1)
+
+    def __post_init__(self) -> None:
+        validate(self, prefix="probe")
 
 
 @dataclass(frozen=True)
 class PlasticitySettings:
-    source: str = "mini:source"
-    pairs: int = 256
-    mode: str = "embedding"
-    seed: int = 0
-    batch_size: int = 32
-    bounds: bool = True
+    """The plasticity analysis run once per (model, dataset) against ``source``."""
+
+    source: str = option("mini:source", help="source data of the plasticity analysis")
+    pairs: int = option(256, help="source/target pairs")
+    mode: str = option("embedding", help="estimator mode (embedding or insitu)")
+    seed: int = option(0, help="seed of the pair sampling")
+    batch_size: int = option(32, help="batch of the analysis", ge=1)
+    bounds: bool = option(True, help="also compute the upper bounds")
+
+    def __post_init__(self) -> None:
+        validate(self, prefix="plasticity")
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """How tasks execute (device, loader workers); not part of any run's identity."""
 
-    device: str = "auto"
-    workers: int | None = None
-    eval_batch_size: int | None = None
+    device: str = option("auto", help="auto, cpu, cuda, cuda:N")
+    workers: int | None = option(None, help="data-loader processes per trial (null: automatic)", ge=0)
+    eval_batch_size: int | None = option(None, help="batch of the evaluation passes (null: the run's)", ge=1)
+
+    def __post_init__(self) -> None:
+        validate(self, prefix="run")
+
+
+@dataclass(frozen=True)
+class _ModelItem:
+    spec: str = option(help="model spec")
+    label: str | None = option(None, help="name in tables and figures (default: the spec)")
+
+
+@dataclass(frozen=True)
+class _OptimizerItem:
+    name: str = option(help="sgd or adamw")
+    lr_scale: float = option(1.0, help="multiplies every lr of the grid", gt=0)
+    momentum: float | None = option(None, help="overrides train.momentum")
+    weight_decay: float | None = option(None, help="overrides train.weight_decay")
 
 
 @dataclass(frozen=True)
@@ -206,12 +240,27 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not p.is_file():
         raise VitplastError(f"sweep file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.load(p.read_text(), Loader=_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise VitplastError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise VitplastError(f"{p} must hold a mapping with at least 'models' and 'datasets'")
     return parse_sweep(data, default_name=p.stem)
+
+
+_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$")
+
+
+def _loader() -> Any:
+    """A ``yaml.SafeLoader`` that also reads ``1e-3`` (YAML 1.2 floats) as a number."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return Loader
 
 
 def parse_sweep(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec:
@@ -254,42 +303,38 @@ def _as_list(value: Any, key: str) -> list[Any]:
 
 
 def _number(v: Any, key: str, kind: type = float) -> Any:
-    if isinstance(v, bool):
-        raise VitplastError(f"{key!r} must be a number, got {v!r}")
-    try:
-        x = kind(v)
-    except (TypeError, ValueError):
-        raise VitplastError(f"{key!r} must be a number, got {v!r}") from None
-    if kind is int and isinstance(v, float) and v != int(v):
-        raise VitplastError(f"{key!r} must be an integer, got {v!r}")
-    return x
+    """A list element of ``lrs`` / ``seeds`` as ``kind`` (strings such as ``1e-3`` included)."""
+    if isinstance(v, str) and kind is float and _FLOAT.match(v.strip()):
+        v = float(v)
+    return _coerce_to(v, kind, key)
+
+
+def _coerce_to(value: Any, hint: Any, label: str, meta: Mapping[str, Any] | None = None) -> Any:
+    """``value`` checked against type ``hint`` (ints accepted for floats, lists for tuples); the error
+    names ``label`` and the expected type."""
+    base, _ = _split_optional(hint)
+    if typing.get_origin(base) is tuple and isinstance(value, list):
+        value = tuple(value)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    _check_field(label, value, hint, meta or {})
+    return value
+
+
+_TRAIN_HINTS = typing.get_type_hints(TrainConfig)
+_TRAIN_META = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
 
 
 def _train_overrides(d: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Training settings, each checked against the TrainConfig field of the same name (generic)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if k in GRID_OWNED:
             raise VitplastError(f"{where}: {k!r} is set by the grid keys (groups, optimizers, lrs, seeds), not here")
         if k not in TRAIN_FIELDS:
             raise VitplastError(f"{where}: unknown training setting {k!r}; known: {', '.join(TRAIN_FIELDS)}")
-        out[k] = _coerce(k, v, where)
+        out[k] = _coerce_to(v, _TRAIN_HINTS[k], f"{where}.{k}", _TRAIN_META[k])
     return out
-
-
-def _coerce(key: str, value: Any, where: str) -> Any:
-    """Cast a YAML value to the TrainConfig field's type (PyYAML reads ``1e-3`` as a string)."""
-    kind = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}[key]
-    if value is None and "None" in kind:
-        return None
-    if kind.startswith("bool"):
-        if not isinstance(value, bool):
-            raise VitplastError(f"{where}: {key!r} must be true or false, got {value!r}")
-        return value
-    if kind.startswith("int"):
-        return _number(value, key, int)
-    if kind.startswith("float"):
-        return _number(value, key)
-    return str(value)
 
 
 def _unique(items: Sequence[Any], key: str) -> None:
@@ -313,6 +358,8 @@ def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
         if "groups" in d
         else inherit("groups", all_groups)
     )
+    if not groups:
+        raise VitplastError(f"grid {name!r}: 'groups' must list at least one group")
     _unique(groups, "groups")
     optimizers = _parse_optimizers(d["optimizers"]) if "optimizers" in d else inherit("optimizers", (OptimizerEntry("sgd"),))
     lrs = tuple(_number(x, "lrs") for x in _as_list(d["lrs"], "lrs")) if "lrs" in d else inherit("lrs", (1e-2,))
@@ -321,7 +368,7 @@ def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
     if "train" in d:
         if not isinstance(d["train"], dict):
             raise VitplastError(f"grid {name!r}: 'train' must be a mapping of training settings")
-        train.update(_train_overrides(d["train"], f"grid {name!r} train"))
+        train.update(_train_overrides(d["train"], "train" if base is None else f"ablation {name!r} train"))
     for key, values in (("lrs", lrs), ("seeds", seeds)):
         if not values and not (key == "lrs" and all(ds.lrs for ds in datasets)):
             raise VitplastError(f"grid {name!r} has an empty {key!r} list")
@@ -337,14 +384,9 @@ def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
 
 def _parse_models(value: Any) -> tuple[ModelEntry, ...]:
     out = []
-    for m in _as_list(value, "models"):
-        if isinstance(m, dict):
-            _check_keys(m, ("spec", "label"), "a model entry")
-            if "spec" not in m:
-                raise VitplastError("a model entry needs 'spec'")
-            out.append(ModelEntry(str(m["spec"]), str(m.get("label") or m["spec"])))
-        else:
-            out.append(ModelEntry(str(m), str(m)))
+    for i, m in enumerate(_as_list(value, "models")):
+        item = from_mapping(_ModelItem, m if isinstance(m, Mapping) else {"spec": m}, where=f"models[{i}]")
+        out.append(ModelEntry(item.spec, item.label or item.spec))
     return tuple(out)
 
 
@@ -364,7 +406,7 @@ def _parse_datasets(value: Any) -> tuple[DatasetEntry, ...]:
                 raise VitplastError(f"dataset {d['spec']}: 'lrs' must be a non-empty list of values > 0")
             _unique(lrs, "lrs")
         spec = str(d["spec"])
-        out.append(DatasetEntry(spec, str(d.get("label") or spec), lrs, _train_overrides(rest, f"dataset {spec}")))
+        out.append(DatasetEntry(spec, str(d.get("label") or spec), lrs, _train_overrides(rest, f"datasets[{spec}]")))
     labels = [d.label for d in out]
     _unique(labels, "dataset labels")
     for d in out:
@@ -383,61 +425,36 @@ def check_data_spec(spec: str) -> None:
 
 def _parse_optimizers(value: Any) -> tuple[OptimizerEntry, ...]:
     out = []
-    for o in _as_list(value, "optimizers"):
-        if isinstance(o, dict):
-            if "name" not in o:
-                raise VitplastError("an optimizer entry needs 'name'")
-            rest = {k: v for k, v in o.items() if k not in ("name", "lr_scale")}
-            for k in rest:
-                if k not in ("momentum", "weight_decay"):
-                    raise VitplastError(f"optimizer {o['name']}: unknown key {k!r} (name, lr_scale, momentum, weight_decay)")
-            scale = _number(o.get("lr_scale", 1.0), "lr_scale")
-            if scale <= 0:
-                raise VitplastError(f"optimizer {o['name']}: lr_scale must be > 0")
-            rest = {k: _coerce(k, v, f"optimizer {o['name']}") for k, v in rest.items()}
-            out.append(OptimizerEntry(str(o["name"]), scale, rest))
-        else:
-            out.append(OptimizerEntry(str(o)))
+    for i, o in enumerate(_as_list(value, "optimizers")):
+        item = from_mapping(_OptimizerItem, o if isinstance(o, Mapping) else {"name": o}, where=f"optimizers[{i}]")
+        rest = {k: getattr(item, k) for k in ("momentum", "weight_decay") if getattr(item, k) is not None}
+        out.append(OptimizerEntry(item.name, item.lr_scale, rest))
     if not out:
         raise VitplastError("'optimizers' is empty")
     _unique([(o.name, o.lr_scale, tuple(sorted(o.overrides.items()))) for o in out], "optimizers")
     return tuple(out)
 
 
-def _parse_probe(value: Any) -> ProbeSettings | None:
+def _settings(cls: type[Any], value: Any, key: str) -> Any:
+    """``true`` -> defaults, ``false``/null -> None, a mapping -> typed settings (errors name ``key.field``)."""
     if value is False or value is None:
         return None
     if value is True:
-        return ProbeSettings()
-    if not isinstance(value, dict):
-        raise VitplastError("'probe' must be true, false or a mapping (C, batch_size)")
-    _check_keys(value, PROBE_KEYS, "probe")
-    c = value.get("C")
-    if c is not None and _number(c, "probe C") <= 0:
-        raise VitplastError("probe C must be > 0")
-    bs = _number(value.get("batch_size", 256), "probe batch_size", int)
-    if bs < 1:
-        raise VitplastError("probe batch_size must be >= 1")
-    return ProbeSettings(None if c is None else float(c), bs)
+        return cls()
+    if not isinstance(value, Mapping):
+        fields = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise VitplastError(f"{key!r} must be true, false or a mapping ({fields}), got {value!r}")
+    return from_mapping(cls, value, where=key)
+
+
+def _parse_probe(value: Any) -> ProbeSettings | None:
+    return typing.cast(ProbeSettings | None, _settings(ProbeSettings, value, "probe"))
 
 
 def _parse_plasticity(value: Any) -> PlasticitySettings | None:
-    if value is False or value is None:
+    s = typing.cast(PlasticitySettings | None, _settings(PlasticitySettings, value, "plasticity"))
+    if s is None:
         return None
-    if value is True:
-        return PlasticitySettings()
-    if not isinstance(value, dict):
-        raise VitplastError("'plasticity' must be true, false or a mapping (source, pairs, mode, seed, batch_size, bounds)")
-    _check_keys(value, PLASTICITY_KEYS, "plasticity")
-    d = PlasticitySettings()
-    s = PlasticitySettings(
-        source=str(value.get("source", d.source)),
-        pairs=_number(value.get("pairs", d.pairs), "plasticity pairs", int),
-        mode=str(value.get("mode", d.mode)),
-        seed=_number(value.get("seed", d.seed), "plasticity seed", int),
-        batch_size=_number(value.get("batch_size", d.batch_size), "plasticity batch_size", int),
-        bounds=bool(value.get("bounds", d.bounds)),
-    )
     from vitplast.analysis import AnalyzeConfig
 
     check_data_spec(s.source)
@@ -446,16 +463,7 @@ def _parse_plasticity(value: Any) -> PlasticitySettings | None:
 
 
 def _parse_run(value: Any) -> RunSettings:
-    if not isinstance(value, dict):
-        raise VitplastError("'run' must be a mapping (device, workers, eval_batch_size)")
-    _check_keys(value, RUN_KEYS, "run")
-    workers = value.get("workers")
-    ebs = value.get("eval_batch_size")
-    return RunSettings(
-        device=str(value.get("device", "auto")),
-        workers=None if workers is None else _number(workers, "workers", int),
-        eval_batch_size=None if ebs is None else _number(ebs, "eval_batch_size", int),
-    )
+    return typing.cast(RunSettings, _settings(RunSettings, value, "run") or RunSettings())
 
 
 def _validated(cfg: TrainConfig, where: str) -> TrainConfig:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vitplast.sweep.execute import is_running
-from vitplast.sweep.plan import KINDS, SUBDIR, Plan, Task
+from vitplast.sweep.kinds import kind_of
+from vitplast.sweep.plan import KINDS, Plan, Task
 
 STATES: tuple[str, ...] = ("done", "running", "failed", "interrupted", "pending")
 
@@ -68,7 +69,7 @@ def sweep_status(root: str | Path) -> SweepStatus:
     planned = {t.id for t in plan.tasks}
     extra = []
     for kind in KINDS:
-        d = root / SUBDIR[kind]
+        d = root / kind_of(kind).subdir
         if d.is_dir():
             extra += [p for p in sorted(d.iterdir()) if p.is_dir() and p.name not in planned]
     return SweepStatus(root, plan, states, errors, extra)

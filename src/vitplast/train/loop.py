@@ -49,7 +49,7 @@ from vitplast.train.config import RunOptions, TrainConfig
 from vitplast.train.groups import count_params, freeze_except
 from vitplast.train.optim import clip_gradients, grad_norms, lr_at, make_optimizer, set_lr
 from vitplast.train.rundir import RunDir
-from vitplast.train.scoring import Score, score
+from vitplast.train.scoring import HITS_FILE, Score, save_hits, score
 
 StepCallback = Callable[[int, ViT], None]
 
@@ -367,6 +367,8 @@ class _Engine:
             from vitplast.train.plots import plot_curves
 
             plot_curves(rd.read_metrics(), rd.curves, title=f"{cfg.model} on {cfg.data}: {','.join(cfg.train)}")
+        if test is not None and test.hits is not None:
+            save_hits(rd.path / HITS_FILE, test.hits)
         result = _finite(result)
         write_json_atomic(rd.result, result)
         rd.remove_resume_state()

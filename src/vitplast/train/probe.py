@@ -28,6 +28,7 @@ from vitplast.progress import Advance, Progress, phase
 from vitplast.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train import cache
 from vitplast.train.batches import loader
+from vitplast.train.scoring import HITS_FILE, save_hits
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 
@@ -92,6 +93,7 @@ def fit_probe(
         "train_acc": float(clf.score(*train)),
         "val_acc": val_acc,
         "test_acc": float(clf.score(*test)),
+        "test_hits": np.asarray(clf.predict(test[0]) == test[1]),
     }
 
 
@@ -130,6 +132,7 @@ def linear_probe(
     for msg in warnings:
         warn(msg)
     fitted = fit_probe(splits["train"], splits["val"], splits["test"], C=C)
+    hits = fitted.pop("test_hits")
     result = {
         "model": vit.name,
         "data": data if isinstance(data, str) else bundle.name,
@@ -156,5 +159,6 @@ def linear_probe(
         }
         with output_dir(Path(out)) as stage:
             write_json_atomic(stage / "config.json", config)
+            save_hits(stage / HITS_FILE, hits)
             write_json_atomic(stage / "result.json", result)
     return result

@@ -6,10 +6,13 @@ over all ``N`` images, so a partial last batch weighs by its size (not one batch
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,6 +32,8 @@ class Score:
     acc: float
     n: int
     correct: int
+    #: per-image correctness in dataset order (bool ``[n]``), for the report's paired bootstrap
+    hits: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"loss": self.loss, "acc": self.acc, "n": self.n, "correct": self.correct}
@@ -52,15 +57,39 @@ def score(
     prec = precision or resolve_precision("fp32", device)
     advance = phase(progress, label, len(ds))  # type: ignore[arg-type]
     loss_sum, correct, n = 0.0, 0, 0
+    hits: list[np.ndarray] = []
     for x, y in loader(ds, batch_size, workers, pin=device.type == "cuda"):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with prec.forward():
             logits = logits_fn(x)
         logits = logits.float()
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y).sum())
+        ok = logits.argmax(dim=1) == y
+        hits.append(ok.cpu().numpy())
+        correct += int(ok.sum())
         n += int(y.numel())
         advance(int(y.numel()))
     if n == 0:
         return Score(float("nan"), float("nan"), 0, 0)
-    return Score(loss_sum / n, correct / n, n, correct)
+    return Score(loss_sum / n, correct / n, n, correct, np.concatenate(hits))
+
+
+HITS_FILE = "test_hits.npz"
+
+
+def save_hits(path: str | Path, hits: np.ndarray) -> None:
+    """Write per-image correctness compactly and atomically: ``npz`` with ``bits`` (``np.packbits``) and ``n``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, bits=np.packbits(np.asarray(hits, dtype=bool)), n=np.int64(len(hits)))
+    os.replace(tmp, path)
+
+
+def load_hits(path: str | Path) -> np.ndarray | None:
+    """The bool array :func:`save_hits` wrote, or ``None`` when the file is missing or unreadable."""
+    try:
+        with np.load(Path(path)) as z:
+            return np.unpackbits(z["bits"], count=int(z["n"])).astype(bool)
+    except (OSError, KeyError, ValueError):
+        return None
