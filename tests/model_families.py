@@ -78,6 +78,7 @@ TIMM_FAMILIES: dict[str, Callable[[], nn.Module]] = {
     "timm-eva02-rope-glu": _timm("eva02_tiny_patch14_224", img_size=28),
     "timm-eva02-swiglu-mlpnorm": _timm("eva02_base_patch14_224", img_size=28),
     "timm-vit-rope": _timm("vit_base_patch16_rope_224", img_size=32, patch_size=8),
+    "timm-eva01-qvbias": _timm("eva_giant_patch14_224", img_size=28),
     "timm-beit-relbias": _timm("beit_base_patch16_224", img_size=32, patch_size=8),
 }
 HF_FAMILIES: dict[str, Callable[[], nn.Module]] = {

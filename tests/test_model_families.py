@@ -82,6 +82,11 @@ PLACEMENT = [
     (r"relative_position_bias_table$", "mha"),
     (r"(q_bias|v_bias)$", "mha"),
     (r"(^|\.)(head|head_dist|classifier|fc_norm|attn_pool)\.", "head"),
+    (r"(norm1|layernorm_before|layer_norm1)\.(weight|bias)$", "ln1"),
+    (r"(norm2|layernorm_after|layer_norm2)\.(weight|bias)$", "ln2"),
+    (r"(attn|attention|self_attn)\.(qkv|q_proj|k_proj|v_proj|proj|o_proj|out_proj)\.(weight|bias)$", "mha"),
+    (r"mlp\.(fc1|fc1_x|fc1_g|gate_proj|up_proj)\.(weight|bias)$", "fc1"),
+    (r"mlp\.(fc2|down_proj)\.(weight|bias)$", "fc2"),
 ]
 
 
@@ -91,6 +96,7 @@ def test_groups_partition_the_model_and_train_exactly_the_named_parameters(name:
     groups = vit.param_groups()
     owner = {id(p): g for g, ps in groups.items() for p in ps}
     assert sum(len(ps) for ps in groups.values()) == len(owner) == len(list(vit.module.parameters()))
+    assert all(groups[c] for c in (*COMPONENTS, "embed")), {g: len(ps) for g, ps in groups.items()}
     for pname, p in vit.module.named_parameters():
         for pattern, group in PLACEMENT:
             if re.search(pattern, pname):

@@ -40,11 +40,7 @@ def _qualname(obj: Any) -> str:
 
 
 def is_timm_vit(module: nn.Module) -> bool:
-    return (
-        hasattr(module, "patch_embed")
-        and isinstance(getattr(module, "blocks", None), nn.Sequential | nn.ModuleList)
-        and type(module).__module__.startswith(("timm.", "vitplast."))
-    )
+    return hasattr(module, "patch_embed") and isinstance(getattr(module, "blocks", None), nn.Sequential | nn.ModuleList)
 
 
 def _describe(module: nn.Module) -> str:

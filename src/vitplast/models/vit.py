@@ -95,8 +95,8 @@ class LinearMap(nn.Module):
 
     def __init__(self, parts: Sequence[nn.Linear], scale: Callable[[], Tensor | None] | None = None) -> None:
         super().__init__()
-        self.parts: list[nn.Linear] = list(parts)
-        self._registered = nn.ModuleList(parts)  # so that parameters() yields the library's weights
+        self.parts = nn.ModuleList(parts)  # registered: parameters() lists the library's own tensors
+        self._linears: list[nn.Linear] = list(parts)
         self._scale = scale
 
     @property
@@ -105,23 +105,23 @@ class LinearMap(nn.Module):
 
     @property
     def in_features(self) -> int:
-        return int(self.parts[0].in_features)
+        return int(self._linears[0].in_features)
 
     @property
     def out_features(self) -> int:
-        return sum(int(p.out_features) for p in self.parts)
+        return sum(int(p.out_features) for p in self._linears)
 
     @property
     def weight(self) -> Tensor:
-        w = self.parts[0].weight if len(self.parts) == 1 else torch.cat([p.weight for p in self.parts])
+        w: Tensor = self._linears[0].weight if len(self._linears) == 1 else torch.cat([p.weight for p in self._linears])
         s = self.scale
         return w if s is None else s.unsqueeze(1) * w
 
     @property
     def bias(self) -> Tensor | None:
-        if all(p.bias is None for p in self.parts):
+        if all(p.bias is None for p in self._linears):
             return None
-        b = torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.out_features) for p in self.parts])
+        b = torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.out_features) for p in self._linears])
         s = self.scale
         return b if s is None else s * b
 
