@@ -28,6 +28,9 @@ from typing import Any
 
 from vitplast.suites.estimate import Sizes
 from vitplast.sweep.spec import SweepSpec, parse_sweep
+from vitplast.train.config import RECIPES
+
+MINI_RECIPE = RECIPES["mini:"]
 
 TARGETS: tuple[str, ...] = (
     "mini:digits",
@@ -46,11 +49,12 @@ LABELS = {
     "mini:novel": "novel",
 }
 GROUPS = ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2")
-LRS = (1e-3,)
+#: The mini recipe is declared once, in :data:`vitplast.train.config.RECIPES` (``vitplast finetune`` uses it too).
+LRS = (MINI_RECIPE["lr"],)
 SEEDS = (0,)
-STEPS = 90
-BATCH = 32
-OPTIMIZER = "adamw"
+STEPS = MINI_RECIPE["steps"]
+BATCH = MINI_RECIPE["batch_size"]
+OPTIMIZER = MINI_RECIPE["optimizer"]
 PAIRS = 256
 #: Split sizes of the mini sets (``vitplast.data.mini`` docstring), for the dry-run estimate.
 SIZES: dict[str, Sizes] = {
@@ -90,7 +94,7 @@ def mini_suite(
         "weight_decay": 0.0,
         "clip": 1.0,
         "schedule": "cosine",
-        "augment": "none",
+        "augment": MINI_RECIPE["augment"],
     }
     if random_weights:
         train["random_weights"] = True

@@ -22,7 +22,6 @@ from vitplast.components import TRAINABLE_CHOICES
 from vitplast.configs import option, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
-from vitplast.train.groups import parse_groups
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -87,6 +86,8 @@ class TrainConfig:
     precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
 
     def __post_init__(self) -> None:
+        from vitplast.train.groups import parse_groups  # imports torch: not needed to declare CLI options
+
         object.__setattr__(self, "train", parse_groups(self.train))
         validate(self)
         if self.batch_size % self.grad_accum:
@@ -126,7 +127,7 @@ class TrainConfig:
     @staticmethod
     def make(model: str, data: str, train: str | Sequence[str] = "full", **kw: Any) -> TrainConfig:
         """Build and validate a config; ``train`` may be ``"full"``, ``"mha,ln1"`` or a sequence of names."""
-        return TrainConfig(model=model, data=data, train=parse_groups(train), **kw)
+        return TrainConfig(model=model, data=data, train=train, **kw)  # type: ignore[arg-type]
 
     @staticmethod
     def for_data(model: str, data: str, **given: Any) -> TrainConfig:
