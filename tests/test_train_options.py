@@ -53,7 +53,7 @@ def test_mini_recipe_is_the_mini_suite_recipe() -> None:
 
     grid = mini_suite().grids[0]
     _, _, run = grid.runs()[0]
-    recipe = TrainConfig.for_data(run.model, run.data, train=run.train, seed=run.seed, momentum=run.momentum,
+    recipe = TrainConfig.for_data(run.model, run.data, train=run.train, seed=run.seed, lr=run.lr, momentum=run.momentum,
                                   weight_decay=run.weight_decay, clip=run.clip, schedule=run.schedule)
     assert run.data.startswith("mini:") and recipe_for(run.data)
     assert recipe == run

@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from vitplast.errors import VitplastError
+
+if TYPE_CHECKING:  # torch is imported where used, so that option declarations stay light (fast --help)
+    import torch
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16", "fp16")
 PRECISION_HELP = (
@@ -39,11 +41,13 @@ class Precision:
     @property
     def scaled(self) -> bool:
         """Whether the loss needs a gradient scaler (fp16: small gradients underflow)."""
-        return self.dtype is torch.float16
+        return self.name == "fp16"
 
     @contextlib.contextmanager
     def forward(self) -> Iterator[None]:
         """Context of a forward pass: autocast to ``dtype`` (if any) and TF32 matmuls (if on); restores both."""
+        import torch
+
         matmul = torch.backends.cuda.matmul.allow_tf32
         conv = torch.backends.cudnn.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tf32
@@ -58,12 +62,16 @@ class Precision:
 
 
 def _bf16_ok(device: torch.device) -> bool:
+    import torch
+
     return device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
     """The :class:`Precision` ``name`` means on ``device``; an impossible combination is a
     :class:`~vitplast.errors.VitplastError` (fp16 off CUDA, bf16 on a CUDA device without bf16)."""
+    import torch
+
     if name not in PRECISIONS:
         raise VitplastError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     cuda = device.type == "cuda"

@@ -38,6 +38,9 @@ from typing import Any
 from vitplast.errors import VitplastError
 from vitplast.suites.estimate import Sizes
 from vitplast.sweep.spec import SweepSpec, parse_sweep
+from vitplast.train.config import RECIPES
+
+MINI_RECIPE = RECIPES["mini:"]
 
 TARGETS: tuple[str, ...] = ("mini:textures", "mini:novel", "mini:source-c:gaussian_noise:5")
 QUICK_TARGETS: tuple[str, ...] = ("mini:digits", "mini:source-c:gaussian_noise:5")
@@ -56,10 +59,12 @@ GROUP_LRS: dict[tuple[str, ...], tuple[float, ...]] = {
 }
 GROUPS = tuple(g for gs in GROUP_LRS for g in gs)
 SEEDS = (0, 1, 2)
-STEPS = 70
-EVALS = 2
-BATCH = 32
-OPTIMIZER = "adamw"
+#: Steps, batch, optimizer and evaluations are declared once, in :data:`vitplast.train.config.RECIPES`
+#: (``vitplast finetune`` on a mini set uses them too).
+STEPS: int = MINI_RECIPE["steps"]
+EVALS: int = STEPS // MINI_RECIPE["eval_every"]
+BATCH: int = MINI_RECIPE["batch_size"]
+OPTIMIZER: str = MINI_RECIPE["optimizer"]
 PAIRS = 256
 #: Split sizes of the mini sets (``vitplast.data.mini`` docstring), for the dry-run estimate and power.
 SIZES: dict[str, Sizes] = {
@@ -103,7 +108,7 @@ def mini_suite(
         "weight_decay": 0.0,
         "clip": 1.0,
         "schedule": "cosine",
-        "augment": "none",
+        "augment": MINI_RECIPE["augment"],
     }
     if random_weights:
         train["random_weights"] = True
