@@ -195,7 +195,7 @@ def test_one_pass_every_image_embedded_once(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(analysis, "load_model", counting_load)
     cfg = AnalyzeConfig(model="timm:vit_micro_patch4_32", random_weights=True, source="random:9",
-                        target="random:9", pairs=9, batch_size=4, with_bounds=True, embed_scales=(3.0, 6.0),
+                        target="random:9", pairs=9, batch_size=4, with_bounds=True, embed_scale=(3.0, 6.0),
                         device="cpu")  # fmt: skip
     res = run_analysis(cfg)
     # 9 pairs in batches of 4, 4, 1: each batch of source + target images embedded once, for every statistic

@@ -75,7 +75,7 @@ class AnalyzeConfig:
         "mean", help="Aggregate over layers the ranking uses: mean, median, mean_l1 or median_l1 (layers >= 1).",
         choices=tuple(AGGREGATES),
     )
-    embed_scales: tuple[float, ...] = option(
+    embed_scale: tuple[float, ...] = option(
         (), help="Also re-measure with the embedded tokens scaled by each c (e.g. 1,3,6,12).", gt=0
     )
     diag_pairs: int = option(
@@ -210,7 +210,7 @@ def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> Analys
         if token_acc is not None:
             token_acc.update_stacked(xy)
 
-    scales = [1.0, *sorted({float(c) for c in cfg.embed_scales} - {1.0})]
+    scales = [1.0, *sorted({float(c) for c in cfg.embed_scale} - {1.0})]
     results = measure_scales(
         vit, src, tgt, scales, mode=cfg.mode, batch_size=cfg.batch_size, device=device, max_pairs=n,
         keep_pairs=with_bounds, progress=phase(progress, "measuring pairs", n), on_embedded=observe,

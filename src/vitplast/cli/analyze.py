@@ -52,7 +52,7 @@ def analyze(
     precision: str = _opt("precision"),
     normalization: str = _opt("normalization"),
     rank_by: str = _opt("rank_by"),
-    embed_scale: str = typer.Option("", help=help_of(AnalyzeConfig, "embed_scales")),
+    embed_scale: str = typer.Option("", help=help_of(AnalyzeConfig, "embed_scale")),
 ) -> None:
     """Measure the plasticity of ln1, mha, ln2, fc1 and fc2 in every block, with regime diagnostics.
 
@@ -66,7 +66,7 @@ def analyze(
         seed=seed, order=order, random_weights=random_weights, with_bounds=with_bounds, workers=workers,
         source_split=source_split, target_split=target_split, normalization=normalization, rank_by=rank_by,
         precision=precision,
-        embed_scales=parse_scales(embed_scale),
+        embed_scale=parse_scales(embed_scale),
     )  # fmt: skip
     with progress_bar(Console(stderr=True), "measuring pairs") as start:
 
