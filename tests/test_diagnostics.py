@@ -111,7 +111,7 @@ def test_layernorm_prediction_equals_measurement_for_equal_token_stds_and_consta
         t = t - t.mean(-1, keepdim=True)
         return sigma * t / t.std(-1, unbiased=False, keepdim=True)
 
-    vit._embed = embed  # type: ignore[attr-defined]
+    vit.embed = embed  # type: ignore[method-assign]
     for blk in vit.blocks:
         for ln in (blk.ln1, blk.ln2):
             ln.eps = 0.0
@@ -184,13 +184,13 @@ def test_one_pass_every_image_embedded_once(monkeypatch: pytest.MonkeyPatch) -> 
 
     def counting_load(*args: object, **kwargs: object) -> ViT:
         vit = real_load(*args, **kwargs)  # type: ignore[arg-type]
-        embed = vit._embed
+        embed = vit.embed
 
         def counted(x: torch.Tensor) -> torch.Tensor:
             seen.append(len(x))
             return embed(x)
 
-        vit._embed = counted  # type: ignore[method-assign]
+        vit.embed = counted  # type: ignore[method-assign]
         return vit
 
     monkeypatch.setattr(analysis, "load_model", counting_load)

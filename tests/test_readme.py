@@ -23,8 +23,9 @@ def test_marker_finds_exactly_the_marked_blocks() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(marked_blocks(README.read_text()))))
-def test_readme_block_runs(index: int) -> None:
+def test_readme_block_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = marked_blocks(README.read_text())[index]
+    monkeypatch.chdir(tmp_path)  # relative output paths land in a temporary folder
     namespace: dict[str, object] = {"__name__": "__readme__"}
     exec(compile(code, f"README.md block {index}", "exec"), namespace)
     if "res" in namespace:  # the Python API example: one row per component, ranked 1..5

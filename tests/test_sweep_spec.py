@@ -102,7 +102,7 @@ def test_yaml_numbers_written_as_strings_are_read_as_numbers(tmp_path: Path) -> 
         ({"lrs": [0.1, -1]}, "lr must be > 0"),
         ({"groups": ["mha", "head"]}, "head"),
         ({"datasets": ["nosuch:thing"]}, "unknown data spec"),
-        ({"train": {"steps": 0}}, "--steps must be >= 1"),
+        ({"train": {"steps": 0}}, "train.steps must be >= 1"),
         ({"train": {"lr": 0.1}}, "set by the grid keys"),
         ({"train": {"stepz": 3}}, "unknown training setting 'stepz'"),
         ({"seeds": [0, 0]}, "same value twice"),

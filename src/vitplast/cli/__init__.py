@@ -110,14 +110,24 @@ def command_index() -> dict[str, tuple[str, str]]:
         with open(spec.origin, encoding="utf-8") as fh:
             tree = ast.parse(fh.read())
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and any(_is_command(d) for d in node.decorator_list):
-                index[node.name.replace("_", "-")] = (mod, ast.get_docstring(node) or "")
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in node.decorator_list:
+                if _is_command(deco):
+                    index[_command_name(deco, node.name)] = (mod, ast.get_docstring(node) or "")
     return index
 
 
 def _is_command(deco: ast.expr) -> bool:
     f = deco.func if isinstance(deco, ast.Call) else deco
     return isinstance(f, ast.Attribute) and f.attr == "command" and isinstance(f.value, ast.Name) and f.value.id == "app"
+
+
+def _command_name(deco: ast.expr, function: str) -> str:
+    """The name given to ``@app.command("name")``, else the function's name with ``_`` -> ``-``."""
+    if isinstance(deco, ast.Call) and deco.args and isinstance(deco.args[0], ast.Constant):
+        return str(deco.args[0].value)
+    return function.replace("_", "-")
 
 
 def load_command(name: str) -> None:
