@@ -65,6 +65,10 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("finetune-missing-folder", ["finetune", *MICRO, *TINY, "--data", "folder:{tmp}/nosuch", "--out", "{tmp}/f"],
      "does not exist"),
     ("finetune-already-a-run", ["finetune", *MICRO, *TINY, "--out", "{tmp}/run"], "already holds a run"),
+    ("finetune-lr-inf", ["finetune", *MICRO, *TINY, "--lr", "inf", "--out", "{tmp}/f"], "--lr must be a finite number"),
+    ("finetune-weight-decay-inf", ["finetune", *MICRO, *TINY, "--weight-decay", "inf", "--out", "{tmp}/f"],
+     "--weight-decay must be a finite number"),
+    ("finetune-fp16-cpu", ["finetune", *MICRO, *TINY, "--precision", "fp16", "--out", "{tmp}/f"], "needs a CUDA device"),
     # probe
     ("probe-out-file", ["probe", *MICRO, "--data", "random:16", "--out", "{tmp}/FILE"], "exists and is not a directory"),
     ("probe-out-read-only", [READ_ONLY, "probe", *MICRO, "--out", "{tmp}/new"], "not writable"),
@@ -93,6 +97,19 @@ ROWS: list[tuple[str, list[str], str]] = [
      "exists and is not a directory"),
     ("sweep-out-read-only", [READ_ONLY, "sweep", "--out", "{tmp}/new", "--datasets", "random:16"], "not writable"),
     ("sweep-missing-yaml", ["sweep", "{tmp}/nosuch.yaml", "--out", "{tmp}/s"], "nosuch.yaml"),
+    ("sweep-unknown-data", ["sweep", "--out", "{tmp}/s", "--datasets", "mini:nosuch", "--executor", "local"],
+     "unknown mini set"),
+    ("sweep-batch-larger", ["sweep", "--out", "{tmp}/s", "--datasets", "random:16", "--batch-size", "500", "--executor",
+                            "local", "--models", "micro"], "larger than the train split"),
+    ("reproduce-steps-0", ["reproduce", "--suite", "mini", "--dry-run", "--steps", "0", "--out", "{tmp}/r"],
+     "--steps must be >= 1"),
+    # landscape, recommend
+    ("landscape-grid-2", ["landscape", "--grid", "2", "--out", "{tmp}/l"], "--grid must be >= 3"),
+    ("landscape-steps-2", ["landscape", "--steps", "2", "--out", "{tmp}/l"], "--steps must be >= 3"),
+    ("landscape-head", ["landscape", "--train", "head", "--out", "{tmp}/l"], "is not a component group"),
+    ("recommend-budget-0", ["recommend", "--budget", "0", "--out", "{tmp}/rc"], "--budget must be > 0"),
+    ("recommend-selector", ["recommend", "--selectors", "nosuch", "--out", "{tmp}/rc"], "unknown selector"),
+    ("recommend-pilot-0", ["recommend", "--pilot", "0", "--out", "{tmp}/rc"], "--pilot must be > 0"),
     ("report-dir-is-file", ["report", "{tmp}/FILE"], "exists and is not a directory"),
     ("report-read-only", [READ_ONLY, "report", "{tmp}/run"], "not writable"),
     ("reproduce-dry-run-out-file", ["reproduce", "--dry-run", "--out", "{tmp}/FILE"], "exists and is not a directory"),
@@ -170,7 +187,7 @@ def test_the_table_covers_every_command_with_40_rows() -> None:
     commands = {next(a for a in r[1] if a != READ_ONLY) for r in ROWS}
     assert len(ROWS) >= 40 and len({r[0] for r in ROWS}) == len(ROWS)
     assert commands >= {"analyze", "bounds", "pretrain", "finetune", "probe", "evaluate", "sweep", "report",
-                        "reproduce"}
+                        "reproduce", "landscape", "recommend"}
 
 
 # --- the cases that are not refusals ----------------------------------------------------------------------------
