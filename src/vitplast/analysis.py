@@ -21,77 +21,20 @@ import pandas as pd
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
 from vitplast.bounds.check import ranking_agreement
-from vitplast.bounds.run import DEFAULT_RTOL, BoundsCheck, check_bounds_on
+from vitplast.bounds.run import BoundsCheck, check_bounds_on
 from vitplast.bounds.stats import TokenStatsAccumulator
-from vitplast.configs import option, validate
 from vitplast.data import DataContext, IndexedSet, Transformed, load_data, make_transform
-from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, Diagnostics, DiagnosticsAccumulator
+from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, Diagnostics, DiagnosticsAccumulator
 from vitplast.errors import VitplastError, warn
 from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, load_model
 from vitplast.models.vit import DataConfig
-from vitplast.plasticity import AGGREGATES, MODES, PlasticityResult, layer_ranking, measure_scales, summarize
+from vitplast.plasticity import PlasticityResult, layer_ranking, measure_scales, summarize
 from vitplast.plotting import plot_diagnostics, plot_embed_scale, plot_plasticity
-from vitplast.precision import PRECISION_HELP, PRECISIONS
 from vitplast.progress import Progress, phase
 from vitplast.runtime import resolve_device
-
-
-@dataclass
-class AnalyzeConfig:
-    """Settings of one analysis (the options of ``vitplast analyze``; ``vitplast bounds`` uses a subset)."""
-
-    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
-    source: str = option(
-        "mini:source", help="Source (pretraining-like) data spec, e.g. mini:source, folder:PATH, imagenet-val:DIR."
-    )
-    target: str = option("mini:digits", help="Target (downstream) data spec, e.g. mini:digits, folder:PATH, cifar10.")
-    pairs: int = option(256, help="Number of (source, target) image pairs.", ge=2)
-    batch_size: int = option(32, help="Pairs per forward pass (bounds memory).", ge=1)
-    mode: str = option(
-        "embedding",
-        help="embedding (paper: every component sees the embedded input) or insitu (each sees its real input).",
-        choices=MODES,
-    )
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
-    seed: int = option(0, help="Seed of the random image order.")
-    order: str = option(
-        "random", help="random (seeded) or sorted (stored, class-sorted order, as the reference code).",
-        choices=("random", "sorted"),
-    )
-    source_split: str = option("test", help="Split of the source set: train, val, test or all.")
-    target_split: str = option("test", help="Split of the target set: train, val, test or all.")
-    workers: int = option(0, help="Data-loading worker processes.", ge=0)
-    random_weights: bool = option(False, help="Build the architecture with random weights (offline).")
-    with_bounds: bool = option(False, help="Also compute the theoretical bounds, check them and compare rankings.")
-    normalization: str = option(
-        "model",
-        help="Input normalisation: model (the model's own mean/std) or imagenet (ImageNet mean/std, as the "
-        "reference code applies to in21k weights; raises the token scale).",
-        choices=NORMALIZATIONS,
-    )
-    rank_by: str = option(
-        "mean", help="Aggregate over layers the ranking uses: mean, median, mean_l1 or median_l1 (layers >= 1).",
-        choices=tuple(AGGREGATES),
-    )
-    embed_scale: tuple[float, ...] = option(
-        (), help="Also re-measure with the embedded tokens scaled by each c (e.g. 1,3,6,12).", gt=0
-    )
-    diag_pairs: int = option(
-        64, help="Pairs whose forward pass gives the per-layer diagnostics (token statistics use every pair).", ge=1
-    )
-    precision: str = option(
-        "fp32", help=f"Forward passes of the estimator: {PRECISION_HELP}; statistics stay float64.",
-        choices=PRECISIONS,
-    )
-    rtol: float = option(DEFAULT_RTOL, help="Relative tolerance of the bounds check (float32 rounding).", ge=0)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        validate(self)
 
 
 @dataclass

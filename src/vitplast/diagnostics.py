@@ -32,7 +32,6 @@ from torch import Tensor
 from vitplast.models import ViT
 
 STREAMS: tuple[str, str] = ("source", "target")
-NORMALIZATIONS: tuple[str, ...] = ("model", "imagenet")
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

@@ -44,13 +44,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from vitplast.analysis_config import AGGREGATES, MODES
 from vitplast.components import COMPONENTS, THEORY_RANKING
 from vitplast.errors import VitplastError
 from vitplast.models import ViT, as_vit
 from vitplast.precision import resolve_precision
 
 Mode = Literal["embedding", "insitu"]
-MODES: tuple[str, ...] = ("embedding", "insitu")
 ImageSource = Tensor | Iterable[Any]
 
 
@@ -81,12 +81,6 @@ class PlasticityResult:
 
 
 #: Summaries over layers of the per-layer means; the ranking uses one of them, declared before measuring.
-AGGREGATES: dict[str, str] = {
-    "mean": "mean over all layers",
-    "median": "median over all layers",
-    "mean_l1": "mean over layers >= 1 (layer 0 excluded)",
-    "median_l1": "median over layers >= 1 (layer 0 excluded)",
-}
 
 
 def summarize(table: pd.DataFrame, rank_by: str = "mean", value: str = "mean") -> pd.DataFrame:

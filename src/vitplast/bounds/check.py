@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from vitplast.analysis_config import DEFAULT_RTOL
 from vitplast.bounds.compute import BoundsResult
 from vitplast.components import COMPONENTS, THEORY_RANKING
 from vitplast.errors import VitplastError
 from vitplast.plasticity import PlasticityResult
 
 VIOLATION_COLUMNS = ["layer", "component", "variant", "pair", "value", "bound", "margin", "rel_margin"]
-DEFAULT_RTOL = 1e-5
 
 
 def _pairs_of(bounds: BoundsResult, result: PlasticityResult) -> tuple[np.ndarray, np.ndarray]:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from vitplast.analysis import AnalysisResult, AnalyzeConfig, run_analysis
+from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
 from vitplast.cli import app
 from vitplast.cli.progress import progress_bar
 from vitplast.components import DISPLAY
 from vitplast.configs import default_of, help_of
-from vitplast.diagnostics import PAPER_REFERENCE
 from vitplast.errors import VitplastError
-from vitplast.plasticity import AGGREGATES
 from vitplast.progress import Advance
+
+if TYPE_CHECKING:
+    from vitplast.analysis import AnalysisResult
 
 
 def _opt(name: str) -> Any:
@@ -72,6 +73,8 @@ def analyze(
 
         def progress(label: str, total: int, /) -> Advance:
             return start(total)
+
+        from vitplast.analysis import run_analysis
 
         res = run_analysis(cfg, progress)
         res.write(out)
@@ -133,7 +136,8 @@ def print_layers(console: Console, res: AnalysisResult) -> None:
 def print_diagnostics(console: Console, res: AnalysisResult) -> None:
     """Token scale per stream, then per layer: hidden scale, attention, LN gains and the LN prediction."""
     d = res.diagnostics
-    ref = PAPER_REFERENCE
+    from vitplast.diagnostics import PAPER_REFERENCE as ref
+
     t = Table(
         title=f"Embedded tokens (normalisation: {d.normalization.get('name')}; {d.prefix_tokens} prefix tokens); "
         f"paper: {ref['model']}, r_mean {ref['r_mean']} at d = {ref['dim']}, RMS ~ {ref['rms_per_element']}"
