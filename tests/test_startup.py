@@ -24,7 +24,8 @@ def test_import_vitplast_cli_is_light() -> None:
     assert _imported_after("import vitplast, vitplast.cli") == set()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["finetune", "--bogus"], ["sweep", "--bogus"], ["analyze", "--bogus"]])
+@pytest.mark.parametrize("argv", [["--help"], ["finetune", "--bogus"], ["sweep", "--bogus"], ["analyze", "--bogus"],
+                                  ["bounds", "--bogus"], ["pretrain", "--bogus"]])
 def test_help_and_option_errors_do_not_import_heavy_libraries(argv: list[str]) -> None:
     code = f"from vitplast.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
     assert _imported_after(code) == set()

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from vitplast.analysis import AnalyzeConfig, run_analysis
-from vitplast.bounds.compute import PRIMARY
-from vitplast.bounds.run import plasticity_csv, write_bounds_view
+from vitplast.analysis_config import AnalyzeConfig
 from vitplast.cli import app
 from vitplast.cli.progress import progress_bar
 from vitplast.components import COMPONENTS, DISPLAY
 from vitplast.configs import default_of, help_of
 from vitplast.progress import Advance
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_PRINTED_VIOLATIONS = 50
 
@@ -59,6 +59,9 @@ def bounds(
         model=model, source=source, target=data, pairs=pairs, batch_size=batch_size, seed=seed, device=device,
         random_weights=random_weights, normalization=normalization, mode="embedding", with_bounds=True,
     )  # fmt: skip
+    from vitplast.analysis import run_analysis
+    from vitplast.bounds.run import plasticity_csv, write_bounds_view
+
     if plasticity is not None:
         plasticity_csv(plasticity)
     with progress_bar(Console(stderr=True), "pairs") as start:
@@ -78,6 +81,8 @@ def _fmt(x: Any) -> str:
 
 
 def print_summary(record: dict[str, Any], out: Path) -> None:
+    from vitplast.bounds.compute import PRIMARY
+
     console = Console()
     tables = record["_tables"]
     bnd: pd.DataFrame = tables["bounds"]

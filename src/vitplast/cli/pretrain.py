@@ -10,7 +10,7 @@ from rich.console import Console
 
 from vitplast.cli import app
 from vitplast.precision import PRECISION_HELP
-from vitplast.train.pretrain import DEFAULTS
+from vitplast.train.config import PRETRAIN_DEFAULTS as DEFAULTS
 
 
 @app.command()

@@ -36,6 +36,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mini:": {"optimizer": "adamw", "lr": 1e-3, "steps": 70, "batch_size": 32, "eval_every": 35, "augment": "none"},
 }
 
+#: The micro-ViT pretraining recipe (``vitplast pretrain`` options and its fixed parts).
+PRETRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": 3000,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "weight_decay": 0.05,
+    "warmup_steps": 50,
+    "label_smoothing": 0.1,
+    "evaluations": 2,
+    "clip": 1.0,
+}
+
 
 def recipe_for(data: str) -> dict[str, Any]:
     """The settings :data:`RECIPES` gives data spec ``data`` (empty: the :class:`TrainConfig` defaults)."""

@@ -28,24 +28,15 @@ from vitplast.models.micro import ARCH, MICRO_DIR
 from vitplast.progress import Progress
 from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
-from vitplast.train.config import RunOptions, TrainConfig
+from vitplast.train.config import PRETRAIN_DEFAULTS, RunOptions, TrainConfig
 from vitplast.train.loop import prepare, run
 from vitplast.train.scoring import score
 
 SOURCE = "mini:source"
 CHECKPOINT_NAME = "micro_vit.safetensors"
 CARD_FILES = (CHECKPOINT_NAME, "model_card.json", "model_card.md")
-#: Default recipe (``vitplast pretrain`` options and the fixed parts).
-DEFAULTS: dict[str, Any] = {
-    "steps": 3000,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "weight_decay": 0.05,
-    "warmup_steps": 50,
-    "label_smoothing": 0.1,
-    "evaluations": 2,
-    "clip": 1.0,
-}
+#: Default recipe (``vitplast pretrain`` options and the fixed parts), declared torch-free in train/config.py.
+DEFAULTS: dict[str, Any] = PRETRAIN_DEFAULTS
 
 
 def pretrain_config(
