@@ -6,9 +6,9 @@ quickly); everything that needs torch is imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from vitplast.lazy import lazy_getattr
 from vitplast.train.config import RunOptions, TrainConfig
 
 if TYPE_CHECKING:
@@ -27,9 +27,4 @@ __all__ = ["FinetuneResult", "RunOptions", "TrainConfig", "finetune", "freeze_ex
            "trainable_groups"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
