@@ -1,4 +1,4 @@
-"""Upper bounds on plasticity (SPEC section 2): closed forms against naive computations, attainment of the
+"""Upper bounds on plasticity (README, "Theory: bounds on plasticity"): closed forms against naive computations, attainment of the
 LayerNorm bound, per-head slicing of attention, rigour on measured pairs, the check and the rankings."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one naming scheme for transformer components used everywhere (API, CLI, tables, files).
 
 A pre-norm ViT block computes ``h' = h + MHA(LN1(h))`` and ``out = h' + FC2(act(FC1(LN2(h'))))``
-(SPEC section 1.1). Measured components are :data:`COMPONENTS`; trainable groups (SPEC section 3) add
+(README, "How the estimator works"). Measured components are :data:`COMPONENTS`; trainable groups (README, "Reproducing the paper offline") add
 ``embed`` (patch projection, class token, position embedding) and ``head`` (final norm + classifier).
 """
 
@@ -26,7 +26,7 @@ DISPLAY: Final[dict[str, str]] = {
     "full": "Full",
     "probe": "Linear probe",
 }
-#: Ranking claimed by the paper's theory, most plastic first (SPEC section 2).
+#: Ranking claimed by the paper's theory, most plastic first (README, "Theory: bounds on plasticity").
 THEORY_RANKING: Final[tuple[Component, ...]] = ("mha", "fc1", "fc2", "ln2", "ln1")
 #: One colour per component, shared by every figure.
 COLORS: Final[dict[str, str]] = {

@@ -1,4 +1,4 @@
-"""The plasticity estimator (SPEC sections 1.2 and 1.3).
+"""The plasticity estimator (README, "How the estimator works").
 
 For a component f and input pairs (X, Y)::
 

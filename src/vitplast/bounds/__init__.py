@@ -1,6 +1,6 @@
-"""Upper bounds on plasticity, checked against measurement (SPEC section 2).
+"""Upper bounds on plasticity, checked against measurement (README, "Theory: bounds on plasticity").
 
-The bounds are for the paper's estimator, **embedding mode** (SPEC 1.2): every component of every block
+The bounds are for the paper's estimator, **embedding mode** (README, "How the estimator works"): every component of every block
 receives the embedded sequence X = E(x) of each image, FC2 its zero-padded copy. For a component f and
 a pair (X, Y) they bound ``||f(X) - f(Y)||_F / ||X - Y||_F`` from above:
 

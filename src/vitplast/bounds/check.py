@@ -1,4 +1,4 @@
-"""Bounds against measurement: per-pair violations, tightness, and the theory's ranking (SPEC section 2).
+"""Bounds against measurement: per-pair violations, tightness, and the theory's ranking (README, "Theory: bounds on plasticity").
 
 A rigorous bound of (layer, component) must be >= the ratio ``||f(X) - f(Y)||_F / ||X - Y||_F`` of every
 measured pair of that layer and component (embedding mode, the pairs the bound was computed on). A

@@ -1,4 +1,4 @@
-"""Per-layer upper bounds B(f) >= P(f) of every component in embedding mode (SPEC 1.2 and 2).
+"""Per-layer upper bounds B(f) >= P(f) of every component in embedding mode (README, "How the estimator works" and "Theory: bounds on plasticity").
 
 The bounds hold for the paper's estimator, where every component receives the embedded sequence X = E(x)
 of each image (FC2 its zero-padded copy, i.e. ``X W2[:, :d]^T``); the data-dependent ones (LN, MHA) hold

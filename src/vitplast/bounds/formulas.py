@@ -1,4 +1,4 @@
-"""Weight-only pieces of the plasticity bounds (SPEC section 2), each a closed form in float64.
+"""Weight-only pieces of the plasticity bounds (README, "Theory: bounds on plasticity"), each a closed form in float64.
 
 All bounds are upper bounds on ``||f(X) - f(Y)||_F / ||X - Y||_F`` for token sequences X, Y (n x d)
 whose tokens satisfy the stated data condition (norm at most r, variance along the segment [X, Y] at
@@ -13,7 +13,7 @@ and the mean-value inequality along the segment from X to Y.
   ``||J|| <= max|gamma| / sqrt(var(x) + eps)``. Equality holds when gamma reaches its maximum modulus on a
   direction orthogonal to 1 and x̂ (tested). Integrating along the segment, every token's difference is
   bounded by ``max|gamma| / sqrt(sigma_min^2 + eps)`` times its input difference, and so is the Frobenius
-  norm over the sequence (SPEC's condition: sigma_min^2 = min variance along the segment).
+  norm over the sequence (the bound's condition: sigma_min^2 = min variance along the segment).
   The endpoints suffice too: ``LN(x) - LN(y) = gamma * (phi(Px) - phi(Py))`` with ``phi(z) = z / sigma(|z|)``,
   ``sigma(rho) = sqrt(rho^2 / d + eps)``. In polar form, with ``|x| <= |y|`` (centred), radii
   ``a = |x| / sigma(|x|) <= b`` and angle theta: ``|phi(x) - phi(y)|^2 = (b - a)^2 + 2ab(1 - cos theta)``, where

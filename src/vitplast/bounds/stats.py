@@ -1,4 +1,4 @@
-"""Data quantities the data-dependent bounds use, streamed over the embedded pairs (SPEC 1.2, section 2).
+"""Data quantities the data-dependent bounds use, streamed over the embedded pairs (README, "How the estimator works" and "Theory: bounds on plasticity").
 
 In embedding mode every component sees ``X = E(x)`` and ``Y = E(y)``; the mean-value inequality runs over
 the segment ``Z(t) = (1 - t) X + t Y``, ``t in [0, 1]``. Per pair and token:

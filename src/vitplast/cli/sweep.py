@@ -274,7 +274,7 @@ def _print_claims(claims: Any) -> None:
 
 @app.command()
 def reproduce(
-    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (SPEC section 3)")] = "mini",
+    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = "mini",
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="mini: a tiny grid (3 data sets, 3 steps) to check the chain")] = False,

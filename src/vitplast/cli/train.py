@@ -1,4 +1,4 @@
-"""``vitplast finetune``, ``vitplast probe`` and ``vitplast evaluate`` (SPEC section 3)."""
+"""``vitplast finetune``, ``vitplast probe`` and ``vitplast evaluate`` (README, "Reproducing the paper offline")."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ as a :class:`DataBundle`: three map-style datasets whose items are ``(image, lab
 ``uint8`` tensor ``[3, H, W]`` (RGB) or a PIL image, or a ``float`` tensor that is already preprocessed
 for the model (the ``random`` set). Transforms are applied by the consumer (:mod:`vitplast.data.transforms`).
 
-Split rule (SPEC section 3): ``val`` is a fixed 20 % of the training split, drawn with :data:`SPLIT_SEED`
+Split rule (README, "Reproducing the paper offline"): ``val`` is a fixed 20 % of the training split, drawn with :data:`SPLIT_SEED`
 independently of any run seed, unless the source has a native validation split.
 """
 
@@ -161,7 +161,7 @@ class DataBundle:
     def from_train_test(
         name: str, classes: list[str], train: Dataset[Item], test: Dataset[Item], **info: Any
     ) -> DataBundle:
-        """Bundle whose ``val`` is the fixed 20 % of ``train`` (SPEC section 3) and ``train`` the other 80 %."""
+        """Bundle whose ``val`` is the fixed 20 % of ``train`` (README, "Reproducing the paper offline") and ``train`` the other 80 %."""
         keep, held = split_indices(len(train))  # type: ignore[arg-type]
         return DataBundle(name, classes, IndexedSet(train, keep), IndexedSet(train, held), test, dict(info))
 

@@ -1,6 +1,6 @@
 """Benchmark data sets for real users: torchvision sets, CIFAR-10-C, DomainNet, ImageNet val, HF datasets.
 
-Specs (the 80/20 train/val split is fixed, independent of any run seed; SPEC section 3):
+Specs (the 80/20 train/val split is fixed, independent of any run seed; README, "Reproducing the paper offline"):
 
 * ``cifar10[:ROOT]``, ``cifar100[:ROOT]`` - torchvision, train (80/20 train/val) and test splits;
 * ``pets[:ROOT]`` - Oxford-IIIT Pet (37 classes), ``trainval`` (80/20) and ``test``;
@@ -9,9 +9,9 @@ Specs (the 80/20 train/val split is fixed, independent of any run seed; SPEC sec
 * ``cifar10c:DIR:CORRUPTION:SEVERITY`` - the published ``.npy`` layout: ``DIR/<corruption>.npy`` holds
   the CIFAR-10 test images under that corruption at severities 1-5 in order (``5 x 10000`` images
   ``[N, 32, 32, 3] uint8``), ``DIR/labels.npy`` their labels; the images of one severity are split 80/20
-  into train/test (then 80/20 train/val), as in SPEC section 3;
+  into train/test (then 80/20 train/val), as in README, "Reproducing the paper offline";
 * ``domainnet:DIR:DOMAIN[:official]`` - ``DIR/<domain>/<class>/<image>``; the images of a domain are
-  split 80/20 (SPEC section 3), or with ``official`` the published ``DIR/<domain>_train.txt`` /
+  split 80/20 (README, "Reproducing the paper offline"), or with ``official`` the published ``DIR/<domain>_train.txt`` /
   ``<domain>_test.txt`` lists (``<domain>/<class>/<file> <label>`` per line) are used;
 * ``imagenet-val:DIR`` - ImageNet validation images, either in class folders (``DIR/<wnid>/*.JPEG``),
   or flat with ``DIR/LOC_val_solution.csv`` (labels = sorted wnids), or flat without labels (class 0);

@@ -1,7 +1,7 @@
 """Image transforms built from the model's own preprocessing (:class:`~vitplast.models.vit.DataConfig`).
 
 Eval: resize the short side to ``input_size / crop_pct``, centre-crop ``input_size``, scale to [0, 1],
-normalise with the model's mean/std. Train (SPEC section 3): RandomResizedCrop at ``input_size`` plus a
+normalise with the model's mean/std. Train (README, "Reproducing the paper offline"): RandomResizedCrop at ``input_size`` plus a
 horizontal flip, then the same normalisation. Items that are already float tensors of the right size
 (the ``random`` set) pass through unchanged.
 """

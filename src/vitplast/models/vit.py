@@ -254,7 +254,7 @@ class ViT(ABC):
         return h
 
     def features(self, x: Tensor) -> Tensor:
-        """Linear-probe features (SPEC section 3): mean over tokens of the last block's output."""
+        """Linear-probe features (README, "Reproducing the paper offline"): mean over tokens of the last block's output."""
         return self.last_block_output(x).mean(dim=1)
 
     def __call__(self, x: Tensor) -> Tensor:

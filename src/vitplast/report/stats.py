@@ -1,4 +1,4 @@
-"""The statistics of the report (SPEC section 3, "Metrics"), on tidy tables.
+"""The statistics of the report (docs/statistics.md), on tidy tables.
 
 Inputs are normalised by :func:`runs_frame` / :func:`probes_frame` to the columns ``model``,
 ``optimizer``, ``dataset``, ``group``, ``lr``, ``seed``, ``acc`` (test accuracy of the best-validation

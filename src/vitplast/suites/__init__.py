@@ -1,4 +1,4 @@
-"""Built-in sweeps: ``mini`` (the offline mini suite on the micro-ViT) and ``paper`` (SPEC section 3)."""
+"""Built-in sweeps: ``mini`` (the offline mini suite on the micro-ViT) and ``paper`` (README, "Reproducing the paper offline")."""
 
 from __future__ import annotations
 

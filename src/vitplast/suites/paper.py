@@ -1,4 +1,4 @@
-"""The paper's full grid (SPEC section 3) as a sweep.
+"""The paper's full grid (README, "Reproducing the paper offline") as a sweep.
 
 Base grid: ViT-B/16 pretrained on ImageNet-21k only (the original google/vit-base-patch16-224-in21k
 weights, in timm vit_base_patch16_224.orig_in21k), 11 data sets x 7 configurations x 4 lrs x 3 seeds =

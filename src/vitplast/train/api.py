@@ -1,4 +1,4 @@
-"""Component-wise finetuning (SPEC section 3): the public :func:`finetune`."""
+"""Component-wise finetuning (README, "Reproducing the paper offline"): the public :func:`finetune`."""
 
 from __future__ import annotations
 

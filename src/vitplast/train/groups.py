@@ -1,4 +1,4 @@
-"""Trainable groups (SPEC section 3): which parameters a run trains, and freezing the rest.
+"""Trainable groups (README, "Reproducing the paper offline"): which parameters a run trains, and freezing the rest.
 
 A run trains ``full`` (every parameter) or a set of component groups from ``embed ln1 mha ln2 fc1 fc2``,
 each across all blocks (:meth:`vitplast.models.vit.ViT.param_groups`). The ``head`` group (the final norm

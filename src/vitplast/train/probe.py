@@ -1,4 +1,4 @@
-"""Linear probe (SPEC section 3): logistic regression on standardised last-block features.
+"""Linear probe (README, "Reproducing the paper offline"): logistic regression on standardised last-block features.
 
 Features are ``ViT.features`` (mean over tokens of the last block's output) of the pretrained model on
 eval-transformed images. A ``StandardScaler`` and a multinomial ``LogisticRegression`` are fit on the

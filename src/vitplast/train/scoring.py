@@ -1,4 +1,4 @@
-"""Scoring a classifier on a labelled set: loss and accuracy averaged per sample (SPEC section 3).
+"""Scoring a classifier on a labelled set: loss and accuracy averaged per sample (README, "Reproducing the paper offline").
 
 ``accuracy = (number of correct predictions) / N`` and ``loss = (sum of per-sample cross-entropies) / N``
 over all ``N`` images, so a partial last batch weighs by its size (not one batch, one vote).

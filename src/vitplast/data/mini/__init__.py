@@ -1,10 +1,10 @@
-"""The offline mini-suite (SPEC section 4): data specs ``mini:NAME`` that need no download.
+"""The offline mini-suite (docs/mini-protocol.md): data specs ``mini:NAME`` that need no download.
 
 Every set is a :class:`~vitplast.data.base.DataBundle` of :class:`~vitplast.data.base.TensorImageSet`
 splits holding ``uint8 [N, 3, 32, 32]`` RGB images, with deterministic train / val / test splits, class
 names, and provenance in ``info`` (origin, split sizes, seed / corruption where relevant). Images stay
 32 px whatever ``DataContext.input_size`` is: the model's own transform resizes them. The run seed
-(``DataContext.seed``) never changes the data; splits are fixed (SPEC section 3).
+(``DataContext.seed``) never changes the data; splits are fixed (README, "Reproducing the paper offline").
 
 ============================================  =======  =====================  ==========================
 spec                                          classes  train / val / test     origin

@@ -1,6 +1,6 @@
 """``mini:source-c[:CORRUPTION[:SEVERITY]]``: the source test images under a CIFAR-10-C-style corruption.
 
-Like the paper's CIFAR-10-C protocol (SPEC section 3), the 4,992 corrupted test images of
+Like the paper's CIFAR-10-C protocol (README, "Reproducing the paper offline"), the 4,992 corrupted test images of
 ``mini:source`` (48 classes) form one pool that is split 80/20 into train / test, and the train part
 80/20 into train / val, class-stratified with a fixed seed: 3,194 / 799 / 999 images. Corruptions
 (:mod:`vitplast.data.mini.corruptions`): ``gaussian_noise`` (default), ``motion_blur``, ``contrast``,

@@ -6,7 +6,7 @@ index sum (see :mod:`vitplast.data.mini.procedural` for the rendering and the nu
 ``uint8``. The three splits are rendered from independent child streams of
 ``SeedSequence([SEED, 0, split])``, so no image is shared between them. ``SEED`` defaults to
 :data:`DATA_SEED` = 0; the run seed (``DataContext.seed``) does not change the data, like every fixed
-split of this library (SPEC section 3).
+split of this library (README, "Reproducing the paper offline").
 
 **mini:novel[:SEED]** - the 48 complementary triples (odd index sum): every shape, texture and colour
 family is known from pretraining but none of these combinations was ever shown, so a model has to
