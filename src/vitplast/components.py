@@ -14,7 +14,8 @@ Group = Literal["embed", "ln1", "mha", "ln2", "fc1", "fc2", "head"]
 
 COMPONENTS: Final[tuple[Component, ...]] = ("ln1", "mha", "ln2", "fc1", "fc2")
 GROUPS: Final[tuple[Group, ...]] = ("embed", "ln1", "mha", "ln2", "fc1", "fc2", "head")
-TRAINABLE_CHOICES: Final[tuple[str, ...]] = ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2")
+#: ``ln-control`` is the LayerNorms' parameter-matched control group (``docs/statistics.md``).
+TRAINABLE_CHOICES: Final[tuple[str, ...]] = ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2", "ln-control")
 DISPLAY: Final[dict[str, str]] = {
     "ln1": "LN1",
     "mha": "MHA",
@@ -25,6 +26,7 @@ DISPLAY: Final[dict[str, str]] = {
     "head": "Head",
     "full": "Full",
     "probe": "Linear probe",
+    "ln-control": "LN control",
 }
 #: Ranking claimed by the paper's theory, most plastic first (README, "Theory: bounds on plasticity").
 THEORY_RANKING: Final[tuple[Component, ...]] = ("mha", "fc1", "fc2", "ln2", "ln1")
@@ -39,4 +41,5 @@ COLORS: Final[dict[str, str]] = {
     "full": "#7f7f7f",
     "probe": "#000000",
     "head": "#8c564b",
+    "ln-control": "#bcbd22",
 }

@@ -23,7 +23,7 @@ from torch import nn
 from vitplast.errors import VitplastError
 from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit
-from vitplast.train.groups import parse_groups, trainable_groups
+from vitplast.train.groups import LN_CONTROL, parse_groups, trainable_groups
 
 LINEAR_GROUPS = ("mha", "fc1", "fc2")
 LN_GROUPS = ("ln1", "ln2")
@@ -33,6 +33,8 @@ def _resolve(model: ViT | nn.Module, groups: str | Sequence[str], head: bool) ->
     vit = as_vit(model)
     root = model if isinstance(model, nn.Module) else vit.module
     chosen = parse_groups(groups)
+    if chosen == (LN_CONTROL,):
+        raise VitplastError(f"{LN_CONTROL!r} trains a random subset of tensor entries: an export of whole tensors cannot express it")
     selected = trainable_groups(vit, chosen)
     if not head:
         selected.pop("head", None)

@@ -10,12 +10,23 @@ LayerScale belongs to ``mha`` (attention branch) and ``fc2`` (MLP branch); a gat
 projections (and an MLP-internal norm) to ``fc1``; relative position bias tables to ``mha``; class,
 distillation and register tokens, the absolute position embedding and any norm before the first block to
 ``embed``; final norm, pooling (attention-pool / MAP heads) and classifiers to ``head``.
+
+``ln-control`` is the parameter-matched control of the LayerNorm groups (``docs/statistics.md``, "LayerNorms vs
+a parameter-matched control"): in each block, exactly as many scalar entries as that block's ``ln1`` and ``ln2``
+tensors hold (their gammas and betas, counted from the model), drawn uniformly at random without replacement
+from the entries of the block's ``mha``, ``fc1`` and ``fc2`` tensors (weights and biases). One
+``torch.Generator`` seeded with the run's seed draws the blocks in order (:func:`control_masks`), so each seed
+trains another subset and a resumed run rebuilds its mask. The tensors holding the subset get
+``requires_grad = True``; the training loop zeroes the gradient of every other entry (:func:`mask_gradients`)
+and the optimizer gives these tensors no weight decay, so the other entries are never changed. The group cannot
+be combined with other groups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from vitplast.components import GROUPS, TRAINABLE_CHOICES
@@ -23,6 +34,9 @@ from vitplast.errors import VitplastError
 from vitplast.models.vit import ViT
 
 SELECTABLE = tuple(g for g in GROUPS if g != "head")
+LN_CONTROL = "ln-control"
+#: A mask per partially trained tensor: ``(parameter, mask)``, mask of the parameter's shape, 1.0 = trained.
+Masks = list[tuple[nn.Parameter, torch.Tensor]]
 
 
 def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
@@ -44,12 +58,18 @@ def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
         if len(set(names)) > 1:
             raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
         return ("full",)
+    if LN_CONTROL in names:
+        if len(set(names)) > 1:
+            raise VitplastError(f"--train {LN_CONTROL!r} is a control group: do not combine it with other groups")
+        return (LN_CONTROL,)
     return tuple(g for g in SELECTABLE if g in names)
 
 
 def trainable_groups(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter]]:
     """Parameters trained by ``train`` per group (always including ``head``); ``full`` lists every group."""
     groups = vit.param_groups()
+    if tuple(train) == (LN_CONTROL,):
+        return {LN_CONTROL: [p for g in ("mha", "fc1", "fc2") for p in groups[g]], "head": list(groups["head"])}
     chosen = GROUPS if tuple(train) == ("full",) else (*train, "head")
     return {g: list(groups[g]) for g in GROUPS if g in chosen}
 
@@ -63,7 +83,47 @@ def freeze_except(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter
     return selected
 
 
-def count_params(params: Sequence[nn.Parameter]) -> int:
-    """Number of scalar parameters (each tensor counted once)."""
-    seen: dict[int, int] = {id(p): p.numel() for p in params}
+def _unique(params: Sequence[nn.Parameter], exclude: set[int] | None = None) -> list[nn.Parameter]:
+    seen = set(exclude or ())
+    out = []
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def control_masks(vit: ViT, seed: int) -> Masks:
+    """The ``ln-control`` subset (module docstring) as one mask per ``mha``/``fc1``/``fc2`` tensor of every block.
+
+    Block ``b`` selects ``k_b`` = number of entries of its ``ln1`` and ``ln2`` tensors, uniformly without
+    replacement from the ``N_b`` entries of its linear tensors (flattened in the block's ``mha fc1 fc2`` order),
+    with ``torch.randperm(N_b, generator)[:k_b]``; the generator is seeded with ``seed`` once, before block 0.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    masks: Masks = []
+    for i, block in enumerate(vit.blocks):
+        norms = _unique([p for c in ("ln1", "ln2") for p in block.params[c]])
+        linear = _unique([p for c in ("mha", "fc1", "fc2") for p in block.params[c]], {id(p) for p in norms})
+        k, n = sum(p.numel() for p in norms), sum(p.numel() for p in linear)
+        if k > n:  # pragma: no cover - no ViT block has more LayerNorm than linear entries
+            raise VitplastError(f"{vit.name} block {i}: {k} LayerNorm entries but only {n} linear ones")
+        flat = torch.zeros(n)
+        flat[torch.randperm(n, generator=gen)[:k]] = 1.0
+        for p, m in zip(linear, flat.split([p.numel() for p in linear]), strict=True):
+            masks.append((p, m.view(p.shape).to(p.device)))
+    return masks
+
+
+def mask_gradients(masks: Masks) -> None:
+    """Multiply each masked parameter's gradient by its mask: unselected entries get a gradient of exactly 0."""
+    for p, m in masks:
+        if p.grad is not None:
+            p.grad.mul_(m)
+
+
+def count_params(params: Sequence[nn.Parameter], masks: Masks | None = None) -> int:
+    """Number of scalar parameters (each tensor counted once); a masked tensor counts its selected entries."""
+    selected = {id(p): int(m.sum().item()) for p, m in masks or ()}
+    seen: dict[int, int] = {id(p): selected.get(id(p), p.numel()) for p in params}
     return sum(seen.values())

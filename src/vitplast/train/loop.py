@@ -4,6 +4,7 @@ One update ``s`` (1-based in the logs) on an effective batch of ``B`` images spl
 
     loss   = sum over micro-batches of  CE_sum(micro-batch) / B      (per-sample mean over the batch)
     g      = d loss / d theta   for trainable theta only (frozen tensors have requires_grad False)
+    g     <- g * mask            for partially trained tensors (``ln-control``, :mod:`vitplast.train.groups`)
     g     <- g * min(1, clip / (||g|| + 1e-6))                        (norm logged before clipping)
     theta <- optimizer step with lr(s)                               (see :mod:`vitplast.train.optim`)
 
@@ -26,7 +27,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,7 +47,7 @@ from vitplast.train import cache
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.config import RunOptions, TrainConfig
-from vitplast.train.groups import count_params, freeze_except
+from vitplast.train.groups import LN_CONTROL, Masks, control_masks, count_params, freeze_except, mask_gradients
 from vitplast.train.optim import clip_gradients, grad_norms, lr_at, make_optimizer, set_lr
 from vitplast.train.rundir import RunDir
 from vitplast.train.scoring import HITS_FILE, Score, save_hits, score
@@ -56,20 +57,22 @@ StepCallback = Callable[[int, ViT], None]
 
 @dataclass
 class Prepared:
-    """A validated run, ready to start: model with its new head and frozen tensors, data, trainables."""
+    """A validated run, ready to start: model with its new head and frozen tensors, data, trainables, and the
+    masks of partially trained tensors (``ln-control``; empty otherwise)."""
 
     cfg: TrainConfig
     vit: ViT
     bundle: DataBundle
     groups: dict[str, list[nn.Parameter]]
     fingerprint: str
+    masks: Masks = field(default_factory=list)
 
     @property
     def params(self) -> list[nn.Parameter]:
         return [p for ps in self.groups.values() for p in ps]
 
     def param_counts(self) -> dict[str, int]:
-        return {g: count_params(ps) for g, ps in self.groups.items()}
+        return {g: count_params(ps, self.masks) for g, ps in self.groups.items()}
 
 
 @dataclass
@@ -109,7 +112,8 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
 
         init_head_from_probe(vit, bundle)
     groups = freeze_except(vit, cfg.train)
-    return Prepared(cfg, vit, bundle, groups, ck.frozen_fingerprint(vit))
+    masks = control_masks(vit, cfg.seed) if cfg.train == (LN_CONTROL,) else []
+    return Prepared(cfg, vit, bundle, groups, ck.frozen_fingerprint(vit), masks)
 
 
 def run(
@@ -213,7 +217,8 @@ class _Engine:
                  prec: Precision, progress: Progress | None) -> None:
         self.prep, self.rd, self.device, self.workers, self.opts = prep, rd, device, workers, opts
         self.prec, self.progress = prec, progress
-        self.optimizer = make_optimizer(prep.params, prep.cfg, device)
+        self.masks = [(p, m.to(device)) for p, m in prep.masks]
+        self.optimizer = make_optimizer(prep.params, prep.cfg, device, no_decay=[p for p, _ in self.masks])
         self.scaler = torch.amp.GradScaler(device.type) if prec.scaled else None
         logits = prep.vit.logits
         self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(logits) if opts.compile else logits
@@ -272,6 +277,7 @@ class _Engine:
             loss_sum += loss.detach()
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
+        mask_gradients(self.masks)
         total, per_group = grad_norms(self.prep.groups)
         loss_value = float(loss_sum)
         finite = math.isfinite(loss_value) and math.isfinite(total)

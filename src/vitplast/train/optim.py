@@ -33,20 +33,24 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(
-    params: Sequence[nn.Parameter], cfg: TrainConfig, device: torch.device | None = None
+    params: Sequence[nn.Parameter], cfg: TrainConfig, device: torch.device | None = None,
+    no_decay: Sequence[nn.Parameter] = (),
 ) -> torch.optim.Optimizer:
     """SGD (momentum ``cfg.momentum``) or AdamW over ``params`` only.
 
     Weight decay applies to tensors with two or more dimensions (weight matrices, patch projection,
-    position embedding); biases and norm scales are not decayed. On a CPU or CUDA ``device`` the fused
+    position embedding); biases and norm scales are not decayed, nor are the tensors in ``no_decay`` (partially
+    trained tensors: an entry whose gradient is always exactly 0 is then never changed by either optimizer,
+    momentum and Adam moments staying 0). On a CPU or CUDA ``device`` the fused
     implementation (one kernel for all tensors: 2.6x faster SGD and 5x faster AdamW steps on the micro-ViT on
     CPU) is used, elsewhere the multi-tensor (``foreach``) one.
     """
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
+    exempt = {id(p) for p in no_decay}
+    decay = [p for p in params if p.ndim >= 2 and id(p) not in exempt]
+    rest = [p for p in params if p.ndim < 2 or id(p) in exempt]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": rest, "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
     fused = device is not None and device.type in ("cpu", "cuda")
