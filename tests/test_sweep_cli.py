@@ -34,14 +34,15 @@ def test_paper_dry_run_writes_the_full_grid(tmp_path: Path, capsys: pytest.Captu
 def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["reproduce", "--suite", "mini", "--dry-run", "--out", str(tmp_path / "m")]) == 0
     captured = capsys.readouterr()
-    assert "135 runs" in captured.out
+    assert "162 runs" in captured.out
     err = " ".join(captured.err.split())
     assert "minimum detectable accuracy difference" in err and "textures (1200 test images)" in err
-    assert "ln1+ln2 lrs [0.001, 0.01, 0.1]" in err
+    assert "ln1+ln2 lrs [0.001, 0.01, 0.1]" in err and "ln-control lrs [0.001, 0.01, 0.1]" in err
+    assert "grid ln-control: 27 runs" in err
     plan = build_plan(load_sweep(tmp_path / "m" / "sweep.yaml"))
     assert {t.config["model"] for t in plan.tasks} == {"micro"}
     assert _run(["reproduce", "--suite", "mini", "--quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0
-    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 2 * 5 * 2
+    assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 2 * 6 * 2
 
 
 @pytest.mark.parametrize(

@@ -8,21 +8,24 @@ give 500 test images with a useful train split) are left out: a test set of 40 i
 groups apart (one image is 2.5 points).
 
 Configurations: the five components ``ln1 mha ln2 fc1 fc2`` finetuned alone (the claims compare them;
-``full`` and ``embed`` are not needed for them and would cost 40 % more), plus the linear probe;
-plasticity and bounds of every target against ``mini:source``.
+``full`` and ``embed`` are not needed for them and would cost 40 % more), the LayerNorms' parameter-matched
+control ``ln-control`` (``docs/statistics.md``: per block, as many randomly chosen linear entries as LN1 + LN2
+have), plus the linear probe; plasticity and bounds of every target against ``mini:source``.
 
 Protocol: AdamW (SGD cannot train a new head on the micro-ViT's class-token features within this
 budget), a per-group lr grid of 3 values: MHA, FC1, FC2 at ``3e-4, 1e-3, 3e-3`` (half-decade steps) and
-the LayerNorm groups, which have 64x fewer parameters and need larger steps, at ``1e-3, 1e-2, 1e-1`` (a
-decade apart: a wider range); 3 seeds; 70 steps of batch 32 (2,240 images, about half an epoch of the
+the LayerNorm groups, which have 64x fewer parameters and need larger steps, and their control at ``1e-3, 1e-2,
+1e-1`` (a decade apart: a wider range); 3 seeds; 70 steps of batch 32 (2,240 images, about half an epoch of the
 largest target: the most the budget buys at 3 seeds x 3 lrs), warm-up then cosine decay, clipping at 1.0,
 no augmentation, validation at steps 35 and 70 and the test accuracy of the best-validation checkpoint. The best lr of each group is chosen on
 validation accuracy. Each run records the correctness of every test image for the paired bootstrap.
 
-Size: 3 targets x (3 + 2 groups) x 3 lrs x 3 seeds = 135 runs, 3 probes, 3 analyses. The estimate
-printed by ``vitplast reproduce --suite mini --dry-run`` (4.9 single-thread hours: about 2.4 h with two
-1-thread trials on an idle 2-core machine) comes from the throughputs measured on the build machine below. More than 3 targets
-does not fit 2.5 h at 3 seeds x 3 lrs: the design prefers fewer targets with large test sets, so its
+Size: 3 targets x (3 + 2 + 1 groups) x 3 lrs x 3 seeds = 162 runs, 3 probes, 3 analyses. The estimate
+printed by ``vitplast reproduce --suite mini --dry-run`` (6.0 single-thread hours: about 3.0 h with two
+1-thread trials on an idle 2-core machine; the five components alone, 135 runs, 4.9 hours: 2.4 h) comes from the
+throughputs measured on the build machine below. The ``ln-control`` grid comes last and its tasks' ids are
+new, so a suite finished without it is extended by running it again (about 35 minutes on 2 cores). More than 3
+targets does not fit 2.5 h at 3 seeds x 3 lrs: the design prefers fewer targets with large test sets, so its
 claims are about these targets; whether they generalise across targets needs >= 7 targets (the smallest
 one-sided signed-rank p with n targets is 2^-n) and is reported as underpowered.
 
@@ -56,7 +59,11 @@ LABELS = {
 GROUP_LRS: dict[tuple[str, ...], tuple[float, ...]] = {
     ("mha", "fc1", "fc2"): (3e-4, 1e-3, 3e-3),
     ("ln1", "ln2"): (1e-3, 1e-2, 1e-1),
+    ("ln-control",): (1e-3, 1e-2, 1e-1),
 }
+#: Names of the grids after the first (base) one, in :data:`GROUP_LRS` order. A grid's name does not enter its
+#: tasks' ids; appending grids leaves the ids of the others unchanged (an interrupted suite resumes).
+ABLATIONS = ("layernorm-lrs", "ln-control")
 GROUPS = tuple(g for gs in GROUP_LRS for g in gs)
 SEEDS = (0, 1, 2)
 #: Steps, batch, optimizer and evaluations are declared once, in :data:`vitplast.train.config.RECIPES`
@@ -78,7 +85,9 @@ SIZES: dict[str, Sizes] = {
 #: ``finetune`` runs on ``mini:textures`` that got a whole core (process CPU time / wall time 0.99): ``full`` 23.0,
 #: ``ln1`` 34.5, evaluation about 65 (val + test passes). Other groups: ``full`` divided by their step-time ratio
 #: to ``full`` in ``benchmarks/RESULTS.md`` (finetune_speed: embed 0.65, mha 0.89, ln2 0.67, fc1 0.81, fc2 0.68).
-CPU_TRAIN_IPS = {"full": 23.0, "embed": 35.0, "ln1": 34.5, "mha": 26.0, "ln2": 34.0, "fc1": 28.0, "fc2": 34.0}
+#: ``ln-control`` is taken as ``full`` (not measured): its backward computes the gradient of every linear weight.
+CPU_TRAIN_IPS = {"full": 23.0, "embed": 35.0, "ln1": 34.5, "mha": 26.0, "ln2": 34.0, "fc1": 28.0, "fc2": 34.0,
+                 "ln-control": 23.0}
 CPU_EVAL_IPS = 65.0
 #: Seconds per task besides training and evaluation (model construction, curves figure, files), measured ~4 s.
 CPU_TASK_OVERHEAD = 4.0
@@ -126,7 +135,7 @@ def mini_suite(
         "plasticity": {"source": "mini:source", "pairs": 32 if quick else PAIRS, "mode": "embedding",
                        "batch_size": 32, "bounds": True},
         "run": {"device": "auto", "eval_batch_size": 256},
-        "ablations": [{**g, "name": "layernorm-lrs"} for g in rest],
+        "ablations": [{**g, "name": name} for g, name in zip(rest, ABLATIONS, strict=True)],
     }
     return parse_sweep(data)
 
