@@ -19,7 +19,7 @@ from vitplast.train.scoring import HITS_FILE, save_hits
 DATASETS = ["random:10", "random:11", "random:12", "random:13", "random:14"]
 GROUPS = ["full", "ln1", "mha", "ln2", "fc1", "fc2"]
 PLASTICITY = {"mha": 4.0, "fc1": 3.0, "fc2": 2.0, "ln2": 1.0, "ln1": 0.5}  # the theory's order
-QUALITY = {"full": 0.10, "mha": 0.08, "fc1": 0.06, "fc2": 0.04, "ln2": 0.02, "ln1": 0.0}
+QUALITY = {"full": 0.10, "mha": 0.08, "fc1": 0.06, "fc2": 0.04, "ln2": 0.02, "ln1": 0.0, "ln-control": 0.04}
 
 
 def accuracy(k: int, group: str, lr: float, seed: int) -> float:
@@ -37,12 +37,12 @@ def hits(k: int, acc: float) -> np.ndarray:
     return u < acc
 
 
-def fabricate(root: Path, n_datasets: int = 5) -> Plan:
-    """A finished sweep over the first ``n_datasets`` data sets (bounds for the first two analyses only:
-    drawing them is the slowest part of a report)."""
+def fabricate(root: Path, n_datasets: int = 5, groups: list[str] = GROUPS) -> Plan:
+    """A finished sweep of ``groups`` over the first ``n_datasets`` data sets (bounds for the first two analyses
+    only: drawing them is the slowest part of a report)."""
     spec = parse_sweep({
         "models": [{"spec": "timm:vit_micro_patch4_32", "label": "micro"}], "datasets": DATASETS[:n_datasets],
-        "groups": GROUPS,
+        "groups": groups,
         "lrs": [0.01, 0.1], "seeds": [0, 1, 2], "train": {"steps": 4, "batch_size": 8, "eval_every": 2},
         "plasticity": {"source": "random:9", "pairs": 8},
     })
@@ -73,7 +73,7 @@ def fabricate(root: Path, n_datasets: int = 5) -> Plan:
             c = t.config
             group = c["train"][0]
             acc = accuracy(k, group, c["lr"], c["seed"])
-            scale = {"full": 5.0, "mha": 3.0, "fc1": 2.0, "fc2": 1.5, "ln2": 0.2, "ln1": 0.1}[group]
+            scale = {"full": 5.0, "mha": 3.0, "fc1": 2.0, "fc2": 1.5, "ln2": 0.2, "ln1": 0.1, "ln-control": 0.3}[group]
             metrics = [{"kind": "train", "step": s, "loss": 1.0, "lr": c["lr"], "grad_norm": scale + 1,
                         "grad_norm_groups": {group: scale, "head": 1.0}} for s in range(1, 5)]
             metrics += [{"kind": "eval", "step": s, "val_loss": 2.0 / s, "val_acc": acc} for s in (2, 4)]
@@ -164,6 +164,28 @@ def test_report_numbers_follow_the_fabricated_results(report_dir: Path) -> None:
     assert random["status"] == "reference" and random["ci_low"] < 0 < random["ci_high"]
     tested = claims["p"].notna()
     assert (claims.loc[tested, "p_holm"] >= claims.loc[tested, "p"] - 1e-12).all()
+    control = claims.loc["LN1+LN2 finetune better than a parameter-matched control"]  # no such group was run
+    assert "not run" in control["test"] and math.isnan(control["p"])
+
+
+def test_layernorms_are_compared_with_their_parameter_matched_control(tmp_path: Path) -> None:
+    from vitplast.report import make_report
+
+    root = tmp_path / "sweep"
+    fabricate(root, n_datasets=3, groups=[*GROUPS, "ln-control"])
+    make_report(root, figures=False)
+    acc = pd.read_csv(root / "report" / "tables" / "accuracy.csv")
+    control_acc = acc[acc["group"] == "ln-control"].set_index("dataset")["acc_mean"]
+    assert control_acc.to_dict() == pytest.approx({ds: accuracy(k, "ln-control", 0.1, 1)
+                                                   for k, ds in enumerate(DATASETS[:3])})
+    claims = pd.read_csv(root / "report" / "tables" / "claims.csv").set_index("claim")
+    row = claims.loc["LN1+LN2 finetune better than a parameter-matched control (ln-control)"]
+    # mean(LN1, LN2) - control at the best lr = (0.0 + 0.02) / 2 - 0.04 on every target, on the paired images
+    assert row["effect"] == pytest.approx(-0.03)
+    assert row["ci_low"] <= row["effect"] <= row["ci_high"] < 0
+    assert row["kind"] == "baseline" and "two-sided" in row["test"] and row["n_targets"] == 3
+    assert row["status"] == "not supported" and "ahead on 0/3 targets" in row["evidence"]
+    assert row["p_holm"] >= row["p"]
 
 
 def test_partial_sweep_gives_a_partial_report(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ p-value of the report):
 * baselines every predictor must beat, scored the same way: the trainable parameter count, the theory's
   constant order MHA > FC1 > FC2 > LN2 > LN1, and a random order (its permutation null: mean 0);
 * MHA, FC1 and FC2 have the same parameter count and are compared pairwise (two-sided);
+* when the sweep ran the LayerNorms' parameter-matched control (group ``ln-control``, or ``bias``), the mean
+  over targets of ``mean(acc LN1, LN2) - acc control`` at each group's best lr, paired bootstrap (two-sided);
 * verdict of a claim "effect > 0": *supported* when the adjusted p < alpha and the effect is positive;
   *not supported* when the 95 % interval's upper end is below the minimum detectable effect (MDE) (the
   data exclude any effect this design could detect) or, for the across-target test, when the effect is
