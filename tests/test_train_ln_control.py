@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,3 +113,25 @@ def test_training_changes_only_the_selected_entries_and_reports_their_count(opti
     assert res.result["trainable_params_per_group"] == {"ln-control": 128, "head": head}
     assert res.result["trainable_params"] == 128 + head
     assert res.result["train"] == "ln-control"
+
+
+def test_resumed_run_rebuilds_the_mask_and_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    from tests.test_train_resume import Interrupt, rows, run
+    from tests.test_train_resume import tiny_vit as dropout_vit
+    from vitplast.train.evaluate import load_run_model
+
+    ref, ref_final = run(tmp_path / "a", train="ln-control")
+    with pytest.raises(Interrupt):
+        run(tmp_path / "b", stop_at=8, train="ln-control")  # resumes from the checkpoint at step 6
+    res, final = run(tmp_path / "b", resume=True, train="ln-control")
+    assert final.keys() == ref_final.keys() and all(torch.equal(final[k], ref_final[k]) for k in ref_final)
+    assert rows(tmp_path / "b") == rows(tmp_path / "a")
+    assert res["trainable_params"] == ref["trainable_params"]
+    # the finished run's model loads (same frozen tensors) and keeps the unselected entries of its base model
+    base = dropout_vit()
+    loaded = load_run_model(tmp_path / "b", dropout_vit())
+    moved = 0
+    for (p0, m), p1 in zip(control_masks(base, 5), (p for p, _ in control_masks(loaded, 5)), strict=True):
+        assert torch.equal(p1.detach()[m == 0], p0.detach()[m == 0])
+        moved += int((p1.detach()[m == 1] != p0.detach()[m == 1]).sum())
+    assert moved > 0
