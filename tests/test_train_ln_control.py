@@ -49,6 +49,15 @@ def test_parse_ln_control_alone_only() -> None:
             parse_groups(bad)
 
 
+def test_export_refuses_the_control_group() -> None:
+    from vitplast.export import select
+
+    vit = tiny_vit()
+    with pytest.raises(VitplastError, match="random subset"):
+        select(vit, "ln-control")
+    assert all(p.requires_grad for p in vit.module.parameters())  # nothing was changed
+
+
 def test_mask_size_matches_layernorms_per_block_and_covers_only_linear_tensors() -> None:
     vit = tiny_vit()
     ln, linear = naive_counts(vit)

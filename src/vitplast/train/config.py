@@ -71,8 +71,8 @@ class TrainConfig:
     model: str = option(help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ID or hf:DIR.")
     data: str = option(help="Data spec: mini:digits, cifar10, folder:PATH, ...")
     train: tuple[str, ...] = option(
-        ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, or ln-control (a random subset of the "
-        "blocks' linear entries, as many as their LayerNorms have; alone) (the head is always trained).",
+        ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, or ln-control alone (the LayerNorms' "
+        "parameter-matched control: random linear entries; docs/statistics.md). The head is always trained.",
         choices=TRAINABLE_CHOICES,
     )
     optimizer: str = option("sgd", help="Optimizer: sgd (with momentum) or adamw.", choices=OPTIMIZERS)
