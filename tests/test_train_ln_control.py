@@ -21,13 +21,18 @@ BLOCK = re.compile(r"blocks\.(\d+)\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|m
 
 
 def naive_counts(vit: ViT) -> tuple[dict[int, int], dict[int, int]]:
-    """LayerNorm and linear entries per block, from timm's parameter names."""
+    """LN1 (``norm1``: gamma and beta) and linear entries per block, from timm's parameter names."""
     ln: dict[int, int] = {}
     linear: dict[int, int] = {}
     for name, p in vit.module.named_parameters():
         m = BLOCK.search(name)
         if m:
-            target = ln if m.group(2).startswith("norm") else linear
+            if m.group(2).startswith("norm1"):
+                target = ln
+            elif m.group(2).startswith("norm"):
+                continue
+            else:
+                target = linear
             target[int(m.group(1))] = target.get(int(m.group(1)), 0) + p.numel()
     return ln, linear
 
@@ -61,7 +66,7 @@ def test_export_refuses_the_control_group() -> None:
 def test_mask_size_matches_layernorms_per_block_and_covers_only_linear_tensors() -> None:
     vit = tiny_vit()
     ln, linear = naive_counts(vit)
-    assert ln == {0: 64, 1: 64} and linear  # 2 LayerNorms x (gamma + beta) x width 16
+    assert ln == {0: 32, 1: 32} and linear  # one LayerNorm: (gamma + beta) x width 16
     assert selected_by_block(vit, 0) == ln
     masked = {id(p) for p, _ in control_masks(vit, 0)}
     names = {n for n, p in vit.module.named_parameters() if id(p) in masked}
@@ -119,8 +124,8 @@ def test_training_changes_only_the_selected_entries_and_reports_their_count(opti
     n_selected = sum(int(m.sum()) for m in masks.values())
     assert changed_selected > n_selected // 2  # (some entries, e.g. key biases, get no gradient at all)
     head = sum(p.numel() for p in vit.param_groups()["head"])
-    assert res.result["trainable_params_per_group"] == {"ln-control": 128, "head": head}
-    assert res.result["trainable_params"] == 128 + head
+    assert res.result["trainable_params_per_group"] == {"ln-control": 64, "head": head}
+    assert res.result["trainable_params"] == 64 + head
     assert res.result["train"] == "ln-control"
 
 

@@ -9,8 +9,8 @@ groups apart (one image is 2.5 points).
 
 Configurations: the five components ``ln1 mha ln2 fc1 fc2`` finetuned alone (the claims compare them;
 ``full`` and ``embed`` are not needed for them and would cost 40 % more), the LayerNorms' parameter-matched
-control ``ln-control`` (``docs/statistics.md``: per block, as many randomly chosen linear entries as LN1 + LN2
-have), plus the linear probe; plasticity and bounds of every target against ``mini:source``.
+control ``ln-control`` (``docs/statistics.md``: per block, as many randomly chosen linear entries as one
+LayerNorm group has), plus the linear probe; plasticity and bounds of every target against ``mini:source``.
 
 Protocol: AdamW (SGD cannot train a new head on the micro-ViT's class-token features within this
 budget), a per-group lr grid of 3 values: MHA, FC1, FC2 at ``3e-4, 1e-3, 3e-3`` (half-decade steps) and

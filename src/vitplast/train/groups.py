@@ -12,8 +12,9 @@ distillation and register tokens, the absolute position embedding and any norm b
 ``embed``; final norm, pooling (attention-pool / MAP heads) and classifiers to ``head``.
 
 ``ln-control`` is the parameter-matched control of the LayerNorm groups (``docs/statistics.md``, "LayerNorms vs
-a parameter-matched control"): in each block, exactly as many scalar entries as that block's ``ln1`` and ``ln2``
-tensors hold (their gammas and betas, counted from the model), drawn uniformly at random without replacement
+a parameter-matched control"): in each block, exactly as many scalar entries as that block's ``ln1`` tensors hold
+(its gamma and beta, counted from the model: the size of one LayerNorm group, each of which is trained alone),
+drawn uniformly at random without replacement
 from the entries of the block's ``mha``, ``fc1`` and ``fc2`` tensors (weights and biases). One
 ``torch.Generator`` seeded with the run's seed draws the blocks in order (:func:`control_masks`), so each seed
 trains another subset and a resumed run rebuilds its mask. The tensors holding the subset get
@@ -96,7 +97,7 @@ def _unique(params: Sequence[nn.Parameter], exclude: set[int] | None = None) -> 
 def control_masks(vit: ViT, seed: int) -> Masks:
     """The ``ln-control`` subset (module docstring) as one mask per ``mha``/``fc1``/``fc2`` tensor of every block.
 
-    Block ``b`` selects ``k_b`` = number of entries of its ``ln1`` and ``ln2`` tensors, uniformly without
+    Block ``b`` selects ``k_b`` = number of entries of its ``ln1`` tensors, uniformly without
     replacement from the ``N_b`` entries of its linear tensors (flattened in the block's ``mha fc1 fc2`` order),
     with ``torch.randperm(N_b, generator)[:k_b]``; the generator is seeded with ``seed`` once, before block 0.
     """
@@ -105,7 +106,8 @@ def control_masks(vit: ViT, seed: int) -> Masks:
     for i, block in enumerate(vit.blocks):
         norms = _unique([p for c in ("ln1", "ln2") for p in block.params[c]])
         linear = _unique([p for c in ("mha", "fc1", "fc2") for p in block.params[c]], {id(p) for p in norms})
-        k, n = sum(p.numel() for p in norms), sum(p.numel() for p in linear)
+        k = sum(p.numel() for p in _unique(list(block.params["ln1"])))
+        n = sum(p.numel() for p in linear)
         if k > n:  # pragma: no cover - no ViT block has more LayerNorm than linear entries
             raise VitplastError(f"{vit.name} block {i}: {k} LayerNorm entries but only {n} linear ones")
         flat = torch.zeros(n)
