@@ -14,6 +14,7 @@ from scipy import stats as sps
 from vitplast.report.html import Page
 from vitplast.report.selectors import (
     RANDOM,
+    ScoreTarget,
     add_section,
     benchmark,
     markdown,
@@ -113,12 +114,34 @@ def test_report_section_and_files(tmp_path: Path) -> None:
 
 
 def test_score_sweep_feeds_the_benchmark(tmp_path: Path) -> None:
-    score_sweep(tmp_path, {"m": "timm:vit_micro_patch4_32"}, ["random:6"], images=4, source="random:6",
-                random_weights=True)
-    comp = pd.DataFrame({"model": "m", "dataset": "random:6", "component": ["ln1", "mha", "ln2", "fc1", "fc2"],
+    score_sweep(tmp_path, [ScoreTarget("m", "timm:vit_micro_patch4_32", "r6", "random:6", random_weights=True)],
+                images=4, source="random:6")
+    comp = pd.DataFrame({"model": "m", "dataset": "r6", "component": ["ln1", "mha", "ln2", "fc1", "fc2"],
                          "plasticity": [1.0, 2.0, 3.0, 4.0, 5.0]})
     s = sweep_scores(tmp_path, comp)
     assert set(s["selector"]) == set(DEFAULT_SELECTORS)
     assert s[s["selector"] == "plasticity"]["score"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
     params = s[s["selector"] == "params"].set_index("group")["score"]
     assert params["mha"] == params["fc1"] > params["embed"] > params["ln1"] == params["ln2"]
+
+
+def test_scores_of_a_sweeps_targets_reach_its_report(tmp_path: Path) -> None:
+    """plan_targets reads the sweep's (model, target) cells with their table labels; the scores written for
+    them are the ones the report's selector benchmark uses."""
+    from dataclasses import replace
+
+    from tests.test_report_build import DATASETS, fabricate
+    from vitplast.report import make_report
+    from vitplast.report.selectors import plan_targets
+
+    root = tmp_path / "sweep"
+    fabricate(root, n_datasets=2)
+    targets, source = plan_targets(root)
+    assert source == "random:9"
+    assert [(t.model, t.model_spec, t.data_spec) for t in targets] == [
+        ("micro", "timm:vit_micro_patch4_32", d) for d in DATASETS[:2]]
+    score_sweep(root, [replace(t, random_weights=True) for t in targets], images=4, source="random:6")
+    make_report(root, figures=False)
+    summary = pd.read_csv(root / "report" / "tables" / "selector_benchmark.csv").set_index("selector")
+    assert set(DEFAULT_SELECTORS) <= set(summary.index)
+    assert (summary.loc[list(DEFAULT_SELECTORS), "targets"] == 2).all()

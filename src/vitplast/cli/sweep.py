@@ -236,12 +236,31 @@ def report(
     sweep_dir: Annotated[Path, typer.Argument(help="a sweep directory (from vitplast sweep or reproduce)")],
     pdf: Annotated[bool, typer.Option("--pdf", help="also write every figure as PDF (default: PNG only)")] = False,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="tables and pages only (fast)")] = False,
+    selectors: Annotated[bool, typer.Option(
+        "--selectors", help="first score the rival selectors (gradient norm, Fisher, Auto-RGN, Taylor, parameter "
+        "count, random) on the sweep's models and targets, for the selector benchmark; writes "
+        "DIR/selectors/scores.csv (about a minute per target on CPU)")] = False,
 ) -> None:
     """Write DIR/report/: report.html (self-contained), report.md, figures (PNG), tables (CSV + Markdown).
 
     tables/claims.* lists every tested claim and baseline with its test, effect, 95 % interval, raw and
-    Holm-adjusted p and verdict (docs/statistics.md)."""
+    Holm-adjusted p and verdict (docs/statistics.md). The selector benchmark compares the sweep's plasticity
+    with the rival selectors scored by --selectors (docs/selectors.md)."""
+    from vitplast.sweep import Plan
+
+    Plan.load(sweep_dir)  # a clear error before any work when DIR is not a sweep
+    if selectors:
+        _score_selectors(sweep_dir)
     _report(sweep_dir, pdf, not no_figures)
+
+
+def _score_selectors(root: Path) -> None:
+    from vitplast.cli.progress import rich_progress
+    from vitplast.report.selectors import score_plan
+
+    with rich_progress(console) as progress:
+        path = score_plan(root, progress=progress)
+    print(f"selector scores: {path}")
 
 
 def _report(root: Path, pdf: bool = False, figures: bool = True) -> Any:
@@ -293,6 +312,7 @@ def reproduce(
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic
+    from vitplast.report.selectors import SCORES_FILE
     from vitplast.suites import (
         SUITES,
         estimate,
@@ -356,6 +376,8 @@ def reproduce(
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
     outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
+    if suite == "mini" and not (out / SCORES_FILE).is_file():
+        _score_selectors(out)
     _report(out)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)

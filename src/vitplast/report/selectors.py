@@ -20,11 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from vitplast.progress import Progress, phase
 from vitplast.train.groups import SELECTABLE
 
 RANDOM = "random (expected)"
@@ -152,28 +154,65 @@ def sweep_scores(root: Path, comp: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def score_sweep(root: Path, models: dict[str, str], datasets: list[str], images: int = 32, seed: int = 0,
-                source: str = "mini:source", random_weights: bool = False) -> Path:
-    """Run every selector but ``plasticity`` (the sweep measured it) on each ``(model label -> spec, dataset)``
-    (``source``: the source set of the in-situ plasticity pairs) and write ``root/selectors/scores.csv``
-    (columns ``model, dataset, selector, group, score``)."""
+@dataclass(frozen=True)
+class ScoreTarget:
+    """One (model, target) cell of a sweep to score: labels as in the sweep's tables, specs to load."""
+
+    model: str
+    model_spec: str
+    dataset: str
+    data_spec: str
+    random_weights: bool = False
+
+
+def plan_targets(root: Path) -> tuple[list[ScoreTarget], str]:
+    """The (model, target) cells of the sweep in ``root`` (from its finetuning runs) and the source set of its
+    plasticity analyses (``mini:source`` when it has none)."""
+    from vitplast.sweep.plan import Plan
+
+    plan = Plan.load(root)
+    cells: dict[tuple[str, str], ScoreTarget] = {}
+    for t in plan.of_kind("finetune"):
+        c = t.config
+        cells.setdefault((t.model, t.dataset), ScoreTarget(t.model, c["model"], t.dataset, c["data"],
+                                                           bool(c.get("random_weights", False))))
+    sources = [t.config["source"] for t in plan.of_kind("plasticity")]
+    return list(cells.values()), (sources[0] if sources else "mini:source")
+
+
+def score_sweep(root: Path, targets: list[ScoreTarget], images: int = 32, seed: int = 0,
+                source: str = "mini:source", progress: Progress | None = None) -> Path:
+    """Run every selector but ``plasticity`` (the sweep measured it) on each target, with ``images`` training
+    images (``source``: the source set of the in-situ plasticity pairs), and write ``root/selectors/scores.csv``
+    (columns ``model, dataset, selector, group, score``; labels as in the sweep's tables)."""
     from vitplast.io import write_text_atomic
     from vitplast.models import load_model
     from vitplast.selectors import DEFAULT_SELECTORS, get_selector, load_selector_data
 
+    names = [n for n in DEFAULT_SELECTORS if n != "plasticity"]
+    advance = phase(progress, "selectors", len(targets) * len(names))
     rows = []
-    for label, spec in models.items():
-        vit = load_model(spec, random_weights=random_weights, seed=seed)
-        for ds in datasets:
-            data = load_selector_data(vit, ds, images, seed, source=source)
-            for name in DEFAULT_SELECTORS:
-                if name != "plasticity":
-                    s = get_selector(name)(vit, data)
-                    rows += [{"model": label, "dataset": ds, "selector": name, "group": g, "score": v}
-                             for g, v in s.groups.items()]
+    models: dict[tuple[str, bool], Any] = {}
+    for t in targets:
+        key = (t.model_spec, t.random_weights)
+        if key not in models:
+            models[key] = load_model(t.model_spec, random_weights=t.random_weights, seed=seed)
+        vit = models[key]
+        data = load_selector_data(vit, t.data_spec, images, seed, source=source)
+        for name in names:
+            s = get_selector(name)(vit, data)
+            rows += [{"model": t.model, "dataset": t.dataset, "selector": name, "group": g, "score": v}
+                     for g, v in s.groups.items()]
+            advance(1)
     path = Path(root) / SCORES_FILE
     write_text_atomic(path, pd.DataFrame(rows).to_csv(index=False))
     return path
+
+
+def score_plan(root: Path, images: int = 32, seed: int = 0, progress: Progress | None = None) -> Path:
+    """:func:`score_sweep` on every (model, target) cell of the sweep in ``root`` (:func:`plan_targets`)."""
+    targets, source = plan_targets(root)
+    return score_sweep(root, targets, images, seed, source, progress)
 
 
 def figure(bench: SelectorBenchmark, path: Path) -> Path | None:
