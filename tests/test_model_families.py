@@ -45,6 +45,8 @@ def _library_states(vit: ViT, x: torch.Tensor) -> tuple[torch.Tensor | None, tor
     if vit.library == "timm":
         return None, m.forward_features(x)
     out = vit.backbone(pixel_values=x, output_hidden_states=True)  # type: ignore[attr-defined]
+    if out.hidden_states is None:  # transformers 4.x SigLIP: only the outer SiglipVisionModel collects them
+        return None, out.last_hidden_state
     return out.hidden_states[0], vit.final_norm(out.hidden_states[-1])
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vitplast.errors import VitplastError
@@ -92,23 +93,37 @@ def _scale_of(layer: Any, ls_module: str, ls_param: str) -> Tensor | None:
     return p if isinstance(p, Tensor) else None
 
 
+def _gated(act_fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """The gate of a stacked ``[gate; value]`` projection: ``[u_g, u_v] -> act(u_g) * u_v``."""
+
+    def gate(u: Tensor) -> Tensor:
+        g, v = u.chunk(2, dim=-1)
+        out: Tensor = act_fn(g) * v
+        return out
+
+    return gate
+
+
 def _mlp_parts(layer: Any, where: str) -> tuple[LinearMap, Callable[[Tensor], Tensor], nn.Linear]:
     """``(fc1, act, fc2 linear)`` in either layout; DINOv2's SwiGLU FFN stacks ``[gate; up]`` as fc1."""
     mlp = getattr(layer, "mlp", None)
-    if mlp is not None and hasattr(mlp, "gate_proj"):
-        act_fn = mlp.act_fn
-
-        def gate(u: Tensor) -> Tensor:
-            g, v = u.chunk(2, dim=-1)
-            out: Tensor = act_fn(g) * v
-            return out
-
-        return LinearMap([mlp.gate_proj, mlp.up_proj]), gate, mlp.down_proj
-    if mlp is not None and hasattr(mlp, "fc1"):  # transformers 5.x (and CLIP / SigLIP)
-        return LinearMap([mlp.fc1]), mlp.activation_fn, mlp.fc2
+    if mlp is not None and hasattr(mlp, "gate_proj"):  # DINOv2 SwiGLU, 5.x
+        return LinearMap([mlp.gate_proj, mlp.up_proj]), _gated(mlp.act_fn), mlp.down_proj
+    if mlp is not None and hasattr(mlp, "weights_in"):  # DINOv2 SwiGLU, 4.x: one stacked [gate; up] projection
+        return LinearMap([mlp.weights_in]), _gated(F.silu), mlp.weights_out
+    if mlp is not None and hasattr(mlp, "fc1"):  # 5.x, CLIP / SigLIP, DINOv2 (4.x calls its act "activation")
+        return LinearMap([mlp.fc1]), _first(mlp, "activation_fn", "activation"), mlp.fc2
     if hasattr(layer, "intermediate"):  # transformers 4.x
         return LinearMap([layer.intermediate.dense]), layer.intermediate.intermediate_act_fn, layer.output.dense
     raise VitplastError(f"{where}: unrecognised HF MLP layout")
+
+
+def _shared_bias(backbone: Any) -> nn.Module | None:
+    """BEiT's relative position bias shared by all layers: on the model (5.x) or on the encoder (4.x)."""
+    shared = getattr(backbone, "shared_position_bias", None)
+    if shared is None:
+        shared = getattr(getattr(backbone, "encoder", None), "relative_position_bias", None)
+    return shared if isinstance(shared, nn.Module) else None
 
 
 def _projections(att: Any, where: str) -> tuple[nn.Linear, nn.Linear, nn.Linear, nn.Linear]:
@@ -140,7 +155,7 @@ class HFViT(ViT):
         self.kind = kind
         self.module = model
         blocks = [self._parse_layer(i, layer, name) for i, layer in enumerate(_layers(backbone))]
-        shared = getattr(backbone, "shared_position_bias", None)
+        shared = _shared_bias(backbone)
         if blocks and isinstance(shared, nn.Module):
             blocks[0].params["mha"] += list(shared.parameters())
         classifier = getattr(model, "classifier", None)
@@ -160,13 +175,18 @@ class HFViT(ViT):
         s1 = _scale_of(layer, "layer_scale1", "lambda_1")
         s2 = _scale_of(layer, "layer_scale2", "lambda_2")
         heads = int(self.backbone.config.num_attention_heads)
-        rel = getattr(layer, "relative_position_bias", None)
-        shared = getattr(self.backbone, "shared_position_bias", None)
+        v4 = not hasattr(att, "q_proj")
+        # BEiT's own relative position bias: on the layer (5.x) or inside the self-attention (4.x)
+        rel = getattr(att.attention if v4 else layer, "relative_position_bias", None)
+        shared = _shared_bias(self.backbone)
 
         def call(x: Tensor) -> Tensor:
             if rel is None and shared is None:
                 return _first_output(att(x))
-            return _first_output(att(x, attention_mask=self._rel_bias(rel, x.shape[1])))
+            if v4:  # 4.x adds its own bias at the native grid (from `resolution`) and takes the shared one as a tensor
+                bias = None if shared is None else self._rel_bias([shared], x.shape[1])
+                return _first_output(att(x, relative_position_bias=bias, resolution=self._resolution()))
+            return _first_output(att(x, attention_mask=self._rel_bias([rel, shared], x.shape[1])))
 
         def attention() -> AttentionWeights:
             wo: Tensor = o.weight
@@ -194,13 +214,15 @@ class HFViT(ViT):
             mha_unbounded="relative position bias" if rel is not None or shared is not None else None,
         )
 
-    def _rel_bias(self, own: Any, n: int) -> Tensor:
-        """BEiT's relative position bias ``[1, H, n, n]`` at the native grid: the layer's own plus the shared one."""
-        cfg = self.backbone.config
-        size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
-        window = (size // cfg.patch_size, size // cfg.patch_size)
-        mods = [m for m in (own, getattr(self.backbone, "shared_position_bias", None)) if m is not None]
-        out: Tensor = sum(m(window, False, dim_size=n) for m in mods)
+    def _resolution(self) -> tuple[int, int]:
+        size = self.backbone.config.image_size
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def _rel_bias(self, mods: list[Any], n: int) -> Tensor:
+        """BEiT's relative position bias ``[1, H, n, n]`` at the native grid: the sum of ``mods``' biases."""
+        h, w = self._resolution()
+        window = (h // self.backbone.config.patch_size, w // self.backbone.config.patch_size)
+        out: Tensor = sum(m(window, False, dim_size=n) for m in mods if m is not None)
         return out
 
     # --- forward pieces --------------------------------------------------------------------------------
