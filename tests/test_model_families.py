@@ -210,7 +210,7 @@ V4_CASES = {**{n: FAMILIES[n] for n in HF_NAMES}, "hf-beit-shared-bias": HF_BEIT
 
 
 @pytest.mark.parametrize("layout", ["installed", "4.x"])
-@pytest.mark.parametrize("name", [n for n in V4_CASES if n != "hf-deit-distilled"])
+@pytest.mark.parametrize("name", list(V4_CASES))
 def test_hf_directories_of_every_family_load_with_the_same_weights(name: str, layout: str, tmp_path: Path) -> None:
     """A directory saved by the installed transformers, or with the 4.x checkpoint keys, loads the same weights."""
     raw: Any = V4_CASES[name]()
@@ -250,6 +250,59 @@ def test_hf_4x_module_layout_computes_what_5x_computes(name: str) -> None:
         for gs in (_assert_groups_partition_and_place(v4), v5.param_groups())
     ]
     assert sizes[0] == sizes[1]
+
+
+def _library_logits(raw: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """The library model's own class scores (None for a bare backbone, which has none)."""
+    out = raw(x) if isinstance(raw, torch.nn.Module) and hasattr(raw, "forward_head") else raw(pixel_values=x)
+    return out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_logits_are_the_library_forward_and_a_new_head_reads_pre_logits(name: str, capsys: Any) -> None:
+    """Before reset: logits = the library's own forward (a bare backbone is said to get a new head, on stderr
+    and in ``notes``). After reset_head: logits = classifier(pre_logits), the contract the probe head uses."""
+    raw: Any = FAMILIES[name]()
+    vit = as_vit(raw, name)
+    x, _ = _pairs(vit, 3)
+    with torch.no_grad():
+        lib = _library_logits(raw, x)
+        bare = lib is None
+        if not bare:
+            torch.testing.assert_close(vit.logits(x), lib, rtol=0, atol=0)
+    err = capsys.readouterr().err
+    assert bool(vit.notes) == bare and err.count("warning:") == int(bare)
+    if bare:
+        assert vit.notes[0] in err and f"{type(raw).__name__} has no classification head" in vit.notes[0]
+    vit.reset_head(3)
+    with torch.no_grad():
+        logits = vit.logits(x)
+        assert logits.shape == (3, 3)
+        torch.testing.assert_close(logits, vit.classifier(vit.pre_logits(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["timm-distilled-deit", "hf-deit-distilled"])
+def test_distilled_deit_averages_two_heads_and_gets_one_new_head(name: str) -> None:
+    """Eval prediction = (head(c) + head_dist(t)) / 2 on the final-normed class / distillation tokens (the library's
+    forward), pre_logits = (c + t) / 2; after reset_head both heads are one layer, in group ``head`` once."""
+    raw: Any = FAMILIES[name]()
+    vit = as_vit(raw, name)
+    heads = ("head", "head_dist") if vit.library == "timm" else ("cls_classifier", "distillation_classifier")
+    x, _ = _pairs(vit, 3)
+    with torch.no_grad():
+        h = vit.final_norm(vit.last_block_output(x))
+        c, t = h[:, 0], h[:, 1]
+        want = (getattr(raw, heads[0])(c) + getattr(raw, heads[1])(t)) / 2
+        torch.testing.assert_close(vit.logits(x), want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(vit.pre_logits(x), (c + t) / 2, rtol=1e-5, atol=1e-6)
+        assert vit.classifier is getattr(raw, heads[0])
+    vit.reset_head(4)
+    assert getattr(raw, heads[1]) is getattr(raw, heads[0]) is vit.classifier
+    head_ids = {id(p) for p in vit.param_groups()["head"]}
+    assert {id(vit.classifier.weight), id(vit.classifier.bias)} <= head_ids
+    with torch.no_grad():
+        w, b = vit.classifier.weight, vit.classifier.bias
+        torch.testing.assert_close(vit.logits(x), ((c + t) / 2) @ w.T + b, rtol=1e-5, atol=1e-6)
 
 
 def test_layerscaled_mha_bound_survives_adversarial_search() -> None:

@@ -257,7 +257,12 @@ class TimmViT(ViT):
         return out
 
     def _reset_classifier(self, num_classes: int) -> None:
-        self.module.reset_classifier(num_classes)  # type: ignore[operator]
+        """timm's new head; a distilled DeiT's two new heads are one layer (``head_dist`` is ``head``), so its
+        eval forward ``(head(c) + head_dist(t)) / 2`` equals ``classifier(pre_logits)`` with ``pre_logits = (c + t) / 2``."""
+        model: Any = self.module
+        model.reset_classifier(num_classes)
+        if isinstance(getattr(model, "head_dist", None), nn.Linear):
+            model.head_dist = model.head
 
     def embed_params(self) -> list[nn.Parameter]:
         model: Any = self.module
