@@ -245,6 +245,7 @@ class TimmViT(ViT):
         return out
 
     def pre_logits(self, x: Tensor) -> Tensor:
+        """timm's ``forward_head(pre_logits=True)``: for distilled DeiT the mean ``(c + t) / 2`` of the two tokens."""
         model: Any = self.module
         out: Tensor = model.forward_head(model.forward_features(x), pre_logits=True)
         return out
