@@ -100,3 +100,11 @@ HF_FAMILIES: dict[str, Callable[[], nn.Module]] = {
     ),
 }
 FAMILIES = TIMM_FAMILIES | HF_FAMILIES
+#: BEiT with a relative position bias per layer and one shared by all layers (transformers 4.x keeps both elsewhere).
+HF_BEIT_SHARED_BIAS = _hf(
+    "BeitForImageClassification",
+    "BeitConfig",
+    use_relative_position_bias=True,
+    use_shared_relative_position_bias=True,
+    layer_scale_init_value=0.1,
+)

@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import transformers
+from safetensors.torch import save_file
 
-from tests.model_families import FAMILIES
+from tests.hf_v4_layout import as_v4_layout
+from tests.model_families import FAMILIES, HF_BEIT_SHARED_BIAS
 from vitplast.bounds.compute import compute_bounds
 from vitplast.components import COMPONENTS
 from vitplast.models import ViT, as_vit, load_model
@@ -45,6 +48,8 @@ def _library_states(vit: ViT, x: torch.Tensor) -> tuple[torch.Tensor | None, tor
     if vit.library == "timm":
         return None, m.forward_features(x)
     out = vit.backbone(pixel_values=x, output_hidden_states=True)  # type: ignore[attr-defined]
+    if out.hidden_states is None:  # transformers 4.x SigLIP: only the outer SiglipVisionModel collects them
+        return None, out.last_hidden_state
     return out.hidden_states[0], vit.final_norm(out.hidden_states[-1])
 
 
@@ -82,6 +87,9 @@ PLACEMENT = [
     (r"relative_position_bias_table$", "mha"),
     (r"(q_bias|v_bias)$", "mha"),
     (r"(^|\.)(head|head_dist|classifier|fc_norm|attn_pool)\.", "head"),
+    (r"attention\.(attention\.(query|key|value)|output\.dense)\.(weight|bias)$", "mha"),  # transformers 4.x
+    (r"(intermediate\.dense|mlp\.weights_in)\.(weight|bias)$", "fc1"),
+    (r"(output\.dense|mlp\.weights_out)\.(weight|bias)$", "fc2"),
     (r"(norm1|layernorm_before|layer_norm1)\.(weight|bias)$", "ln1"),
     (r"(norm2|layernorm_after|layer_norm2)\.(weight|bias)$", "ln2"),
     (r"(attn|attention|self_attn)\.(qkv|q_proj|k_proj|v_proj|proj|o_proj|out_proj)\.(weight|bias)$", "mha"),
@@ -90,9 +98,8 @@ PLACEMENT = [
 ]
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
-def test_groups_partition_the_model_and_train_exactly_the_named_parameters(name: str) -> None:
-    vit = family(name)
+def _assert_groups_partition_and_place(vit: ViT) -> dict[str, list[torch.nn.Parameter]]:
+    """The groups are disjoint, cover the model, and put each named kind of parameter where PLACEMENT says."""
     groups = vit.param_groups()
     owner = {id(p): g for g, ps in groups.items() for p in ps}
     assert sum(len(ps) for ps in groups.values()) == len(owner) == len(list(vit.module.parameters()))
@@ -102,6 +109,13 @@ def test_groups_partition_the_model_and_train_exactly_the_named_parameters(name:
             if re.search(pattern, pname):
                 assert owner[id(p)] == group, f"{pname} is in {owner[id(p)]}, expected {group}"
                 break
+    return groups
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_groups_partition_the_model_and_train_exactly_the_named_parameters(name: str) -> None:
+    vit = family(name)
+    groups = _assert_groups_partition_and_place(vit)
     x, _ = _pairs(vit, 2)
 
     def trained(train: tuple[str, ...]) -> set[int]:
@@ -187,16 +201,108 @@ def test_tokens_in_the_ratio_are_all_prefix_tokens_and_patches() -> None:
     assert family("hf-siglip-vision").seq_len() == 16
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if n.startswith("hf-") and n != "hf-deit-distilled"])
-def test_hf_directories_of_every_family_load_with_the_same_weights(name: str, tmp_path: Path) -> None:
-    raw: Any = FAMILIES[name]()
+HF_NAMES = [n for n in FAMILIES if n.startswith("hf-")]
+TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
+needs_5x = pytest.mark.skipif(not TRANSFORMERS_5, reason="rewrites a transformers 5.x model into the 4.x layout")
+
+
+V4_CASES = {**{n: FAMILIES[n] for n in HF_NAMES}, "hf-beit-shared-bias": HF_BEIT_SHARED_BIAS}
+
+
+@pytest.mark.parametrize("layout", ["installed", "4.x"])
+@pytest.mark.parametrize("name", list(V4_CASES))
+def test_hf_directories_of_every_family_load_with_the_same_weights(name: str, layout: str, tmp_path: Path) -> None:
+    """A directory saved by the installed transformers, or with the 4.x checkpoint keys, loads the same weights."""
+    raw: Any = V4_CASES[name]()
     raw.save_pretrained(tmp_path)
+    if layout == "4.x":  # same config, weights under the 4.x keys (checked against transformers 4.57.6)
+        state = as_v4_layout(V4_CASES[name]()).state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
     original = as_vit(raw)
     vit = load_model(f"hf:{tmp_path}")
     x, _ = _pairs(original, 2)
     with torch.no_grad():
-        torch.testing.assert_close(vit.last_block_output(x), original.last_block_output(x))
+        torch.testing.assert_close(vit.last_block_output(x), original.last_block_output(x), rtol=0, atol=0)
+        if original.num_classes:
+            torch.testing.assert_close(vit.logits(x), original.logits(x), rtol=0, atol=0)
     assert type(vit.backbone) is type(original.backbone)  # type: ignore[attr-defined]
+
+
+@needs_5x
+@pytest.mark.parametrize("name", list(V4_CASES))
+def test_hf_4x_module_layout_computes_what_5x_computes(name: str) -> None:
+    """The 4.x module tree of every HF family (tests/hf_v4_layout.py) gives the same components, ratios, bound
+    status and groups as the 5.x model it was rebuilt from; the 5.x model is checked against the library above."""
+    v5 = as_vit(V4_CASES[name](), name)
+    v4_module: Any = as_v4_layout(V4_CASES[name]())
+    v4 = as_vit(v4_module, name)
+    q = next(m for n, m in v4_module.named_modules() if n.endswith(("attention.attention.query", "self_attn.q_proj")))
+    assert v4.blocks[0].attention().q is q.weight, "the 4.x projections were not the ones parsed"
+    x, y = _pairs(v5)
+    for mode in ("embedding", "insitu"):
+        p4 = measure_plasticity(v4, x, y, mode=mode, keep_pairs=True).pairs
+        p5 = measure_plasticity(v5, x, y, mode=mode, keep_pairs=True).pairs
+        np.testing.assert_allclose(p4, p5, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(p4, naive_plasticity(v4, x, y, mode=mode), rtol=2e-5, atol=1e-9)
+    assert [b.mha_unbounded for b in v4.blocks] == [b.mha_unbounded for b in v5.blocks]
+    sizes = [
+        {g: sum(p.numel() for p in ps) for g, ps in gs.items()}
+        for gs in (_assert_groups_partition_and_place(v4), v5.param_groups())
+    ]
+    assert sizes[0] == sizes[1]
+
+
+def _library_logits(raw: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """The library model's own class scores (None for a bare backbone, which has none)."""
+    out = raw(x) if isinstance(raw, torch.nn.Module) and hasattr(raw, "forward_head") else raw(pixel_values=x)
+    return out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_logits_are_the_library_forward_and_a_new_head_reads_pre_logits(name: str, capsys: Any) -> None:
+    """Before reset: logits = the library's own forward (a bare backbone is said to get a new head, on stderr
+    and in ``notes``). After reset_head: logits = classifier(pre_logits), the contract the probe head uses."""
+    raw: Any = FAMILIES[name]()
+    vit = as_vit(raw, name)
+    x, _ = _pairs(vit, 3)
+    with torch.no_grad():
+        lib = _library_logits(raw, x)
+        bare = lib is None
+        if not bare:
+            torch.testing.assert_close(vit.logits(x), lib, rtol=0, atol=0)
+    err = capsys.readouterr().err
+    assert bool(vit.notes) == bare and err.count("warning:") == int(bare)
+    if bare:
+        assert vit.notes[0] in err and f"{type(raw).__name__} has no classification head" in vit.notes[0]
+    vit.reset_head(3)
+    with torch.no_grad():
+        logits = vit.logits(x)
+        assert logits.shape == (3, 3)
+        torch.testing.assert_close(logits, vit.classifier(vit.pre_logits(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["timm-distilled-deit", "hf-deit-distilled"])
+def test_distilled_deit_averages_two_heads_and_gets_one_new_head(name: str) -> None:
+    """Eval prediction = (head(c) + head_dist(t)) / 2 on the final-normed class / distillation tokens (the library's
+    forward), pre_logits = (c + t) / 2; after reset_head both heads are one layer, in group ``head`` once."""
+    raw: Any = FAMILIES[name]()
+    vit = as_vit(raw, name)
+    heads = ("head", "head_dist") if vit.library == "timm" else ("cls_classifier", "distillation_classifier")
+    x, _ = _pairs(vit, 3)
+    with torch.no_grad():
+        h = vit.final_norm(vit.last_block_output(x))
+        c, t = h[:, 0], h[:, 1]
+        want = (getattr(raw, heads[0])(c) + getattr(raw, heads[1])(t)) / 2
+        torch.testing.assert_close(vit.logits(x), want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(vit.pre_logits(x), (c + t) / 2, rtol=1e-5, atol=1e-6)
+        assert vit.classifier is getattr(raw, heads[0])
+    vit.reset_head(4)
+    assert getattr(raw, heads[1]) is getattr(raw, heads[0]) is vit.classifier
+    head_ids = {id(p) for p in vit.param_groups()["head"]}
+    assert {id(vit.classifier.weight), id(vit.classifier.bias)} <= head_ids
+    with torch.no_grad():
+        w, b = vit.classifier.weight, vit.classifier.bias
+        torch.testing.assert_close(vit.logits(x), ((c + t) / 2) @ w.T + b, rtol=1e-5, atol=1e-6)
 
 
 def test_layerscaled_mha_bound_survives_adversarial_search() -> None:

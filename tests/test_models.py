@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,10 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tests.tiny_models import tiny_hf, tiny_timm, to_v4_key
+from tests.hf_v4_layout import as_v4_layout
+from tests.tiny_models import tiny_hf, tiny_timm
 from vitplast.errors import VitplastError
 from vitplast.models import as_vit, load_model
-from vitplast.models.hf_adapter import wrap_hf
 from vitplast.plasticity import measure_plasticity
 from vitplast.reference import naive_plasticity
 
@@ -67,8 +68,8 @@ def _save_hf(tmp_path: Path, v4: bool, preprocessor: dict | None = None) -> tupl
     model.save_pretrained(d)
     if v4:  # rewrite the checkpoint in the transformers 4.x key layout
         f = d / "model.safetensors"
-        state = load_file(str(f))
-        save_file({to_v4_key(k): v for k, v in state.items()}, str(f), metadata={"format": "pt"})
+        state = as_v4_layout(copy.deepcopy(model)).state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(f), metadata={"format": "pt"})
         assert any("encoder.layer.0.attention.attention.query" in k for k in load_file(str(f)))
     if preprocessor is not None:
         (d / "preprocessor_config.json").write_text(json.dumps(preprocessor))
@@ -115,50 +116,6 @@ def test_timm_preprocessing_comes_from_the_model() -> None:
     assert vit.data_config.mean == pytest.approx((0.5, 0.5, 0.5))
     deit = as_vit(timm.create_model("deit_tiny_patch16_224", pretrained=False))
     assert deit.data_config.mean == pytest.approx((0.485, 0.456, 0.406))
-
-
-class _V4Attention(nn.Module):
-    """The transformers 4.x ViTAttention layout (attention.{query,key,value}, output.dense), returning a tuple."""
-
-    def __init__(self, v5: nn.Module) -> None:
-        super().__init__()
-        self.v5 = [v5]
-        self.attention = nn.Module()
-        self.attention.query, self.attention.key, self.attention.value = v5.q_proj, v5.k_proj, v5.v_proj
-        self.output = nn.Module()
-        self.output.dense = v5.o_proj
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.v5[0](h)[0],)
-
-
-def _as_v4_modules(model: nn.Module) -> nn.Module:
-    """Re-arrange a 5.x HF ViT's modules into the 4.x module tree (same parameters, same maths)."""
-    vit = model.vit
-    layers = nn.ModuleList()
-    for layer in vit.layers:
-        new = nn.Module()
-        new.attention = _V4Attention(layer.attention)
-        new.layernorm_before, new.layernorm_after = layer.layernorm_before, layer.layernorm_after
-        new.intermediate = nn.Module()
-        new.intermediate.dense, new.intermediate.intermediate_act_fn = layer.mlp.fc1, layer.mlp.activation_fn
-        new.output = nn.Module()
-        new.output.dense = layer.mlp.fc2
-        layers.append(new)
-    del vit.layers
-    vit.encoder = nn.Module()
-    vit.encoder.layer = layers
-    return model
-
-
-def test_hf_4x_module_layout_is_recognised() -> None:
-    model = tiny_hf(seed=4)
-    x, y = _imgs(6, 16, 5), _imgs(6, 16, 6)
-    ref = measure_plasticity(model, x, y).table
-    v4 = wrap_hf(_as_v4_modules(tiny_hf(seed=4)))
-    assert v4.blocks[0].attention().q is v4.module.vit.encoder.layer[0].attention.attention.query.weight
-    np.testing.assert_allclose(measure_plasticity(v4, x, y).table["mean"], ref["mean"], rtol=1e-6)
-    _assert_partition(v4)
 
 
 def test_bare_hf_vitmodel_gets_a_head() -> None:

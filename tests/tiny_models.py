@@ -119,24 +119,6 @@ def timm_to_hf(m: VisionTransformer):  # type: ignore[no-untyped-def]
     return hf.eval()
 
 
-# transformers 4.x names of the 5.x keys (save_pretrained layout of 4.x).
-V4_RENAMES = [
-    ("vit.layers.", "vit.encoder.layer."),
-    ("attention.q_proj", "attention.attention.query"),
-    ("attention.k_proj", "attention.attention.key"),
-    ("attention.v_proj", "attention.attention.value"),
-    ("attention.o_proj", "attention.output.dense"),
-    ("mlp.fc1", "intermediate.dense"),
-    ("mlp.fc2", "output.dense"),
-]
-
-
-def to_v4_key(key: str) -> str:
-    for a, b in V4_RENAMES:
-        key = key.replace(a, b)
-    return key
-
-
 def tiny_train_vit(seed: int = 0) -> ViT:
     """A 2-block, width-16 ViT for 16 px images with 7 classes, for training-engine tests."""
     torch.manual_seed(seed)

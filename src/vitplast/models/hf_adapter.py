@@ -1,11 +1,13 @@
 """Adapter for Hugging Face transformers vision transformers: the only module that knows their module names.
 
 Supported model types (``docs/model-families.md``): ``vit``, ``deit``, ``dinov2``, ``dinov2_with_registers``,
-``beit``, ``clip_vision_model`` and ``siglip_vision_model`` (a bare backbone gets a linear classifier on its own
-pooled output). Both module layouts are recognised: transformers 4.x (``encoder.layer.N.attention.attention.query``,
-``attention.output.dense``, ``intermediate.dense``, ``output.dense``) and 5.x (``layers.N.attention.q_proj``,
-``attention.o_proj``, ``mlp.fc1``, ``mlp.fc2``). Checkpoint directories saved by either version load with the
-installed transformers (5.x renames 4.x keys when loading).
+``beit``, ``clip_vision_model`` and ``siglip_vision_model``. A bare backbone gets a linear classifier on its own
+pooled output (and the user is told, :meth:`ViT.note`); DeiT with teacher keeps its two heads, averaged.
+Both module layouts are recognised: transformers 4.x (``encoder.layer.N.attention.attention.query``,
+``attention.output.dense``, ``intermediate.dense``, ``output.dense``; DINOv2's ``mlp.activation`` and
+``weights_in``; BEiT's bias inside the self-attention) and 5.x (``layers.N.attention.q_proj``, ``attention.o_proj``,
+``mlp.fc1``, ``mlp.fc2``); ``docs/model-families.md`` lists every difference. Checkpoint directories saved by
+either version load with the installed transformers (5.x renames 4.x keys when loading).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vitplast.errors import VitplastError
@@ -52,12 +56,16 @@ def is_hf_vit(module: nn.Module) -> bool:
     return _backbone(module) is not None
 
 
+#: Model types whose pooler (a dense + tanh layer that their image classifiers do not use) is skipped.
+_UNUSED_POOLERS = ("vit", "deit")
+
+
 def _pool(backbone: Any, pixel_values: Tensor) -> Tensor:
     """The backbone's own image feature: its pooled output (CLIP class token, SigLIP attention pool, BEiT mean)
     where it has one, else the final-normed class token."""
     out = backbone(pixel_values=pixel_values)
     pooled = getattr(out, "pooler_output", None)
-    if pooled is not None and backbone.config.model_type != "vit":  # ViT's pooler is an untrained tanh layer
+    if pooled is not None and backbone.config.model_type not in _UNUSED_POOLERS:
         return pooled
     h: Tensor = out.last_hidden_state
     return h[:, 0] if backbone.config.model_type != "siglip_vision_model" else h.mean(1)
@@ -77,6 +85,23 @@ class HFClassifier(nn.Module):
         return out
 
 
+#: Attribute names of classification layers: a classifier, or DeiT's class and distillation (teacher) heads.
+_HEADS = ("classifier", "cls_classifier", "distillation_classifier")
+
+
+def _bare_note(name: str, module: nn.Module, backbone: Any) -> str:
+    """What a bare backbone's logits are: the one line the user is told when it is wrapped."""
+    kind = backbone.config.model_type
+    feature = {"siglip_vision_model": "attention-pool (MAP) output", "beit": "pooled output"}.get(
+        kind, "final-normed class token"
+    )
+    unused = " (its pooler layer is not used)" if kind in _UNUSED_POOLERS and getattr(backbone, "pooler", None) else ""
+    return (
+        f"{name}: {type(module).__name__} has no classification head; vitplast classifies its {feature}"
+        f"{unused} with a new linear layer, created by reset_head (until then logits are that feature)"
+    )
+
+
 def _first_output(out: Any) -> Tensor:
     return out[0] if isinstance(out, tuple | list) else out
 
@@ -92,23 +117,37 @@ def _scale_of(layer: Any, ls_module: str, ls_param: str) -> Tensor | None:
     return p if isinstance(p, Tensor) else None
 
 
+def _gated(act_fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """The gate of a stacked ``[gate; value]`` projection: ``[u_g, u_v] -> act(u_g) * u_v``."""
+
+    def gate(u: Tensor) -> Tensor:
+        g, v = u.chunk(2, dim=-1)
+        out: Tensor = act_fn(g) * v
+        return out
+
+    return gate
+
+
 def _mlp_parts(layer: Any, where: str) -> tuple[LinearMap, Callable[[Tensor], Tensor], nn.Linear]:
     """``(fc1, act, fc2 linear)`` in either layout; DINOv2's SwiGLU FFN stacks ``[gate; up]`` as fc1."""
     mlp = getattr(layer, "mlp", None)
-    if mlp is not None and hasattr(mlp, "gate_proj"):
-        act_fn = mlp.act_fn
-
-        def gate(u: Tensor) -> Tensor:
-            g, v = u.chunk(2, dim=-1)
-            out: Tensor = act_fn(g) * v
-            return out
-
-        return LinearMap([mlp.gate_proj, mlp.up_proj]), gate, mlp.down_proj
-    if mlp is not None and hasattr(mlp, "fc1"):  # transformers 5.x (and CLIP / SigLIP)
-        return LinearMap([mlp.fc1]), mlp.activation_fn, mlp.fc2
+    if mlp is not None and hasattr(mlp, "gate_proj"):  # DINOv2 SwiGLU, 5.x
+        return LinearMap([mlp.gate_proj, mlp.up_proj]), _gated(mlp.act_fn), mlp.down_proj
+    if mlp is not None and hasattr(mlp, "weights_in"):  # DINOv2 SwiGLU, 4.x: one stacked [gate; up] projection
+        return LinearMap([mlp.weights_in]), _gated(F.silu), mlp.weights_out
+    if mlp is not None and hasattr(mlp, "fc1"):  # 5.x, CLIP / SigLIP, DINOv2 (4.x calls its act "activation")
+        return LinearMap([mlp.fc1]), _first(mlp, "activation_fn", "activation"), mlp.fc2
     if hasattr(layer, "intermediate"):  # transformers 4.x
         return LinearMap([layer.intermediate.dense]), layer.intermediate.intermediate_act_fn, layer.output.dense
     raise VitplastError(f"{where}: unrecognised HF MLP layout")
+
+
+def _shared_bias(backbone: Any) -> nn.Module | None:
+    """BEiT's relative position bias shared by all layers: on the model (5.x) or on the encoder (4.x)."""
+    shared = getattr(backbone, "shared_position_bias", None)
+    if shared is None:
+        shared = getattr(getattr(backbone, "encoder", None), "relative_position_bias", None)
+    return shared if isinstance(shared, nn.Module) else None
 
 
 def _projections(att: Any, where: str) -> tuple[nn.Linear, nn.Linear, nn.Linear, nn.Linear]:
@@ -134,18 +173,21 @@ class HFViT(ViT):
         kind = getattr(config, "model_type", "")
         if kind not in SUPPORTED:
             raise VitplastError(f"{name}: HF model type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
-        if not isinstance(getattr(model, "classifier", None), nn.Linear | nn.Identity):
-            model = HFClassifier(backbone, 0)  # bare backbone, or DeiT's two teacher heads: one new classifier
+        bare = not any(isinstance(getattr(model, h, None), nn.Linear | nn.Identity) for h in _HEADS)
+        if bare:
+            model = HFClassifier(backbone, 0)
         self.backbone = backbone
         self.kind = kind
         self.module = model
         blocks = [self._parse_layer(i, layer, name) for i, layer in enumerate(_layers(backbone))]
-        shared = getattr(backbone, "shared_position_bias", None)
+        shared = _shared_bias(backbone)
         if blocks and isinstance(shared, nn.Module):
             blocks[0].params["mha"] += list(shared.parameters())
-        classifier = getattr(model, "classifier", None)
+        classifier = self.classifier
         n_classes = int(classifier.out_features) if isinstance(classifier, nn.Linear) else 0
         super().__init__(model, blocks, data_config or _default_data_config(config), name, n_classes)
+        if bare:
+            self.note(_bare_note(name, module, backbone))
 
     # --- parsing: the one place that knows HF layer layouts ------------------------------------------
     def _parse_layer(self, i: int, layer: Any, name: str) -> Block:
@@ -160,13 +202,18 @@ class HFViT(ViT):
         s1 = _scale_of(layer, "layer_scale1", "lambda_1")
         s2 = _scale_of(layer, "layer_scale2", "lambda_2")
         heads = int(self.backbone.config.num_attention_heads)
-        rel = getattr(layer, "relative_position_bias", None)
-        shared = getattr(self.backbone, "shared_position_bias", None)
+        v4 = not hasattr(att, "q_proj")
+        # BEiT's own relative position bias: on the layer (5.x) or inside the self-attention (4.x)
+        rel = getattr(att.attention if v4 else layer, "relative_position_bias", None)
+        shared = _shared_bias(self.backbone)
 
         def call(x: Tensor) -> Tensor:
             if rel is None and shared is None:
                 return _first_output(att(x))
-            return _first_output(att(x, attention_mask=self._rel_bias(rel, x.shape[1])))
+            if v4:  # 4.x adds its own bias at the native grid (from `resolution`) and takes the shared one as a tensor
+                bias = None if shared is None else self._rel_bias([shared], x.shape[1])
+                return _first_output(att(x, relative_position_bias=bias, resolution=self._resolution()))
+            return _first_output(att(x, attention_mask=self._rel_bias([rel, shared], x.shape[1])))
 
         def attention() -> AttentionWeights:
             wo: Tensor = o.weight
@@ -194,13 +241,15 @@ class HFViT(ViT):
             mha_unbounded="relative position bias" if rel is not None or shared is not None else None,
         )
 
-    def _rel_bias(self, own: Any, n: int) -> Tensor:
-        """BEiT's relative position bias ``[1, H, n, n]`` at the native grid: the layer's own plus the shared one."""
-        cfg = self.backbone.config
-        size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
-        window = (size // cfg.patch_size, size // cfg.patch_size)
-        mods = [m for m in (own, getattr(self.backbone, "shared_position_bias", None)) if m is not None]
-        out: Tensor = sum(m(window, False, dim_size=n) for m in mods)
+    def _resolution(self) -> tuple[int, int]:
+        size = self.backbone.config.image_size
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def _rel_bias(self, mods: list[Any], n: int) -> Tensor:
+        """BEiT's relative position bias ``[1, H, n, n]`` at the native grid: the sum of ``mods``' biases."""
+        h, w = self._resolution()
+        window = (h // self.backbone.config.patch_size, w // self.backbone.config.patch_size)
+        out: Tensor = sum(m(window, False, dim_size=n) for m in mods if m is not None)
         return out
 
     # --- forward pieces --------------------------------------------------------------------------------
@@ -217,25 +266,37 @@ class HFViT(ViT):
         out = self.module(pixel_values=x)
         return out if isinstance(out, Tensor) else out.logits
 
+    def _heads(self) -> list[nn.Module]:
+        """The model's classification layers: ``classifier``, or DeiT's ``cls_classifier`` and
+        ``distillation_classifier`` (the model with a teacher head)."""
+        return [m for h in _HEADS if isinstance(m := getattr(self.module, h, None), nn.Module)]
+
     def pre_logits(self, x: Tensor) -> Tensor:
-        """The classifier's input, captured from the model's own forward pass."""
+        """The classifier's input, captured from the model's own forward pass; with two heads (DeiT with
+        teacher: class token ``c``, distillation token ``t``) the mean ``(c + t) / 2`` of their inputs."""
         seen: list[Tensor] = []
-        handle = self.classifier.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0]))
+        handles = [h.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0])) for h in set(self._heads())]
         try:
             self.logits(x)
         finally:
-            handle.remove()
-        return seen[0]
+            for handle in handles:
+                handle.remove()
+        return torch.stack(seen).mean(0)
 
     @property
     def classifier(self) -> nn.Linear:
-        return self.module.classifier  # type: ignore[return-value]
+        return self._heads()[0]  # type: ignore[return-value]
 
     def _reset_classifier(self, num_classes: int) -> None:
+        """A new linear classifier; DeiT with teacher gets one new layer as both heads, so that its forward
+        ``(head(c) + head(t)) / 2`` equals ``classifier(pre_logits)``."""
         model: Any = self.module
-        old = model.classifier
+        old = self.classifier
         dim = int(old.in_features) if isinstance(old, nn.Linear) else int(self.backbone.config.hidden_size)
-        model.classifier = nn.Linear(dim, num_classes).to(self.device)
+        new = nn.Linear(dim, num_classes).to(self.device)
+        for h in _HEADS:
+            if hasattr(model, h):
+                setattr(model, h, new)
         if hasattr(model, "num_labels"):
             model.num_labels = num_classes
             model.config.num_labels = num_classes
@@ -287,8 +348,10 @@ def _model_class(config: Any, ref: str) -> Any:
         return transformers.SiglipVisionModel
     if kind not in SUPPORTED:
         raise VitplastError(f"{ref}: HF model type {kind!r} is not supported (supported: {', '.join(SUPPORTED)})")
-    cls = transformers.AutoModelForImageClassification._model_mapping[type(config)]
-    return cls[0] if isinstance(cls, tuple) else cls  # DeiT maps to (classifier, classifier with teacher)
+    cls: Any = transformers.AutoModelForImageClassification._model_mapping[type(config)]
+    options: tuple[Any, ...] = cls if isinstance(cls, tuple) else (cls,)  # DeiT maps to (classifier, classifier with teacher)
+    saved = set(getattr(config, "architectures", None) or ())
+    return next((c for c in options if c.__name__ in saved), options[0])
 
 
 def load_hf(ref: str, *, random_weights: bool, spec: str) -> ViT:

@@ -245,6 +245,7 @@ class TimmViT(ViT):
         return out
 
     def pre_logits(self, x: Tensor) -> Tensor:
+        """timm's ``forward_head(pre_logits=True)``: for distilled DeiT the mean ``(c + t) / 2`` of the two tokens."""
         model: Any = self.module
         out: Tensor = model.forward_head(model.forward_features(x), pre_logits=True)
         return out
@@ -257,7 +258,12 @@ class TimmViT(ViT):
         return out
 
     def _reset_classifier(self, num_classes: int) -> None:
-        self.module.reset_classifier(num_classes)  # type: ignore[operator]
+        """timm's new head; a distilled DeiT's two new heads are one layer (``head_dist`` is ``head``), so its
+        eval forward ``(head(c) + head_dist(t)) / 2`` equals ``classifier(pre_logits)`` with ``pre_logits = (c + t) / 2``."""
+        model: Any = self.module
+        model.reset_classifier(num_classes)
+        if isinstance(getattr(model, "head_dist", None), nn.Linear):
+            model.head_dist = model.head
 
     def embed_params(self) -> list[nn.Parameter]:
         model: Any = self.module

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vitplast.components import COMPONENTS, GROUPS
-from vitplast.errors import VitplastError
+from vitplast.errors import VitplastError, warn
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,7 @@ class ViT(ABC):
         data_config: the preprocessing the model expects (from its own config).
         name: the spec it was loaded from.
         library: ``"timm"`` or ``"hf"``.
+        notes: what the adapter changed about the model's head (e.g. a classifier added to a bare backbone).
 
     A subclass implements the embedding ``embed``, the final norm, ``pre_logits``, ``classifier``,
     ``reset_head`` and ``embed_params``; :meth:`param_groups` derives the groups from them and the blocks.
@@ -184,6 +185,13 @@ class ViT(ABC):
         self.data_config = data_config
         self.name = name
         self.num_classes = num_classes
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        """Tell the user how the adapter changed the model's head: recorded in ``notes``, printed as one
+        ``warning: ...`` line on stderr."""
+        self.notes.append(message)
+        warn(message)
 
     # --- shape -------------------------------------------------------------------------------------
     @property
@@ -229,12 +237,17 @@ class ViT(ABC):
 
     @abstractmethod
     def pre_logits(self, x: Tensor) -> Tensor:
-        """The classifier's input ``[B, d']`` (final norm and the model's own pooling)."""
+        """The classifier's input ``[B, d']`` (final norm and the model's own pooling).
+
+        A distilled DeiT (class token ``c``, distillation token ``t``, one head on each) predicts
+        ``(head(c) + head_dist(t)) / 2`` in eval mode; its ``pre_logits`` is ``(c + t) / 2``, so that
+        ``logits = classifier(pre_logits)`` once both heads are the same layer (after :meth:`reset_head`).
+        """
 
     @property
     @abstractmethod
     def classifier(self) -> nn.Linear:
-        """The current classification layer."""
+        """The current classification layer (a distilled DeiT: its class-token head)."""
 
     @abstractmethod
     def _reset_classifier(self, num_classes: int) -> None:
@@ -261,7 +274,11 @@ class ViT(ABC):
         return self.logits(x)
 
     def reset_head(self, num_classes: int) -> None:
-        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs."""
+        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs.
+
+        Afterwards ``logits(x) == classifier(pre_logits(x))`` on every family (a model with a class and a
+        distillation head gets one new layer used by both, ``docs/model-families.md``).
+        """
         self._reset_classifier(num_classes)
         self.num_classes = num_classes
 
