@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitplast.cli import app, fail
+from vitplast.components import SELECTABLE
 from vitplast.configs import default_of, help_of
-from vitplast.landscape.run import LandscapeConfig, run_landscape
+from vitplast.landscape.config import LandscapeConfig
 from vitplast.progress import Advance
 from vitplast.progress import Progress as ProgressCallback
-from vitplast.train.groups import SELECTABLE
 
 C = LandscapeConfig
 
@@ -89,6 +89,8 @@ def landscape(
         batch_size=batch_size, eval_images=eval_images, head_init=head_init, seed=seed, device=device,
         random_weights=random_weights,
     )
+    from vitplast.landscape.run import run_landscape
+
     with _bars(Console(stderr=True)) as progress:
         result = run_landscape(cfg, out, progress)
     for g in result.groups:

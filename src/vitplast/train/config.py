@@ -29,6 +29,8 @@ SCHEDULES = ("cosine", "constant")
 #: input size from the image padded by 1/8 of its side (reflect) + flip (the usual 32 px pretraining recipe).
 #: ``none``: the eval transform (resize + centre crop), no randomness.
 AUGMENTS = ("rrc", "crop", "none")
+#: The new classifier's start: ``random`` (the paper's protocol) or ``probe`` (the linear probe, LP-FT).
+HEAD_INITS = ("random", "probe")
 #: Settings that replace :class:`TrainConfig` defaults for data specs starting with the key: the 32 px mini
 #: sets get the mini suite's recipe (AdamW 1e-3, 70 steps of batch 32, validation at steps 35 and 70, no
 #: augmentation: RandomResizedCrop destroys 32 px images, and batch 512 x 1000 steps takes hours on a CPU).
@@ -93,7 +95,7 @@ class TrainConfig:
     random_weights: bool = option(False, help="Random initialisation instead of pretrained weights.")
     head_init: str = option(
         "random", help="random (the paper's new head) or probe (LP-FT: start from the linear probe).",
-        choices=("random", "probe"),
+        choices=HEAD_INITS,
     )
     precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
 

@@ -18,11 +18,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from vitplast.components import GROUPS, TRAINABLE_CHOICES
+from vitplast.components import GROUPS, SELECTABLE, TRAINABLE_CHOICES
 from vitplast.errors import VitplastError
 from vitplast.models.vit import ViT
-
-SELECTABLE = tuple(g for g in GROUPS if g != "head")
 
 
 def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
