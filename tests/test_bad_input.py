@@ -176,7 +176,7 @@ def test_bad_input(
         monkeypatch.setattr("vitplast.io.tempfile.mkstemp", refuse)
     before = snapshot(tmp)
     code, _, err = cli([a.replace("{tmp}", str(tmp)) for a in argv], capsys)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = err.splitlines()  # empty lines count too: a person sees them
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert "Traceback" not in err

@@ -62,12 +62,13 @@ def grid_from_flags(
 
 
 class _Bar:
-    """A progress bar over the sweep's tasks on stderr."""
+    """A progress bar over the sweep's tasks on stderr (drawn on a terminal only, from the first task on: an error
+    before it prints nothing but the error line)."""
 
     def __init__(self) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal,
         )
         self.task: Any = None
         self.failed = 0
@@ -88,7 +89,8 @@ class _Bar:
         self.progress.update(self.task, advance=1, last=f"{task.describe()} ({self.failed} failed)")
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.task is not None:  # rich prints an empty line when a bar that never started stops
+            self.progress.stop()
 
 
 def _executor(executor: str, resources: Any) -> str:
