@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vitplast.cli import app
 from vitplast.errors import VitplastError
+from vitplast.suites import SUITES, mini
 
 console = Console(stderr=True)
 
@@ -39,6 +40,10 @@ def _numbers(text: str | None, name: str, cast: type[N]) -> list[N] | None:
     except ValueError:
         what = "integers" if cast is int else "numbers"
         raise VitplastError(f"{name} takes a comma list of {what}, got {text!r}") from None
+
+
+def _csv(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
 
 
 def _strs(text: str | None) -> list[str] | None:
@@ -276,17 +281,18 @@ def _print_claims(claims: Any) -> None:
 
 @app.command()
 def reproduce(
-    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = "mini",
+    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = SUITES[0],
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="mini: a tiny grid (3 data sets, 3 steps) to check the chain")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, "
+                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = False,
     model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
     data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
-    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 80)")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help=f"mini: steps per run (default {mini.STEPS})")] = None,
     lrs: Annotated[str | None, typer.Option(
         "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0,1,2)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help=f"mini: comma list of seeds (default {_csv(mini.SEEDS)})")] = None,
     address: AddressOpt = None,
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
@@ -296,7 +302,6 @@ def reproduce(
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic
     from vitplast.suites import (
-        SUITES,
         estimate,
         mini_sizes,
         mini_suite,
@@ -364,7 +369,7 @@ def reproduce(
 
 
 def _yaml_header(suite: str) -> str:
-    from vitplast.suites import mini, paper
+    from vitplast.suites import paper
 
     doc = (paper.__doc__ if suite == "paper" else mini.__doc__) or ""
     return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"
