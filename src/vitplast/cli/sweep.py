@@ -311,22 +311,21 @@ def reproduce(
         paper_throughput,
     )
     from vitplast.suites.mini import CPU_TASK_OVERHEAD
-    from vitplast.sweep import Resources, build_plan
 
     if suite not in SUITES:
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
     if suite == "mini":
+        lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
+        # the micro-ViT architecture without its checkpoint
+        spec = mini_suite("timm:vit_micro_patch4_32" if model == "micro" and random_weights else model,
+                          random_weights, quick, steps, tuple(lr_list) if lr_list else None,
+                          tuple(seed_list) if seed_list else None)
         if model == "micro" and not random_weights:
             from vitplast.models.micro import CHECKPOINT
 
             if not CHECKPOINT.is_file() and not dry_run:
                 raise VitplastError("the bundled micro-ViT checkpoint is missing (vitplast pretrain --install), "
                                     "or pass --random-weights to check the chain")
-        if model == "micro" and random_weights:
-            model = "timm:vit_micro_patch4_32"  # the micro-ViT architecture without its checkpoint
-        lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
-        spec = mini_suite(model, random_weights, quick, steps, tuple(lr_list) if lr_list else None,
-                          tuple(seed_list) if seed_list else None)
         sizes, throughput, device_word = mini_sizes, mini_throughput, "CPU (1 thread per trial)"
         overhead = CPU_TASK_OVERHEAD
     else:
@@ -336,6 +335,8 @@ def reproduce(
         sizes, throughput, device_word = paper_sizes, paper_throughput, "GPU (NVIDIA H100, float32)"
         overhead = 0.0
     out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
+    from vitplast.sweep import Resources, build_plan  # imports torch: after the options are checked
+
     plan = build_plan(spec)
     est = estimate(plan, sizes, throughput, overhead)
     c = plan.counts()
