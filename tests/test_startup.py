@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,18 @@ def test_command_help_and_option_errors_do_not_import_heavy_libraries(command: s
     code = (f"from vitplast.cli import main\nfor argv in ([{command!r}, '--help'], [{command!r}, '--bogus']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass")
     assert _imported_after(code) == set()
+
+
+@pytest.mark.parametrize("argv", [
+    ["finetune", "--lr", "inf"], ["landscape", "--grid", "2"], ["recommend", "--selectors", "nosuch"],
+    ["reproduce", "--steps", "0", "--dry-run"], ["sweep", "--datasets", "random:16", "--lrs", "x"],
+], ids=lambda a: a[0])
+def test_bad_option_values_are_refused_before_heavy_imports(argv: list[str], tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    code = f"from vitplast.cli import main\ntry:\n    main({[*argv, '--out', out]!r})\nexcept SystemExit as e:\n" \
+           "    assert e.code == 2, e.code"
+    assert _imported_after(code) == set()
+    assert not (tmp_path / "out").exists()
 
 
 def test_lazy_public_names_resolve() -> None:

@@ -180,8 +180,6 @@ def sweep(
     if status is not None:
         _print_status(status)
         return
-    from vitplast.sweep import Resources, load_sweep, parse_sweep
-
     flags = {"--models": models, "--datasets": datasets, "--groups": groups, "--optimizers": optimizers,
              "--lrs": lrs, "--seeds": seeds, "--steps": steps, "--batch-size": batch_size,
              "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
@@ -191,6 +189,8 @@ def sweep(
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
             raise VitplastError(f"give the grid either as a sweep file or as flags, not both ({given[0]})")
+        from vitplast.sweep import load_sweep
+
         spec = load_sweep(sweep_file)
     else:
         train: dict[str, Any] = {k: v for k, v in (("steps", steps), ("batch_size", batch_size),
@@ -199,14 +199,18 @@ def sweep(
             train["random_weights"] = True
         plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
         run = {"device": device, "workers": workers}
-        spec = parse_sweep(grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe,
-                                           plast, run))
+        grid = grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe, plast, run)
+        from vitplast.sweep import parse_sweep  # imports torch: after the flags are parsed
+
+        spec = parse_sweep(grid)
     if sweep_file is not None and (device != "auto" or workers is not None):
         from dataclasses import replace
 
         from vitplast.sweep.spec import RunSettings
 
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
+    from vitplast.sweep import Resources
+
     outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent),
                        retry_failed=not no_retry_failed)
     if outcome.failed:

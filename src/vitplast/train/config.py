@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vitplast.components import TRAINABLE_CHOICES
+from vitplast.components import SELECTABLE, TRAINABLE_CHOICES
 from vitplast.configs import option, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
@@ -57,6 +57,28 @@ def recipe_for(data: str) -> dict[str, Any]:
         if data.startswith(prefix):
             return dict(settings)
     return {}
+
+
+def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """``"full"`` -> ``("full",)``; ``"mha,ln1"`` or ``["mha", "ln1"]`` -> groups in canonical order.
+
+    Raises :class:`VitplastError` for an unknown or empty group list, or ``full`` mixed with groups.
+    """
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = [n for n in names if n]
+    if not names:
+        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
+    unknown = [n for n in names if n not in TRAINABLE_CHOICES]
+    if unknown:
+        hint = " (the head is always trained)" if "head" in unknown else ""
+        raise VitplastError(
+            f"unknown trainable group {unknown[0]!r}{hint}: use 'full' or a comma list of {' '.join(SELECTABLE)}"
+        )
+    if "full" in names:
+        if len(set(names)) > 1:
+            raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
+        return ("full",)
+    return tuple(g for g in SELECTABLE if g in names)
 
 
 @dataclass(frozen=True)
@@ -100,8 +122,6 @@ class TrainConfig:
     precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
 
     def __post_init__(self) -> None:
-        from vitplast.train.groups import parse_groups  # imports torch: not needed to declare CLI options
-
         object.__setattr__(self, "train", parse_groups(self.train))
         validate(self)
         if self.batch_size % self.grad_accum:
