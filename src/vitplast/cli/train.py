@@ -114,8 +114,11 @@ def probe(
     random_weights: Annotated[bool, typer.Option("--random-weights")] = False,
 ) -> None:
     """Linear probe: logistic regression on standardised mean-pooled last-block features."""
+    from vitplast.train.config import check_probe_options
+
+    check_probe_options(batch_size, C)
     from vitplast.cli.progress import rich_progress
-    from vitplast.train.probe import linear_probe
+    from vitplast.train.probe import linear_probe  # imports torch: after the options are checked
 
     with rich_progress(console) as progress:
         res = linear_probe(model, data, out=out, C=C, batch_size=batch_size, device=device, workers=workers,

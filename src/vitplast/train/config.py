@@ -14,6 +14,7 @@ clipping at norm 1.0, linear warmup then cosine decay, RandomResizedCrop. Data s
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,15 @@ def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
             raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
         return ("full",)
     return tuple(g for g in SELECTABLE if g in names)
+
+
+def check_probe_options(batch_size: int, C: float | None) -> None:
+    """The linear probe's own options (checked before any work): ``batch_size >= 1``; ``C`` (the inverse
+    regularisation) finite and > 0 when given."""
+    if batch_size < 1:
+        raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
+    if C is not None and not (math.isfinite(C) and C > 0):
+        raise VitplastError(f"--C must be a finite number > 0, got {C}")
 
 
 @dataclass(frozen=True)
