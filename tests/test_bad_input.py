@@ -176,7 +176,7 @@ def test_bad_input(
         monkeypatch.setattr("vitplast.io.tempfile.mkstemp", refuse)
     before = snapshot(tmp)
     code, _, err = cli([a.replace("{tmp}", str(tmp)) for a in argv], capsys)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = err.splitlines()  # empty lines count too: a person sees them
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert "Traceback" not in err
@@ -215,18 +215,21 @@ def test_tiny_data_is_warned_and_recorded_by_finetune_and_probe(
     assert json.loads((tmp_path / "p" / "result.json").read_text())["warnings"] == result["warnings"]
 
 
+@pytest.mark.parametrize("command, data, record_file, used", [
+    ("analyze", "--target", "plasticity.json", "pairs_used"), ("bounds", "--data", "bounds.json", "pairs")])
 def test_pairs_beyond_the_data_are_warned_and_the_number_used_recorded(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, data: str, record_file: str, used: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """analyze and bounds share the analysis: both say it in one line and record it."""
     out = tmp_path / "a"
-    code, _, err = cli(["analyze", *MICRO, "--source", "random:8", "--target", "random:8", "--pairs", "100000",
+    code, _, err = cli([command, *MICRO, "--source", "random:8", data, "random:8", "--pairs", "100000",
                         "--out", str(out)], capsys)
     assert code == 0, err
-    assert [ln for ln in err.splitlines() if ln.strip()] == [
-        "warning: --pairs 100000 is more than the data hold (source 8, target 8 images): using 8"
-    ]
-    record = json.loads((out / "plasticity.json").read_text())
-    assert record["pairs_used"] + record["pairs_skipped"] == 8
+    message = "--pairs 100000 is more than the data hold (source 8, target 8 images): using 8"
+    assert [ln for ln in err.splitlines() if ln.strip()] == [f"warning: {message}"]
+    record = json.loads((out / record_file).read_text())
+    assert record["warnings"] == [message] and record["pairs_requested"] == 100000
+    assert record[used] + record.get("pairs_skipped", 0) == 8
 
 
 @pytest.mark.parametrize("command, message", [("finetune", "interrupted; resume with --resume"),

@@ -42,6 +42,14 @@ def test_budget_fraction_count_and_bad_values() -> None:
         RecommendConfig(selectors=("params", "rgn"))
 
 
+def test_config_selector_names_are_the_registered_selectors() -> None:
+    """The torch-free config checks names against its own list; it must be exactly the registry."""
+    from vitplast.recommend_config import DEFAULT_ORDER
+    from vitplast.selectors import REGISTRY
+
+    assert sorted(DEFAULT_ORDER) == sorted(REGISTRY) and len(set(DEFAULT_ORDER)) == len(DEFAULT_ORDER)
+
+
 def test_halving_and_candidates() -> None:
     assert halving_schedule(4, 5) == [(4, 5), (2, 10), (1, 20)]
     assert halving_schedule(3, 5) == [(3, 5), (2, 10), (1, 20)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +25,29 @@ def test_import_vitplast_cli_is_light() -> None:
     assert _imported_after("import vitplast, vitplast.cli") == set()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["finetune", "--bogus"], ["sweep", "--bogus"], ["analyze", "--bogus"],
-                                  ["bounds", "--bogus"], ["pretrain", "--bogus"]])
-def test_help_and_option_errors_do_not_import_heavy_libraries(argv: list[str]) -> None:
-    code = f"from vitplast.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+def test_root_help_does_not_import_heavy_libraries() -> None:
+    assert _imported_after("from vitplast.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass") == set()
+
+
+@pytest.mark.parametrize("command", sorted(command_index()))
+def test_command_help_and_option_errors_do_not_import_heavy_libraries(command: str) -> None:
+    """Every command (the list comes from the help index, so a new command is covered): ``CMD --help`` and
+    ``CMD --bogus`` are answered before torch and friends are imported."""
+    code = (f"from vitplast.cli import main\nfor argv in ([{command!r}, '--help'], [{command!r}, '--bogus']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass")
     assert _imported_after(code) == set()
+
+
+@pytest.mark.parametrize("argv", [
+    ["finetune", "--lr", "inf"], ["probe", "--C", "nan"], ["landscape", "--grid", "2"], ["recommend", "--selectors", "nosuch"],
+    ["reproduce", "--steps", "0", "--dry-run"], ["sweep", "--datasets", "random:16", "--lrs", "x"],
+], ids=lambda a: a[0])
+def test_bad_option_values_are_refused_before_heavy_imports(argv: list[str], tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    code = f"from vitplast.cli import main\ntry:\n    main({[*argv, '--out', out]!r})\nexcept SystemExit as e:\n" \
+           "    assert e.code == 2, e.code"
+    assert _imported_after(code) == set()
+    assert not (tmp_path / "out").exists()
 
 
 def test_lazy_public_names_resolve() -> None:

@@ -140,3 +140,28 @@ def test_sweeps_are_checked_against_their_data_before_any_task(
     err = capsys.readouterr().err.strip().splitlines()
     assert len([line for line in err if line.startswith("error:")]) == 1 and message in err[-1], err
     assert not (tmp_path / "o").exists(), "no sweep folder is left"
+
+
+def test_reproduce_help_states_the_mini_suite_it_builds() -> None:
+    """The numbers in ``reproduce --help`` (steps, seeds, the quick grid) are those of the runs the suite plans."""
+    import re
+
+    import typer
+
+    from vitplast.cli import app, load_command
+    from vitplast.suites import mini_suite
+
+    load_command("reproduce")
+    helps = {p.name: str(getattr(p, "help", "")) for p in typer.main.get_group(app).commands["reproduce"].params}
+
+    def planned(quick: bool) -> tuple[set[int], list[int], int]:
+        runs = build_plan(mini_suite(quick=quick)).of_kind("finetune")
+        return ({t.config["steps"] for t in runs}, sorted({t.config["seed"] for t in runs}),
+                len({t.config["data"] for t in runs}))
+
+    steps, seeds, _ = planned(False)
+    assert {int(re.findall(r"default (\d+)\)", helps["steps"])[0])} == steps
+    assert [int(s) for s in re.findall(r"default ([\d,]+)\)", helps["seeds"])[0].split(",")] == seeds
+    q_steps, q_seeds, q_data = planned(True)
+    n, k, s = re.findall(r"\((\d+) data sets, (\d+) steps, seeds ([\d,]+)\)", helps["quick"])[0]
+    assert (int(n), {int(k)}, [int(x) for x in s.split(",")]) == (q_data, q_steps, q_seeds)

@@ -142,8 +142,11 @@ def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> Analys
     n = min(n_src, n_tgt, cfg.pairs)
     if n < 2:
         raise VitplastError(f"fewer than 2 pairs available (source {n_src}, target {n_tgt} images)")
+    warnings = []
     if n < cfg.pairs:
-        warn(f"--pairs {cfg.pairs} is more than the data hold (source {n_src}, target {n_tgt} images): using {n}")
+        warnings.append(f"--pairs {cfg.pairs} is more than the data hold (source {n_src}, target {n_tgt} images): "
+                        f"using {n}")
+        warn(warnings[-1])
     with_bounds = cfg.with_bounds and cfg.mode == "embedding"
     diag = DiagnosticsAccumulator(vit, cfg.mode, forward_pairs=cfg.diag_pairs)
     token_acc = TokenStatsAccumulator() if with_bounds else None
@@ -177,7 +180,7 @@ def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> Analys
         diagnostics=diagnostics,
         bounds=bounds,
     )
-    out.record = _record(out, vit, str(device), time.perf_counter() - t0)
+    out.record = {**_record(out, vit, str(device), time.perf_counter() - t0), "warnings": warnings}
     return out
 
 

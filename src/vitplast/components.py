@@ -14,8 +14,11 @@ Group = Literal["embed", "ln1", "mha", "ln2", "fc1", "fc2", "head"]
 
 COMPONENTS: Final[tuple[Component, ...]] = ("ln1", "mha", "ln2", "fc1", "fc2")
 GROUPS: Final[tuple[Group, ...]] = ("embed", "ln1", "mha", "ln2", "fc1", "fc2", "head")
-#: ``ln-control`` is the LayerNorms' parameter-matched control group (``docs/statistics.md``).
-TRAINABLE_CHOICES: Final[tuple[str, ...]] = ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2", "ln-control")
+#: The LayerNorms' parameter-matched control group (``docs/statistics.md``): trained alone, never a component.
+LN_CONTROL: Final = "ln-control"
+TRAINABLE_CHOICES: Final[tuple[str, ...]] = ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2", LN_CONTROL)
+#: Groups a user chooses to train or score (the ``head`` is always trained).
+SELECTABLE: Final[tuple[str, ...]] = tuple(g for g in GROUPS if g != "head")
 DISPLAY: Final[dict[str, str]] = {
     "ln1": "LN1",
     "mha": "MHA",

@@ -20,10 +20,11 @@ from typing import Any
 
 from torch import nn
 
+from vitplast.components import LN_CONTROL
 from vitplast.errors import VitplastError
 from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit
-from vitplast.train.groups import LN_CONTROL, parse_groups, trainable_groups
+from vitplast.train.groups import parse_groups, trainable_groups
 
 LINEAR_GROUPS = ("mha", "fc1", "fc2")
 LN_GROUPS = ("ln1", "ln2")

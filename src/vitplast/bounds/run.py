@@ -134,6 +134,8 @@ def write_bounds_view(analysis: AnalysisResult, out: Path | None, plasticity: Pa
         "mode": "embedding (every component receives E(x); docs/diagnostics.md)",
         "device": analysis.record["device"],
         "pairs": analysis.plasticity.n_pairs + analysis.plasticity.n_skipped,
+        "pairs_requested": analysis.record["pairs_requested"],
+        "warnings": analysis.record["warnings"],
         "stats": chk.bounds.stats.to_dict(),
         "variants": VARIANTS,
         "primary": PRIMARY,

@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitplast.cli import app, fail
+from vitplast.cli.progress import rich_progress
+from vitplast.components import SELECTABLE
 from vitplast.configs import default_of, help_of
-from vitplast.landscape.run import LandscapeConfig, run_landscape
-from vitplast.progress import Advance
-from vitplast.progress import Progress as ProgressCallback
-from vitplast.train.groups import SELECTABLE
+from vitplast.landscape.config import LandscapeConfig
 
 C = LandscapeConfig
-
-
-@contextlib.contextmanager
-def _bars(console: Console) -> Iterator[ProgressCallback]:
-    """A rich bar per phase of the computation (the :mod:`vitplast.progress` protocol), drawn from the first phase
-    on (an error before it prints nothing but the error line)."""
-    with contextlib.ExitStack() as stack:
-        shown: list[Progress] = []
-
-        def start(label: str, total: int, /) -> Advance:
-            if not shown:
-                shown.append(stack.enter_context(Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console)))
-            bars = shown[0]
-            task = bars.add_task(label, total=total)
-            return lambda k: bars.advance(task, k)
-
-        yield start
 
 
 def _group_list(flag: str, spec: str) -> tuple[str, ...]:
@@ -89,7 +66,9 @@ def landscape(
         batch_size=batch_size, eval_images=eval_images, head_init=head_init, seed=seed, device=device,
         random_weights=random_weights,
     )
-    with _bars(Console(stderr=True)) as progress:
+    from vitplast.landscape.run import run_landscape
+
+    with rich_progress(Console(stderr=True)) as progress:
         result = run_landscape(cfg, out, progress)
     for g in result.groups:
         s = g.summary()

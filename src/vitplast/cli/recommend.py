@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,8 +15,10 @@ from vitplast.cli.progress import progress_bar
 from vitplast.components import DISPLAY
 from vitplast.configs import default_of, help_of
 from vitplast.errors import VitplastError
-from vitplast.selectors.recommend import RecommendConfig, RecommendResult, save
-from vitplast.selectors.recommend import recommend as run_recommend
+from vitplast.recommend_config import RecommendConfig
+
+if TYPE_CHECKING:
+    from vitplast.selectors.recommend import RecommendResult
 
 C = RecommendConfig
 
@@ -52,6 +54,9 @@ def recommend(
                           selectors=tuple(s.strip() for s in selectors.split(",") if s.strip()), budget=budget,
                           images=images, pilot=pilot, candidates=candidates, seed=seed, device=device,
                           random_weights=random_weights)
+    from vitplast.selectors.recommend import recommend as run_recommend
+    from vitplast.selectors.recommend import save
+
     with progress_bar(Console(stderr=True), "recommend") as start:
         result = run_recommend(cfg, progress=lambda label, total: start(total))
     if export is not None and not result.recommended:

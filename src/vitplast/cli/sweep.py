@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vitplast.cli import app
 from vitplast.errors import VitplastError
+from vitplast.suites import SUITES, mini
 
 console = Console(stderr=True)
 
@@ -41,6 +42,10 @@ def _numbers(text: str | None, name: str, cast: type[N]) -> list[N] | None:
         raise VitplastError(f"{name} takes a comma list of {what}, got {text!r}") from None
 
 
+def _csv(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
 def _strs(text: str | None) -> list[str] | None:
     return None if text is None else [x for x in text.replace(" ", ",").split(",") if x]
 
@@ -62,12 +67,13 @@ def grid_from_flags(
 
 
 class _Bar:
-    """A progress bar over the sweep's tasks on stderr."""
+    """A progress bar over the sweep's tasks on stderr (drawn on a terminal only, from the first task on: an error
+    before it prints nothing but the error line)."""
 
     def __init__(self) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal,
         )
         self.task: Any = None
         self.failed = 0
@@ -88,7 +94,8 @@ class _Bar:
         self.progress.update(self.task, advance=1, last=f"{task.describe()} ({self.failed} failed)")
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.task is not None:  # rich prints an empty line when a bar that never started stops
+            self.progress.stop()
 
 
 def _executor(executor: str, resources: Any) -> str:
@@ -173,8 +180,6 @@ def sweep(
     if status is not None:
         _print_status(status)
         return
-    from vitplast.sweep import Resources, load_sweep, parse_sweep
-
     flags = {"--models": models, "--datasets": datasets, "--groups": groups, "--optimizers": optimizers,
              "--lrs": lrs, "--seeds": seeds, "--steps": steps, "--batch-size": batch_size,
              "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
@@ -184,6 +189,8 @@ def sweep(
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
             raise VitplastError(f"give the grid either as a sweep file or as flags, not both ({given[0]})")
+        from vitplast.sweep import load_sweep
+
         spec = load_sweep(sweep_file)
     else:
         train: dict[str, Any] = {k: v for k, v in (("steps", steps), ("batch_size", batch_size),
@@ -192,14 +199,18 @@ def sweep(
             train["random_weights"] = True
         plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
         run = {"device": device, "workers": workers}
-        spec = parse_sweep(grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe,
-                                           plast, run))
+        grid = grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe, plast, run)
+        from vitplast.sweep import parse_sweep  # imports torch: after the flags are parsed
+
+        spec = parse_sweep(grid)
     if sweep_file is not None and (device != "auto" or workers is not None):
         from dataclasses import replace
 
         from vitplast.sweep.spec import RunSettings
 
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
+    from vitplast.sweep import Resources
+
     outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent),
                        retry_failed=not no_retry_failed)
     if outcome.failed:
@@ -293,17 +304,18 @@ def _print_claims(claims: Any) -> None:
 
 @app.command()
 def reproduce(
-    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = "mini",
+    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = SUITES[0],
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="mini: a tiny grid (3 data sets, 3 steps) to check the chain")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, "
+                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = False,
     model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
     random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
     data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
-    steps: Annotated[int | None, typer.Option("--steps", help="mini: steps per run (default 80)")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help=f"mini: steps per run (default {mini.STEPS})")] = None,
     lrs: Annotated[str | None, typer.Option(
         "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="mini: comma list of seeds (default 0,1,2)")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help=f"mini: comma list of seeds (default {_csv(mini.SEEDS)})")] = None,
     address: AddressOpt = None,
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
@@ -314,7 +326,6 @@ def reproduce(
     from vitplast.io import write_text_atomic
     from vitplast.report.selectors import SCORES_FILE
     from vitplast.suites import (
-        SUITES,
         estimate,
         mini_sizes,
         mini_suite,
@@ -324,22 +335,21 @@ def reproduce(
         paper_throughput,
     )
     from vitplast.suites.mini import CPU_TASK_OVERHEAD
-    from vitplast.sweep import Resources, build_plan
 
     if suite not in SUITES:
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
     if suite == "mini":
+        lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
+        # the micro-ViT architecture without its checkpoint
+        spec = mini_suite("timm:vit_micro_patch4_32" if model == "micro" and random_weights else model,
+                          random_weights, quick, steps, tuple(lr_list) if lr_list else None,
+                          tuple(seed_list) if seed_list else None)
         if model == "micro" and not random_weights:
             from vitplast.models.micro import CHECKPOINT
 
             if not CHECKPOINT.is_file() and not dry_run:
                 raise VitplastError("the bundled micro-ViT checkpoint is missing (vitplast pretrain --install), "
                                     "or pass --random-weights to check the chain")
-        if model == "micro" and random_weights:
-            model = "timm:vit_micro_patch4_32"  # the micro-ViT architecture without its checkpoint
-        lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
-        spec = mini_suite(model, random_weights, quick, steps, tuple(lr_list) if lr_list else None,
-                          tuple(seed_list) if seed_list else None)
         sizes, throughput, device_word = mini_sizes, mini_throughput, "CPU (1 thread per trial)"
         overhead = CPU_TASK_OVERHEAD
     else:
@@ -349,6 +359,8 @@ def reproduce(
         sizes, throughput, device_word = paper_sizes, paper_throughput, "GPU (NVIDIA H100, float32)"
         overhead = 0.0
     out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
+    from vitplast.sweep import Resources, build_plan  # imports torch: after the options are checked
+
     plan = build_plan(spec)
     est = estimate(plan, sizes, throughput, overhead)
     c = plan.counts()
@@ -384,7 +396,7 @@ def reproduce(
 
 
 def _yaml_header(suite: str) -> str:
-    from vitplast.suites import mini, paper
+    from vitplast.suites import paper
 
     doc = (paper.__doc__ if suite == "paper" else mini.__doc__) or ""
     return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"

@@ -76,11 +76,11 @@ def finetune(
     Settings not given take the defaults shown, or the recipe of the data set (mini:* sets: the mini suite's).
     """
     given = {k: v for k, v in dict(locals()).items() if k in _TRAIN_FIELDS and v is not None}
-    from vitplast.cli.progress import rich_progress
-    from vitplast.train import finetune as run_finetune
-
     cfg = TrainConfig.for_data(model, data, random_weights=random_weights, **given)
     opts = RunOptions(device=device, workers=workers, eval_batch_size=eval_batch_size, compile=compile, plots=plots)
+    from vitplast.cli.progress import rich_progress
+    from vitplast.train import finetune as run_finetune  # imports torch: after the options are checked
+
     print(f"recipe: {cfg.describe()}", flush=True)
     with rich_progress(console) as progress:
         res = run_finetune(model, data, cfg, opts, out=out, resume=resume, progress=progress).result
@@ -114,8 +114,11 @@ def probe(
     random_weights: Annotated[bool, typer.Option("--random-weights")] = False,
 ) -> None:
     """Linear probe: logistic regression on standardised mean-pooled last-block features."""
+    from vitplast.train.config import check_probe_options
+
+    check_probe_options(batch_size, C)
     from vitplast.cli.progress import rich_progress
-    from vitplast.train.probe import linear_probe
+    from vitplast.train.probe import linear_probe  # imports torch: after the options are checked
 
     with rich_progress(console) as progress:
         res = linear_probe(model, data, out=out, C=C, batch_size=batch_size, device=device, workers=workers,

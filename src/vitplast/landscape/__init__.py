@@ -2,19 +2,35 @@
 
 :func:`compute_landscape` returns a :class:`LandscapeResult`; :func:`run_landscape` also writes
 ``landscape.csv``, ``trajectory.csv``, ``landscape.json`` and ``landscape.png``; :func:`plot_landscape` draws the
-figure from a result on demand.
+figure from a result on demand. The config is imported eagerly (it is torch-free, so the command line reads its
+defaults quickly); everything that needs torch is imported on first use.
 """
 
-from vitplast.landscape.geometry import Directions, grid_axes, loss_surface, pca_directions, project
-from vitplast.landscape.plot import plot_landscape
-from vitplast.landscape.run import (
-    GroupLandscape,
-    LandscapeConfig,
-    LandscapeResult,
-    compute_landscape,
-    group_landscape,
-    run_landscape,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vitplast.landscape.config import LandscapeConfig
+from vitplast.lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from vitplast.landscape.geometry import Directions, grid_axes, loss_surface, pca_directions, project
+    from vitplast.landscape.plot import plot_landscape
+    from vitplast.landscape.run import (
+        GroupLandscape,
+        LandscapeResult,
+        compute_landscape,
+        group_landscape,
+        run_landscape,
+    )
+
+_LAZY = {
+    **dict.fromkeys(("Directions", "grid_axes", "loss_surface", "pca_directions", "project"),
+                    "vitplast.landscape.geometry"),
+    "plot_landscape": "vitplast.landscape.plot",
+    **dict.fromkeys(("GroupLandscape", "LandscapeResult", "compute_landscape", "group_landscape", "run_landscape"),
+                    "vitplast.landscape.run"),
+}
 
 __all__ = [
     "Directions",
@@ -30,3 +46,5 @@ __all__ = [
     "project",
     "run_landscape",
 ]
+
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

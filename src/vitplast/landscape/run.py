@@ -23,57 +23,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector
 
-from vitplast.configs import option, validate
 from vitplast.data import DataBundle, DataContext, IndexedSet, Transformed, load_data, make_transform
 from vitplast.errors import VitplastError
 from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
+from vitplast.landscape.config import LandscapeConfig
 from vitplast.landscape.geometry import grid_axes, loss_surface, pca_directions, project
 from vitplast.models import ViT, load_model
 from vitplast.progress import Progress, phase
 from vitplast.runtime import resolve_device
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
-from vitplast.train.groups import SELECTABLE, freeze_except
-from vitplast.train.head_init import HEAD_INITS, init_head_from_probe
-
-
-@dataclass(frozen=True)
-class LandscapeConfig:
-    """Settings of ``vitplast landscape`` (one per CLI option)."""
-
-    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
-    data: str = option("mini:digits", help="Data spec whose train split is trained on and evaluated, e.g. mini:digits.")
-    groups: tuple[str, ...] = option(
-        ("mha",), help="Component groups, one landscape each.", choices=SELECTABLE
-    )
-    steps: int = option(20, help="SGD updates of the group's trajectory (>= 3).", ge=3)
-    grid: int = option(
-        9, help="Grid points per direction (odd, >= 3: the centre is the trajectory's final point).", ge=3
-    )
-    span: float = option(
-        1.5, help="Grid half-width along each direction, in multiples of the trajectory's extent along it.", gt=0
-    )
-    lr: float = option(0.1, help="SGD learning rate (no momentum, no weight decay, no clipping).", gt=0)
-    batch_size: int = option(32, help="Images per SGD update.", ge=1)
-    eval_images: int = option(
-        64, help="Fixed train-split images on which every landscape and trajectory loss is evaluated.", ge=1
-    )
-    head_init: str = option(
-        "random",
-        help="The frozen classifier: random (a new head, as the paper's runs start) or probe (the linear probe).",
-        choices=HEAD_INITS,
-    )
-    seed: int = option(0, help="Seed of the new head, the SGD batch order and the evaluation images.")
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
-    random_weights: bool = option(False, help="Build the architecture with random weights (offline tests).")
-
-    def __post_init__(self) -> None:
-        validate(self)
-        if self.grid % 2 == 0:
-            raise VitplastError(f"--grid must be odd (its centre is the final point), got {self.grid}")
-        if not self.groups:
-            raise VitplastError(f"--groups needs at least one of {' '.join(SELECTABLE)}")
-        if len(set(self.groups)) != len(self.groups):
-            raise VitplastError(f"--groups lists a group twice: {','.join(self.groups)}")
+from vitplast.train.groups import freeze_except
+from vitplast.train.head_init import init_head_from_probe
 
 
 @dataclass

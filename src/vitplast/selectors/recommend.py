@@ -17,54 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from vitplast.configs import option, validate
 from vitplast.data import DataBundle, DataContext, load_data
 from vitplast.errors import VitplastError
 from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit, load_model
 from vitplast.progress import Progress, phase
+from vitplast.recommend_config import RecommendConfig
 from vitplast.selectors.base import REGISTRY, Scores, SelectorData, get_selector, group_params, numel
 from vitplast.selectors.data import load_selector_data
 from vitplast.train.groups import SELECTABLE
-
-DEFAULT_ORDER = (
-    "plasticity", "plasticity-insitu", "plasticity-target", "grad-norm", "grad-norm-param", "fisher", "auto-rgn",
-    "auto-rgn-all", "taylor", "params", "random",
-)
-
-
-@dataclass(frozen=True)
-class RecommendConfig:
-    """Settings of one recommendation (the options of ``vitplast recommend``)."""
-
-    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
-    data: str = option("mini:digits", help="Target data spec (the task to finetune on), e.g. mini:digits, folder:PATH.")
-    source: str = option("mini:source", help="Source (pretraining-like) data for the plasticity selectors' pairs.")
-    selectors: tuple[str, ...] = option(DEFAULT_ORDER, help="Selectors to run (comma list); the first one's set is "
-                                        "the recommendation unless --pilot settles it.")
-    budget: float = option(0.1, help="Parameter budget: a fraction in (0, 1] of the backbone's parameters, or a "
-                           "whole number > 1 of parameters (the head is always trained and not counted).", gt=0)
-    images: int = option(32, help="Target images (train split) the selectors see (and plasticity pairs).", ge=2)
-    pilot: int | None = option(None, help="Steps of the first pilot round: short finetunes of the candidate sets, "
-                               "successive halving (steps double each round). Off by default.", gt=0)
-    candidates: int = option(4, help="Most candidate sets the pilot trains.", ge=1)
-    seed: int = option(0, help="Seed of the image draw, the new head and the random selector.")
-    device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
-    random_weights: bool = option(False, help="Build the architecture with random weights (offline).")
-
-    def __post_init__(self) -> None:
-        validate(self)
-        if not self.selectors:
-            raise VitplastError("--selectors needs at least one selector")
-        for name in self.selectors:
-            get_selector(name)
-        if self.budget > 1 and self.budget != int(self.budget):
-            raise VitplastError(f"--budget must be a fraction in (0, 1] or a whole number of parameters, got {self.budget}")
-
-    def budget_params(self, total: int) -> int:
-        """The budget in parameters for a backbone of ``total`` parameters."""
-        return math.floor(self.budget * total) if self.budget <= 1 else int(self.budget)
-
 
 #: The pilot's finetuning recipe: the mini suite's (AdamW lr 1e-3, batch 32, no augmentation, new random head).
 PILOT_RECIPE: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "augment": "none"}

@@ -18,8 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from vitplast.sweep.plan import Plan
+if TYPE_CHECKING:
+    from vitplast.sweep.plan import Plan
 
 Throughput = Callable[[str, str], tuple[float, float]]  # (model, group) -> (train img/s, eval img/s)
 

@@ -36,17 +36,22 @@ chain end to end in minutes; its numbers mean nothing.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitplast.errors import VitplastError
 from vitplast.suites.estimate import Sizes
-from vitplast.sweep.spec import SweepSpec, parse_sweep
 from vitplast.train.config import RECIPES
+
+if TYPE_CHECKING:
+    from vitplast.sweep.spec import SweepSpec
 
 MINI_RECIPE = RECIPES["mini:"]
 
 TARGETS: tuple[str, ...] = ("mini:textures", "mini:novel", "mini:source-c:gaussian_noise:5")
 QUICK_TARGETS: tuple[str, ...] = ("mini:digits", "mini:source-c:gaussian_noise:5")
+#: ``quick=True``: steps per run and seeds.
+QUICK_STEPS = 3
+QUICK_SEEDS = (0, 1)
 LABELS = {
     "mini:digits": "digits",
     "mini:textures": "textures",
@@ -108,7 +113,7 @@ def mini_suite(
     if lrs is not None and (not lrs or any(not (x > 0 and math.isfinite(x)) for x in lrs)):
         raise VitplastError(f"--lrs must be finite numbers > 0, got {lrs}")
     targets = QUICK_TARGETS if quick else TARGETS
-    steps = steps if steps is not None else (3 if quick else STEPS)
+    steps = steps if steps is not None else (QUICK_STEPS if quick else STEPS)
     train: dict[str, Any] = {
         "steps": steps,
         "batch_size": 16 if quick else BATCH,
@@ -129,7 +134,7 @@ def mini_suite(
         "models": [{"spec": model, "label": "micro-ViT" if model == "micro" else model}],
         "datasets": [{"spec": t, "label": LABELS[t]} for t in targets],
         "optimizers": [OPTIMIZER],
-        "seeds": list(seeds or ((0, 1) if quick else SEEDS)),
+        "seeds": list(seeds or (QUICK_SEEDS if quick else SEEDS)),
         "train": train,
         "probe": {"batch_size": 256},
         "plasticity": {"source": "mini:source", "pairs": 32 if quick else PAIRS, "mode": "embedding",
@@ -137,6 +142,8 @@ def mini_suite(
         "run": {"device": "auto", "eval_batch_size": 256},
         "ablations": [{**g, "name": name} for g, name in zip(rest, ABLATIONS, strict=True)],
     }
+    from vitplast.sweep.spec import parse_sweep  # imports torch: not needed for the suite's constants
+
     return parse_sweep(data)
 
 

@@ -17,10 +17,12 @@ domainnet/, imagenet/val/).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitplast.suites.estimate import Sizes
-from vitplast.sweep.spec import SweepSpec, parse_sweep
+
+if TYPE_CHECKING:
+    from vitplast.sweep.spec import SweepSpec
 
 MODEL_B = "timm:vit_base_patch16_224.orig_in21k"
 MODEL_L = "timm:vit_large_patch16_224.orig_in21k"
@@ -105,6 +107,8 @@ def paper_suite(data_root: str = "data", pairs: int = 1000) -> SweepSpec:
             {"name": "adamw", "datasets": clipart, "optimizers": [{"name": "adamw", "lr_scale": 0.01}]},
         ],
     }
+    from vitplast.sweep.spec import parse_sweep  # imports torch: not needed for the suite's constants
+
     return parse_sweep(data)
 
 

@@ -8,7 +8,9 @@ and the trial keeps the driver's working directory.
 
 Ray starts small: no dashboard, ``num_cpus`` of this machine, a 96 MiB object store (the tasks exchange
 only small dicts), usage stats off, and the workers' output is not copied to the console unless
-``VITPLAST_RAY_VERBOSE=1``. With ``address`` the trials run on an existing cluster (``ray.init(address=...)``);
+``VITPLAST_RAY_VERBOSE=1``. A local Ray started here is watched by a :class:`~vitplast.reaper.Reaper`: if the
+driver is killed (``kill -9``) before it shuts Ray down, the Ray processes it started end within seconds. With
+``address`` the trials run on an existing cluster (``ray.init(address=...)``);
 the sweep directory must then be on storage that every node sees at the same path.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.errors import VitplastError
+from vitplast.reaper import Reaper
 from vitplast.sweep.execute import execute_task, forwarded_env
 from vitplast.sweep.plan import Task
 
@@ -99,6 +102,7 @@ def run_ray(
     require_ray()
     verbose = os.environ.get("VITPLAST_RAY_VERBOSE") == "1"
     started = init_ray(address, verbose)
+    reaper = Reaper.start() if started and not address else None  # ends the local Ray if this driver is killed
     import ray
     from ray import tune
 
@@ -138,5 +142,9 @@ def run_ray(
         )
         tuner.fit()
     finally:
-        if started:
-            ray.shutdown()
+        try:
+            if started:
+                ray.shutdown()
+        finally:
+            if reaper is not None:
+                reaper.stop()

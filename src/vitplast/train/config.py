@@ -14,11 +14,12 @@ clipping at norm 1.0, linear warmup then cosine decay, RandomResizedCrop. Data s
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vitplast.components import TRAINABLE_CHOICES
+from vitplast.components import LN_CONTROL, SELECTABLE, TRAINABLE_CHOICES
 from vitplast.configs import option, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
@@ -29,6 +30,8 @@ SCHEDULES = ("cosine", "constant")
 #: input size from the image padded by 1/8 of its side (reflect) + flip (the usual 32 px pretraining recipe).
 #: ``none``: the eval transform (resize + centre crop), no randomness.
 AUGMENTS = ("rrc", "crop", "none")
+#: The new classifier's start: ``random`` (the paper's protocol) or ``probe`` (the linear probe, LP-FT).
+HEAD_INITS = ("random", "probe")
 #: Settings that replace :class:`TrainConfig` defaults for data specs starting with the key: the 32 px mini
 #: sets get the mini suite's recipe (AdamW 1e-3, 70 steps of batch 32, validation at steps 35 and 70, no
 #: augmentation: RandomResizedCrop destroys 32 px images, and batch 512 x 1000 steps takes hours on a CPU).
@@ -55,6 +58,41 @@ def recipe_for(data: str) -> dict[str, Any]:
         if data.startswith(prefix):
             return dict(settings)
     return {}
+
+
+def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """``"full"`` -> ``("full",)``; ``"mha,ln1"`` or ``["mha", "ln1"]`` -> groups in canonical order.
+
+    Raises :class:`VitplastError` for an unknown or empty group list, or ``full`` mixed with groups.
+    """
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = [n for n in names if n]
+    if not names:
+        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
+    unknown = [n for n in names if n not in TRAINABLE_CHOICES]
+    if unknown:
+        hint = " (the head is always trained)" if "head" in unknown else ""
+        raise VitplastError(
+            f"unknown trainable group {unknown[0]!r}{hint}: use 'full' or a comma list of {' '.join(SELECTABLE)}"
+        )
+    if "full" in names:
+        if len(set(names)) > 1:
+            raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
+        return ("full",)
+    if LN_CONTROL in names:
+        if len(set(names)) > 1:
+            raise VitplastError(f"--train {LN_CONTROL!r} is a control group: do not combine it with other groups")
+        return (LN_CONTROL,)
+    return tuple(g for g in SELECTABLE if g in names)
+
+
+def check_probe_options(batch_size: int, C: float | None) -> None:
+    """The linear probe's own options (checked before any work): ``batch_size >= 1``; ``C`` (the inverse
+    regularisation) finite and > 0 when given."""
+    if batch_size < 1:
+        raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
+    if C is not None and not (math.isfinite(C) and C > 0):
+        raise VitplastError(f"--C must be a finite number > 0, got {C}")
 
 
 @dataclass(frozen=True)
@@ -94,13 +132,11 @@ class TrainConfig:
     random_weights: bool = option(False, help="Random initialisation instead of pretrained weights.")
     head_init: str = option(
         "random", help="random (the paper's new head) or probe (LP-FT: start from the linear probe).",
-        choices=("random", "probe"),
+        choices=HEAD_INITS,
     )
     precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
 
     def __post_init__(self) -> None:
-        from vitplast.train.groups import parse_groups  # imports torch: not needed to declare CLI options
-
         object.__setattr__(self, "train", parse_groups(self.train))
         validate(self)
         if self.batch_size % self.grad_accum:

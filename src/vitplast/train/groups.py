@@ -30,40 +30,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vitplast.components import GROUPS, TRAINABLE_CHOICES
+from vitplast.components import GROUPS, LN_CONTROL
+from vitplast.components import SELECTABLE as SELECTABLE  # re-exported
 from vitplast.errors import VitplastError
 from vitplast.models.vit import ViT
+from vitplast.train.config import parse_groups as parse_groups  # re-exported: defined without torch
 
-SELECTABLE = tuple(g for g in GROUPS if g != "head")
-LN_CONTROL = "ln-control"
 #: A mask per partially trained tensor: ``(parameter, mask)``, mask of the parameter's shape, 1.0 = trained.
 Masks = list[tuple[nn.Parameter, torch.Tensor]]
-
-
-def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """``"full"`` -> ``("full",)``; ``"mha,ln1"`` or ``["mha", "ln1"]`` -> groups in canonical order.
-
-    Raises :class:`VitplastError` for an unknown or empty group list, or ``full`` mixed with groups.
-    """
-    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
-    names = [n for n in names if n]
-    if not names:
-        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
-    unknown = [n for n in names if n not in TRAINABLE_CHOICES]
-    if unknown:
-        hint = " (the head is always trained)" if "head" in unknown else ""
-        raise VitplastError(
-            f"unknown trainable group {unknown[0]!r}{hint}: use 'full' or a comma list of {' '.join(SELECTABLE)}"
-        )
-    if "full" in names:
-        if len(set(names)) > 1:
-            raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
-        return ("full",)
-    if LN_CONTROL in names:
-        if len(set(names)) > 1:
-            raise VitplastError(f"--train {LN_CONTROL!r} is a control group: do not combine it with other groups")
-        return (LN_CONTROL,)
-    return tuple(g for g in SELECTABLE if g in names)
 
 
 def trainable_groups(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter]]:

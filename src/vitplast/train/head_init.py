@@ -17,8 +17,6 @@ from vitplast.data import DataBundle, Transformed, make_transform
 from vitplast.models import ViT
 from vitplast.train.batches import loader
 
-HEAD_INITS = ("random", "probe")
-
 
 @torch.no_grad()
 def classifier_inputs(vit: ViT, dataset: Any, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitplast.components import LN_CONTROL
 from vitplast.data import DataBundle, make_transform
 from vitplast.data.base import check_trainable
 from vitplast.errors import VitplastError, warn
@@ -47,7 +48,7 @@ from vitplast.train import cache
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.config import RunOptions, TrainConfig
-from vitplast.train.groups import LN_CONTROL, Masks, control_masks, count_params, freeze_except, mask_gradients
+from vitplast.train.groups import Masks, control_masks, count_params, freeze_except, mask_gradients
 from vitplast.train.optim import clip_gradients, grad_norms, lr_at, make_optimizer, set_lr
 from vitplast.train.rundir import RunDir
 from vitplast.train.scoring import HITS_FILE, Score, save_hits, score

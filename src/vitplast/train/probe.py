@@ -8,7 +8,6 @@ train split; the inverse regularisation ``C`` is chosen on the validation split 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset
 
 from vitplast.data import DataBundle, Transformed, make_transform
 from vitplast.data.base import check_trainable
-from vitplast.errors import VitplastError, warn
+from vitplast.errors import warn
 from vitplast.io import output_dir, versions, write_json_atomic
 from vitplast.models.vit import ViT
 from vitplast.precision import Precision, resolve_precision
@@ -28,6 +27,7 @@ from vitplast.progress import Advance, Progress, phase
 from vitplast.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train import cache
 from vitplast.train.batches import loader
+from vitplast.train.config import check_probe_options
 from vitplast.train.scoring import HITS_FILE, save_hits
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
@@ -113,10 +113,7 @@ def linear_probe(
     """Linear probe of ``model`` on ``data`` (module docstring); writes ``config.json`` and ``result.json``
     to ``out`` when given (all or nothing) and returns the result. Features are extracted under
     ``precision`` (:mod:`vitplast.precision`) and fitted in float32/float64 by scikit-learn."""
-    if batch_size < 1:
-        raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
-    if C is not None and not (math.isfinite(C) and C > 0):
-        raise VitplastError(f"--C must be a finite number > 0, got {C}")
+    check_probe_options(batch_size, C)
     t0 = time.perf_counter()
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)

@@ -1,0 +1,55 @@
+"""Settings of ``vitplast landscape`` (:class:`LandscapeConfig`, one field per CLI option).
+
+This module imports no numerical library, so the command line reads defaults and help from it and refuses a bad
+option without loading torch. The computation is :func:`vitplast.landscape.run.compute_landscape`
+(``docs/landscape.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vitplast.components import SELECTABLE
+from vitplast.configs import option, validate
+from vitplast.errors import VitplastError
+from vitplast.train.config import HEAD_INITS
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """Settings of ``vitplast landscape`` (one per CLI option)."""
+
+    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    data: str = option("mini:digits", help="Data spec whose train split is trained on and evaluated, e.g. mini:digits.")
+    groups: tuple[str, ...] = option(
+        ("mha",), help="Component groups, one landscape each.", choices=SELECTABLE
+    )
+    steps: int = option(20, help="SGD updates of the group's trajectory (>= 3).", ge=3)
+    grid: int = option(
+        9, help="Grid points per direction (odd, >= 3: the centre is the trajectory's final point).", ge=3
+    )
+    span: float = option(
+        1.5, help="Grid half-width along each direction, in multiples of the trajectory's extent along it.", gt=0
+    )
+    lr: float = option(0.1, help="SGD learning rate (no momentum, no weight decay, no clipping).", gt=0)
+    batch_size: int = option(32, help="Images per SGD update.", ge=1)
+    eval_images: int = option(
+        64, help="Fixed train-split images on which every landscape and trajectory loss is evaluated.", ge=1
+    )
+    head_init: str = option(
+        "random",
+        help="The frozen classifier: random (a new head, as the paper's runs start) or probe (the linear probe).",
+        choices=HEAD_INITS,
+    )
+    seed: int = option(0, help="Seed of the new head, the SGD batch order and the evaluation images.")
+    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+    random_weights: bool = option(False, help="Build the architecture with random weights (offline tests).")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.grid % 2 == 0:
+            raise VitplastError(f"--grid must be odd (its centre is the final point), got {self.grid}")
+        if not self.groups:
+            raise VitplastError(f"--groups needs at least one of {' '.join(SELECTABLE)}")
+        if len(set(self.groups)) != len(self.groups):
+            raise VitplastError(f"--groups lists a group twice: {','.join(self.groups)}")

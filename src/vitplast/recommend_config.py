@@ -1,0 +1,54 @@
+"""Settings of one recommendation (``vitplast recommend``) and the selector names they accept.
+
+This module imports no numerical library, so the command line reads defaults and help from
+:class:`RecommendConfig` and refuses a bad option without loading torch. The recommendation itself is
+:func:`vitplast.selectors.recommend.recommend`; the selectors are defined in ``docs/selectors.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from vitplast.configs import option, validate
+from vitplast.errors import VitplastError
+
+#: Every selector (the names :mod:`vitplast.selectors` registers), plasticity first, the baselines last.
+DEFAULT_ORDER = (
+    "plasticity", "plasticity-insitu", "plasticity-target", "grad-norm", "grad-norm-param", "fisher", "auto-rgn",
+    "auto-rgn-all", "taylor", "params", "random",
+)
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """Settings of one recommendation (the options of ``vitplast recommend``)."""
+
+    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    data: str = option("mini:digits", help="Target data spec (the task to finetune on), e.g. mini:digits, folder:PATH.")
+    source: str = option("mini:source", help="Source (pretraining-like) data for the plasticity selectors' pairs.")
+    selectors: tuple[str, ...] = option(DEFAULT_ORDER, help="Selectors to run (comma list); the first one's set is "
+                                        "the recommendation unless --pilot settles it.")
+    budget: float = option(0.1, help="Parameter budget: a fraction in (0, 1] of the backbone's parameters, or a "
+                           "whole number > 1 of parameters (the head is always trained and not counted).", gt=0)
+    images: int = option(32, help="Target images (train split) the selectors see (and plasticity pairs).", ge=2)
+    pilot: int | None = option(None, help="Steps of the first pilot round: short finetunes of the candidate sets, "
+                               "successive halving (steps double each round). Off by default.", gt=0)
+    candidates: int = option(4, help="Most candidate sets the pilot trains.", ge=1)
+    seed: int = option(0, help="Seed of the image draw, the new head and the random selector.")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
+    random_weights: bool = option(False, help="Build the architecture with random weights (offline).")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.selectors:
+            raise VitplastError("--selectors needs at least one selector")
+        for name in self.selectors:
+            if name not in DEFAULT_ORDER:
+                raise VitplastError(f"unknown selector {name!r}: use one of {', '.join(DEFAULT_ORDER)}")
+        if self.budget > 1 and self.budget != int(self.budget):
+            raise VitplastError(f"--budget must be a fraction in (0, 1] or a whole number of parameters, got {self.budget}")
+
+    def budget_params(self, total: int) -> int:
+        """The budget in parameters for a backbone of ``total`` parameters."""
+        return math.floor(self.budget * total) if self.budget <= 1 else int(self.budget)
