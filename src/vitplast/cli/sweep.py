@@ -324,7 +324,6 @@ def reproduce(
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic
-    from vitplast.report.selectors import SCORES_FILE
     from vitplast.suites import (
         estimate,
         mini_sizes,
@@ -388,6 +387,8 @@ def reproduce(
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
     outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
+    from vitplast.report.selectors import SCORES_FILE
+
     if suite == "mini" and not (out / SCORES_FILE).is_file():
         _score_selectors(out)
     _report(out)

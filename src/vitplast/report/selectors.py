@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from vitplast.components import SELECTABLE
 from vitplast.progress import Progress, phase
-from vitplast.train.groups import SELECTABLE
 
 RANDOM = "random (expected)"
 TARGET = ["model", "optimizer", "dataset"]
