@@ -148,3 +148,21 @@ def test_fp16_scaler_skips_overflowing_steps_and_unscales_gradients() -> None:
     assert eng.scaler is not None and eng.scaler.get_scale() < 2.0**40  # the scale came down on overflow
     assert len(norms["fp16"]) > 1 and not np.isfinite(norms["fp16"][0]) and np.isfinite(norms["fp16"][-1])
     assert norms["fp16"][-1] == pytest.approx(norms["fp32"][0], rel=2e-2)
+
+
+@pytest.mark.heavy
+def test_compiled_finetune_tracks_the_eager_run(tmp_path: Path) -> None:
+    """A real torch.compile run (inductor's CPU code generation) trains the same model as the eager run: the
+    same losses up to the fused kernels' float32 rounding, and ``compiled`` recorded in the result."""
+    import shutil
+
+    if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
+    kw = {"steps": 3, "batch_size": 8, "eval_every": 3, "lr": 0.1, "warmup_steps": 0, "device": "cpu"}
+    runs = {c: finetune(tiny_vit(), tiny_data(), "mha", out=tmp_path / str(c), compile=c, **kw).result
+            for c in (False, True)}
+    assert [runs[c]["compiled"] for c in (False, True)] == [False, True]
+    losses = {c: [json.loads(r)["loss"] for r in (tmp_path / str(c) / "metrics.jsonl").read_text().splitlines()
+                  if '"train"' in r] for c in runs}
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+    assert runs[True]["test_acc"] == pytest.approx(runs[False]["test_acc"], abs=1 / 20)
