@@ -158,10 +158,14 @@ def test_compiled_finetune_tracks_the_eager_run(tmp_path: Path) -> None:
 
     if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
         pytest.skip("torch.compile on CPU needs a C++ compiler")
+    from torch._dynamo.utils import counters
+
     kw = {"steps": 3, "batch_size": 8, "eval_every": 3, "lr": 0.1, "warmup_steps": 0, "device": "cpu"}
+    counters.clear()
     runs = {c: finetune(tiny_vit(), tiny_data(), "mha", out=tmp_path / str(c), compile=c, **kw).result
             for c in (False, True)}
     assert [runs[c]["compiled"] for c in (False, True)] == [False, True]
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo really captured and compiled the forward
     losses = {c: [json.loads(r)["loss"] for r in (tmp_path / str(c) / "metrics.jsonl").read_text().splitlines()
                   if '"train"' in r] for c in runs}
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
