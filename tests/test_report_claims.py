@@ -66,3 +66,23 @@ def test_holm_is_applied_across_the_claims() -> None:
     ev = evidence(0.03, 400, 2)
     claims = C.decide([C.difference_claim(ev, "a", ["mha"], ["ln1"]), C.generalisation_claim(ev, "b", ["mha"], ["ln1"])])
     assert [c.p_holm for c in claims] == pytest.approx(list(I.holm([c.p for c in claims])))
+
+
+def test_an_unreachable_detectable_effect_never_makes_a_claim_not_supported() -> None:
+    """A rank claim whose MDE exceeds rho = 1 cannot be "not supported" by the MDE rule: it is inconclusive and
+    says why; an interval at or below 0 is "not supported" whatever the power."""
+    def rank(effect: float, hi: float, se: float) -> C.Claim:
+        c = C.Claim("plasticity predicts", "m", unit="rho", max_effect=1.0, effect=effect, ci_low=effect - 0.2,
+                    ci_high=hi, p=0.3, se=se)
+        return C.decide([c])[0]
+
+    weak = rank(0.15, 0.53, 0.45)
+    assert weak.mde > 1.0 and weak.ci_high <= weak.mde and weak.status == C.INCONCLUSIVE
+    assert "exceeds the largest possible effect" in weak.evidence
+    assert rank(-0.4, 0.0, 0.45).status == C.NOT_SUPPORTED
+    assert rank(0.05, 0.2, 0.1).status == C.NOT_SUPPORTED  # MDE ~0.25 < 1 and the interval ends below it
+
+
+def test_a_significant_reverse_of_a_two_sided_comparison_is_stated() -> None:
+    c = C.decide([C.difference_claim(evidence(0.10, 1000, 3), "LN1 > MHA", ["ln1"], ["mha"], "two-sided")])[0]
+    assert c.status == C.NOT_SUPPORTED and c.effect < 0 and "the reverse holds" in c.evidence

@@ -15,10 +15,12 @@ p-value of the report):
 * when the sweep ran the LayerNorms' parameter-matched control (group ``ln-control``, or ``bias``), the mean
   over targets of ``mean(acc LN1, LN2) - acc control`` at each group's best lr, paired bootstrap (two-sided);
 * verdict of a claim "effect > 0": *supported* when the adjusted p < alpha and the effect is positive;
-  *not supported* when the 95 % interval's upper end is below the minimum detectable effect (MDE) (the
-  data exclude any effect this design could detect) or, for the across-target test, when the effect is
-  not positive on most targets; *inconclusive* otherwise, with the MDE (or the smallest attainable p)
-  stated. ``MDE = (z_{1 - alpha/m} + z_{0.8}) * se`` with ``m`` the number of tests and ``se`` the
+  *not supported* when the 95 % interval lies at or below 0 (for a two-sided comparison: when the reverse
+  is significant after Holm), or when its upper end is below the minimum detectable effect (MDE) and that
+  MDE is an effect the statistic can reach (the data exclude any effect this design could detect; an MDE
+  above 1 for a mean rho, for example, means the design cannot detect anything), or, for the across-target
+  test, when the effect is not positive on most targets; *inconclusive* otherwise, with the MDE (or the
+  smallest attainable p) stated. ``MDE = (z_{1 - alpha/m} + z_{0.8}) * se`` with ``m`` the number of tests and ``se`` the
   bootstrap standard error (for rank correlations, the standard deviation of the permutation null).
 * "the rigorous bounds hold" / "the bounds rank the components as the theory" / the measured plasticity
   ranking are checks without a p-value (every (model, dataset) must agree).
@@ -66,14 +68,17 @@ class Claim:
     se: float = field(default=math.nan, repr=False)
     p_min: float = field(default=math.nan, repr=False)
     wins: int = field(default=-1, repr=False)
+    #: the largest effect the statistic can take (rho 1, a rho difference 2, an accuracy difference 1)
+    max_effect: float = field(default=math.inf, repr=False)
+    two_sided: bool = field(default=False, repr=False)
 
 
 def _fmt_p(p: float) -> str:
     return "n/a" if p is None or math.isnan(p) else f"{p:.3g}"
 
 
-RULE = ("supported: Holm-adjusted p < 0.05 and effect > 0; not supported: the interval's upper end is below the "
-        "minimum detectable effect; otherwise inconclusive")
+RULE = ("supported: Holm-adjusted p < 0.05 and effect > 0; not supported: the interval lies at or below 0, or its "
+        "upper end is below a minimum detectable effect the statistic can reach; otherwise inconclusive")
 
 
 def _from_reps(c: Claim, point: float, reps: np.ndarray | None, alternative: str) -> Claim:
@@ -90,7 +95,8 @@ def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[st
     """"A finetunes better than B" on these targets: paired bootstrap over test images and seeds."""
     targets = ev.targets([*a, *b])
     side = "one-sided" if alternative == "greater" else "two-sided"
-    c = Claim(text, ev.scope, kind=kind, rule=RULE, n_targets=len(targets), unit="pp",
+    c = Claim(text, ev.scope, kind=kind, rule=RULE, n_targets=len(targets), unit="pp", max_effect=1.0,
+              two_sided=alternative != "greater",
               test=f"paired bootstrap over test images and seeds ({side}, {E.N_BOOT} draws)")
     if not targets:
         c.evidence = "no target has results for both sides"
@@ -127,7 +133,7 @@ def rank_claim(ev: E.Evidence, text: str, predictor: Mapping[str, Mapping[str, f
                what: str) -> Claim:
     """"``what`` predicts the finetuning order": mean within-target Spearman rho of the predictor and the
     accuracy of finetuning each component alone; within-target permutation p; bootstrap interval."""
-    c = Claim(text, ev.scope, kind=kind, rule=RULE, unit="rho",
+    c = Claim(text, ev.scope, kind=kind, rule=RULE, unit="rho", max_effect=1.0,
               test="mean within-target Spearman rho; permutation within targets (one-sided)")
     if not predictor:
         c.evidence = f"no {what}"
@@ -173,7 +179,7 @@ def better_predictor_claim(ev: E.Evidence, text: str, p1: Mapping[str, Mapping[s
                            p2: Mapping[str, Mapping[str, float]] | None) -> Claim:
     """Predictor 1 agrees better with the finetuning order than predictor 2: difference of the mean
     within-target rhos, paired bootstrap over test images and seeds (one-sided)."""
-    c = Claim(text, ev.scope, kind="claim", rule=RULE, unit="rho",
+    c = Claim(text, ev.scope, kind="claim", rule=RULE, unit="rho", max_effect=2.0,
               test=f"paired bootstrap of the rho difference over test images and seeds (one-sided, {E.N_BOOT} draws)")
     if not p1 or not p2:
         c.evidence = "a predictor is missing"
@@ -215,11 +221,19 @@ def decide(claims: list[Claim], m: int | None = None) -> list[Claim]:
                 c.status = NOT_SUPPORTED
         elif c.p_holm < ALPHA and c.effect > 0:
             c.status = SUPPORTED
-        elif not math.isnan(c.mde) and c.ci_high <= c.mde:
+        elif c.two_sided and c.p_holm < ALPHA and c.effect < 0:
+            c.status = NOT_SUPPORTED
+            c.evidence += f"; the reverse holds (two-sided, Holm-adjusted p = {c.p_holm:.3g})"
+        elif c.ci_high <= 0:
+            c.status = NOT_SUPPORTED  # the data exclude any positive effect, whatever the design's power
+        elif not math.isnan(c.mde) and c.mde < c.max_effect and c.ci_high <= c.mde:
             c.status = NOT_SUPPORTED
         else:
             c.status = INCONCLUSIVE
-            if not math.isnan(c.mde):
+            if not math.isnan(c.mde) and c.mde >= c.max_effect:
+                c.evidence += (f"; underpowered: the minimum detectable effect {c.mde:.3g} {c.unit} exceeds the largest "
+                               f"possible effect ({c.max_effect:g})")
+            elif not math.isnan(c.mde):
                 c.evidence += f"; underpowered: minimum detectable effect {c.mde:.3g} {c.unit}"
     return claims
 
