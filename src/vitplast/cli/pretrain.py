@@ -31,6 +31,9 @@ def pretrain(
     ] = False,
 ) -> None:
     """Pretrain the micro-ViT from scratch (AdamW, cosine, label smoothing, crop + flip) and export it."""
+    from vitplast.train.config import pretrain_config
+
+    pretrain_config("micro", steps, batch_size, lr, seed, data, precision=precision)  # bad options: before torch
     from vitplast.cli.progress import rich_progress
     from vitplast.train.pretrain import pretrain as run_pretrain
 

@@ -189,7 +189,7 @@ def sweep(
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
             raise VitplastError(f"give the grid either as a sweep file or as flags, not both ({given[0]})")
-        from vitplast.sweep import load_sweep
+        from vitplast.sweep.spec import load_sweep
 
         spec = load_sweep(sweep_file)
     else:
@@ -200,7 +200,7 @@ def sweep(
         plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
         run = {"device": device, "workers": workers}
         grid = grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe, plast, run)
-        from vitplast.sweep import parse_sweep  # imports torch: after the flags are parsed
+        from vitplast.sweep.spec import parse_sweep
 
         spec = parse_sweep(grid)
     if sweep_file is not None and (device != "auto" or workers is not None):

@@ -1,14 +1,30 @@
 """Grids of finetuning runs (plus probes and plasticity analyses) on Ray Tune or in process, resumable.
 
 ``spec`` (the YAML schema), ``plan`` (tasks and their ids), ``execute`` (one task), ``runner`` and
-``ray_exec`` (executors), ``status`` and ``results`` (reading a sweep directory back).
+``ray_exec`` (executors), ``status`` and ``results`` (reading a sweep directory back). The public names are
+imported on first use, so that parsing a sweep file (``vitplast.sweep.spec``) does not load torch or pandas.
 """
 
-from vitplast.sweep.plan import Plan, Task, build_plan
-from vitplast.sweep.results import SweepTables, collect, write_tables
-from vitplast.sweep.runner import Resources, SweepOutcome, run_sweep
-from vitplast.sweep.spec import SweepSpec, load_sweep, parse_sweep
-from vitplast.sweep.status import SweepStatus, sweep_status
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vitplast.lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from vitplast.sweep.plan import Plan, Task, build_plan
+    from vitplast.sweep.results import SweepTables, collect, write_tables
+    from vitplast.sweep.runner import Resources, SweepOutcome, run_sweep
+    from vitplast.sweep.spec import SweepSpec, load_sweep, parse_sweep
+    from vitplast.sweep.status import SweepStatus, sweep_status
+
+_LAZY = {
+    **dict.fromkeys(("Plan", "Task", "build_plan"), "vitplast.sweep.plan"),
+    **dict.fromkeys(("SweepTables", "collect", "write_tables"), "vitplast.sweep.results"),
+    **dict.fromkeys(("Resources", "SweepOutcome", "run_sweep"), "vitplast.sweep.runner"),
+    **dict.fromkeys(("SweepSpec", "load_sweep", "parse_sweep"), "vitplast.sweep.spec"),
+    **dict.fromkeys(("SweepStatus", "sweep_status"), "vitplast.sweep.status"),
+}
 
 __all__ = [
     "Plan",
@@ -26,3 +42,4 @@ __all__ = [
     "sweep_status",
     "write_tables",
 ]
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

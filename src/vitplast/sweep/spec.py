@@ -45,8 +45,7 @@ from typing import Any
 
 from vitplast.configs import _check_field, _split_optional, from_mapping, option, validate
 from vitplast.errors import VitplastError
-from vitplast.train.config import TrainConfig
-from vitplast.train.groups import parse_groups
+from vitplast.train.config import TrainConfig, parse_groups
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "data"))
 #: Fields a grid or a dataset entry may not set through ``train`` (they have their own keys).

@@ -40,6 +40,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 #: The micro-ViT pretraining recipe (``vitplast pretrain`` options and its fixed parts).
+#: The micro-ViT's pretraining data set.
+PRETRAIN_SOURCE = "mini:source"
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 3000,
     "batch_size": 128,
@@ -194,6 +196,46 @@ class TrainConfig:
             f"{self.weight_decay:g}, clip {self.clip:g}, augment {self.augment}, eval every {self.eval_every}, "
             f"seed {self.seed}, precision {self.precision}"
         )
+
+
+
+def pretrain_config(
+    model: str,
+    steps: int = PRETRAIN_DEFAULTS["steps"],
+    batch_size: int = PRETRAIN_DEFAULTS["batch_size"],
+    lr: float = PRETRAIN_DEFAULTS["lr"],
+    seed: int = 0,
+    data: str = PRETRAIN_SOURCE,
+    warmup_steps: int | None = None,
+    eval_every: int | None = None,
+    precision: str = "auto",
+) -> TrainConfig:
+    """The micro-ViT's pretraining recipe (:mod:`vitplast.train.pretrain`) as a validated :class:`TrainConfig`
+    for ``model`` (a spec). Warmup shrinks with short runs; the validation split is scored
+    ``PRETRAIN_DEFAULTS["evaluations"]`` times (half way and at the end), as each evaluation costs about as much
+    as 40 training steps on a CPU. Torch-free, so ``vitplast pretrain`` checks its options before loading torch."""
+    d = PRETRAIN_DEFAULTS
+    warmup = warmup_steps if warmup_steps is not None else min(d["warmup_steps"], steps // 10)
+    every = eval_every if eval_every is not None else max(1, steps // d["evaluations"])
+    return TrainConfig(
+        model=model,
+        data=data,
+        train=("full",),
+        optimizer="adamw",
+        lr=lr,
+        weight_decay=d["weight_decay"],
+        steps=steps,
+        batch_size=batch_size,
+        clip=d["clip"],
+        warmup_steps=warmup,
+        schedule="cosine",
+        eval_every=every,
+        seed=seed,
+        label_smoothing=d["label_smoothing"],
+        augment="crop",
+        random_weights=True,
+        precision=precision,
+    )
 
 
 @dataclass(frozen=True)

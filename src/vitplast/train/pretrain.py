@@ -28,51 +28,15 @@ from vitplast.models.micro import ARCH, MICRO_DIR
 from vitplast.progress import Progress
 from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
-from vitplast.train.config import PRETRAIN_DEFAULTS, RunOptions, TrainConfig
+from vitplast.train.config import PRETRAIN_DEFAULTS, PRETRAIN_SOURCE, RunOptions, pretrain_config
 from vitplast.train.loop import prepare, run
 from vitplast.train.scoring import score
 
-SOURCE = "mini:source"
+SOURCE = PRETRAIN_SOURCE
 CHECKPOINT_NAME = "micro_vit.safetensors"
 CARD_FILES = (CHECKPOINT_NAME, "model_card.json", "model_card.md")
 #: Default recipe (``vitplast pretrain`` options and the fixed parts), declared torch-free in train/config.py.
 DEFAULTS: dict[str, Any] = PRETRAIN_DEFAULTS
-
-
-def pretrain_config(
-    steps: int = DEFAULTS["steps"],
-    batch_size: int = DEFAULTS["batch_size"],
-    lr: float = DEFAULTS["lr"],
-    seed: int = 0,
-    data: str = SOURCE,
-    warmup_steps: int | None = None,
-    eval_every: int | None = None,
-    precision: str = "auto",
-) -> TrainConfig:
-    """The pretraining recipe as a :class:`TrainConfig` (module docstring). Warmup shrinks with short
-    runs; the validation split is scored ``DEFAULTS["evaluations"]`` times (half way and at the end), as
-    each evaluation costs about as much as 40 training steps on a CPU."""
-    warmup = warmup_steps if warmup_steps is not None else min(DEFAULTS["warmup_steps"], steps // 10)
-    every = eval_every if eval_every is not None else max(1, steps // DEFAULTS["evaluations"])
-    return TrainConfig(
-        model=f"timm:{ARCH}",
-        data=data,
-        train=("full",),
-        optimizer="adamw",
-        lr=lr,
-        weight_decay=DEFAULTS["weight_decay"],
-        steps=steps,
-        batch_size=batch_size,
-        clip=DEFAULTS["clip"],
-        warmup_steps=warmup,
-        schedule="cosine",
-        eval_every=every,
-        seed=seed,
-        label_smoothing=DEFAULTS["label_smoothing"],
-        augment="crop",
-        random_weights=True,
-        precision=precision,
-    )
 
 
 def pretrain(
@@ -97,7 +61,7 @@ def pretrain(
     ``model_card.json``, ``model_card.md``) and, with ``install``, copy those into ``install_dir``
     (the package's ``models/micro/``). ``precision``: :mod:`vitplast.precision`. Returns the model card."""
     t0 = time.perf_counter()
-    cfg = pretrain_config(steps, batch_size, lr, seed, data, precision=precision)
+    cfg = pretrain_config(f"timm:{ARCH}", steps, batch_size, lr, seed, data, precision=precision)
     prep = prepare(cfg)
     opts = RunOptions(device=device, workers=workers, plots=plots)
     result = run(prep, Path(out), opts, resume=resume, progress=progress)
