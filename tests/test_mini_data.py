@@ -44,7 +44,11 @@ def _check_layout(bundle, num_classes: int) -> None:
 
 
 def test_registered() -> None:
+    """Every loader registers under a declared prefix, and every declared prefix has a loader."""
+    from vitplast.data.specs import PREFIXES
+
     assert "mini" in available()
+    assert available() == {k: PREFIXES[k] for k in sorted(PREFIXES)}
 
 
 def test_generator_is_deterministic_in_the_seed() -> None:

@@ -68,21 +68,21 @@ def _cifar(name: str, cls: Any, arg: str, ctx: DataContext) -> DataBundle:
     return DataBundle.from_train_test(name, list(sets[0].classes), train, test, root=str(root))
 
 
-@register("cifar10", "cifar10[:ROOT]  CIFAR-10 via torchvision (downloaded to the cache when online)")
+@register("cifar10")
 def load_cifar10(arg: str, ctx: DataContext) -> DataBundle:
     from torchvision.datasets import CIFAR10
 
     return _cifar("cifar10", CIFAR10, arg, ctx)
 
 
-@register("cifar100", "cifar100[:ROOT]  CIFAR-100 via torchvision (downloaded to the cache when online)")
+@register("cifar100")
 def load_cifar100(arg: str, ctx: DataContext) -> DataBundle:
     from torchvision.datasets import CIFAR100
 
     return _cifar("cifar100", CIFAR100, arg, ctx)
 
 
-@register("pets", "pets[:ROOT]  Oxford-IIIT Pet, 37 classes, via torchvision")
+@register("pets")
 def load_pets(arg: str, ctx: DataContext) -> DataBundle:
     from torchvision.datasets import OxfordIIITPet
 
@@ -91,7 +91,7 @@ def load_pets(arg: str, ctx: DataContext) -> DataBundle:
     return DataBundle.from_train_test("pets", list(trainval.classes), trainval, test, root=str(root))
 
 
-@register("flowers102", "flowers102[:ROOT]  Oxford Flowers-102 via torchvision (native train/val/test)")
+@register("flowers102")
 def load_flowers102(arg: str, ctx: DataContext) -> DataBundle:
     from torchvision.datasets import Flowers102
 
@@ -112,7 +112,7 @@ def _existing_dir(spec: str, path: str) -> Path:
     return d
 
 
-@register("cifar10c", "cifar10c:DIR:CORRUPTION:SEVERITY  CIFAR-10-C .npy files (one corruption, severity 1-5)")
+@register("cifar10c")
 def load_cifar10c(arg: str, ctx: DataContext) -> DataBundle:
     parts = arg.split(":")
     if len(parts) != 3:
@@ -167,7 +167,7 @@ def _read_split_list(root: Path, file: Path) -> tuple[list[Path], list[int], dic
     return paths, labels, names
 
 
-@register("domainnet", "domainnet:DIR:DOMAIN[:official]  DomainNet domain (80/20, or the official split lists)")
+@register("domainnet")
 def load_domainnet(arg: str, ctx: DataContext) -> DataBundle:
     parts = arg.split(":")
     if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "official"):
@@ -197,7 +197,7 @@ def load_domainnet(arg: str, ctx: DataContext) -> DataBundle:
     return DataBundle.from_single(name, classes, pool, domain=domain, split="80/20")
 
 
-@register("imagenet-val", "imagenet-val:DIR  ImageNet validation images (class folders or flat)")
+@register("imagenet-val")
 def load_imagenet_val(arg: str, ctx: DataContext) -> DataBundle:
     root = _existing_dir("imagenet-val", arg)
     subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -255,7 +255,7 @@ def _hf_columns(split: Any) -> tuple[str, str, list[str] | None]:
     return image, label, names
 
 
-@register("hf", "hf:DATASET_ID[:CONFIG] or hf:DIR  a Hugging Face image-classification dataset (pip install datasets)")
+@register("hf")
 def load_hf_dataset(arg: str, ctx: DataContext) -> DataBundle:
     try:
         import datasets

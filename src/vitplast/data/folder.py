@@ -32,7 +32,7 @@ def scan_class_folders(root: Path, classes: list[str] | None = None) -> tuple[li
     return classes, FileImageSet(paths, labels)
 
 
-@register("folder", "folder:PATH  class-per-subfolder images (PATH/train, PATH/test used when present)")
+@register("folder")
 def load_folder(arg: str, ctx: DataContext) -> DataBundle:
     if not arg:
         raise VitplastError("folder:PATH needs a path")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitplast.data.base import DataBundle
-from vitplast.errors import VitplastError
+from vitplast.data.specs import PREFIXES, check_prefix
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class DataContext:
 
 
 Loader = Callable[[str, DataContext], DataBundle]
-_LOADERS: dict[str, tuple[Loader, str]] = {}
+_LOADERS: dict[str, Loader] = {}
 # Modules that register loaders when imported (kept lazy: torchvision datasets are only imported on use).
 _PROVIDERS = (
     "vitplast.data.synthetic",
@@ -42,11 +42,14 @@ _PROVIDERS = (
 )
 
 
-def register(prefix: str, usage: str) -> Callable[[Loader], Loader]:
-    """Register ``fn(arg, ctx) -> DataBundle`` for specs ``prefix`` / ``prefix:arg``; ``usage`` is shown in help."""
+def register(prefix: str) -> Callable[[Loader], Loader]:
+    """Register ``fn(arg, ctx) -> DataBundle`` for specs ``prefix`` / ``prefix:arg``; the prefix and its usage line
+    are declared in :data:`vitplast.data.specs.PREFIXES`."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"data prefix {prefix!r} is not declared in vitplast.data.specs.PREFIXES")
 
     def deco(fn: Loader) -> Loader:
-        _LOADERS[prefix] = (fn, usage)
+        _LOADERS[prefix] = fn
         return fn
 
     return deco
@@ -64,7 +67,7 @@ def _ensure_providers() -> None:
 def available() -> dict[str, str]:
     """Registered prefixes and their usage lines."""
     _ensure_providers()
-    return {k: v[1] for k, v in sorted(_LOADERS.items())}
+    return {k: PREFIXES[k] for k in sorted(_LOADERS)}
 
 
 def default_root() -> Path:
@@ -80,9 +83,6 @@ def load_data(spec: str, ctx: DataContext | None = None) -> DataBundle:
     ctx = ctx or DataContext()
     if ctx.root is None:
         ctx = DataContext(ctx.input_size, default_root(), ctx.download, ctx.seed)
+    check_prefix(spec)
     prefix, _, arg = spec.partition(":")
-    if prefix not in _LOADERS:
-        known = ", ".join(f"{p}" for p in sorted(_LOADERS))
-        raise VitplastError(f"unknown data spec {spec!r}: known prefixes are {known}")
-    fn, _usage = _LOADERS[prefix]
-    return fn(arg, ctx)
+    return _LOADERS[prefix](arg, ctx)

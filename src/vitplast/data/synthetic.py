@@ -32,7 +32,7 @@ class RandomImages(Dataset[Item]):
         return torch.randn(3, self.size, self.size, generator=g), int(self.labels[i])
 
 
-@register("random", "random[:N]  seeded Gaussian images at the model's input size (N per split, default 256)")
+@register("random")
 def load_random(arg: str, ctx: DataContext) -> DataBundle:
     try:
         n = int(arg) if arg else 256

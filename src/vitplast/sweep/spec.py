@@ -414,12 +414,10 @@ def _parse_datasets(value: Any) -> tuple[DatasetEntry, ...]:
 
 
 def check_data_spec(spec: str) -> None:
-    """Refuse a data spec whose prefix no loader knows (cheap; the loader checks the rest when it runs)."""
-    from vitplast.data.registry import available
+    """Refuse a data spec whose prefix no loader knows (torch-free: :func:`vitplast.data.specs.check_prefix`)."""
+    from vitplast.data.specs import check_prefix
 
-    known = available()
-    if spec.partition(":")[0] not in known:
-        raise VitplastError(f"unknown data spec {spec!r}: known prefixes are {', '.join(known)}")
+    check_prefix(spec)
 
 
 def _parse_optimizers(value: Any) -> tuple[OptimizerEntry, ...]:

@@ -44,11 +44,7 @@ SETS: dict[str, Callable[[str, DataContext], DataBundle]] = {
 TAKES_ARGUMENT = {"source", "source-c", "novel"}
 
 
-@register(
-    "mini",
-    "mini:NAME  offline mini-suite: source[:SEED], digits, textures, faces, "
-    "source-c[:CORRUPTION[:SEVERITY]], novel[:SEED]",
-)
+@register("mini")
 def load_mini(arg: str, ctx: DataContext) -> DataBundle:
     name, _, rest = arg.partition(":")
     if name not in SETS:
