@@ -251,16 +251,16 @@ def test_progress_bars_stay_off_stderr_when_it_is_not_a_terminal() -> None:
 
     from rich.console import Console
 
-    from vitplast.cli.progress import progress_bar
+    from vitplast.cli.progress import rich_progress
 
     sink = io.StringIO()
-    with progress_bar(Console(file=sink, force_terminal=False), "pairs") as start:
-        advance = start(3)
+    with rich_progress(Console(file=sink, force_terminal=False)) as start:
+        advance = start("pairs", 3)
         for _ in range(3):
             advance(1)
     assert sink.getvalue() == ""
-    with progress_bar(Console(file=sink, force_terminal=True), "pairs") as start:
-        start(3)(3)
+    with rich_progress(Console(file=sink, force_terminal=True)) as start:
+        start("pairs", 3)(3)
     assert "pairs" in sink.getvalue()  # on a terminal the bar is drawn
 
 

@@ -11,11 +11,10 @@ from rich.table import Table
 
 from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
 from vitplast.cli import app
-from vitplast.cli.progress import progress_bar
+from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
 from vitplast.configs import default_of, help_of
 from vitplast.errors import VitplastError
-from vitplast.progress import Advance
 
 if TYPE_CHECKING:
     from vitplast.analysis import AnalysisResult
@@ -69,11 +68,7 @@ def analyze(
         precision=precision,
         embed_scale=parse_scales(embed_scale),
     )  # fmt: skip
-    with progress_bar(Console(stderr=True), "measuring pairs") as start:
-
-        def progress(label: str, total: int, /) -> Advance:
-            return start(total)
-
+    with rich_progress(Console(stderr=True)) as progress:
         from vitplast.analysis import run_analysis
 
         res = run_analysis(cfg, progress)

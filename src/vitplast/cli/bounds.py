@@ -12,10 +12,9 @@ from rich.table import Table
 
 from vitplast.analysis_config import AnalyzeConfig
 from vitplast.cli import app
-from vitplast.cli.progress import progress_bar
+from vitplast.cli.progress import rich_progress
 from vitplast.components import COMPONENTS, DISPLAY
 from vitplast.configs import default_of, help_of
-from vitplast.progress import Advance
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,11 +63,7 @@ def bounds(
 
     if plasticity is not None:
         plasticity_csv(plasticity)
-    with progress_bar(Console(stderr=True), "pairs") as start:
-
-        def progress(label: str, total: int, /) -> Advance:
-            return start(total)
-
+    with rich_progress(Console(stderr=True)) as progress:
         record = write_bounds_view(run_analysis(cfg, progress), out, plasticity)
     print_summary(record, out)
     chk = record["check"]

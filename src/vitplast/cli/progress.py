@@ -12,27 +12,6 @@ from vitplast.progress import Progress as ProgressCallback
 
 
 @contextlib.contextmanager
-def progress_bar(console: Console, label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
-    """Yield ``start(total) -> advance(k)``: each call of ``start`` adds a task with ``total`` steps."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,  # no bar lines in a log or a pipe: errors stay one line
-    ) as prog:
-
-        def start(total: int) -> Callable[[int], None]:
-            task = prog.add_task(label, total=total)
-            return lambda k: prog.advance(task, k)
-
-        yield start
-
-
-@contextlib.contextmanager
 def rich_progress(console: Console) -> Iterator[ProgressCallback]:
     """Yield a :class:`vitplast.progress.Progress` drawing one rich bar per phase (label and total of the
     phase). Nothing is drawn before the first phase starts, nor when ``console`` is not a terminal, so an error

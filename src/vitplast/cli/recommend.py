@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vitplast.cli import app
-from vitplast.cli.progress import progress_bar
+from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
 from vitplast.configs import default_of, help_of
 from vitplast.errors import VitplastError
@@ -57,8 +57,8 @@ def recommend(
     from vitplast.selectors.recommend import recommend as run_recommend
     from vitplast.selectors.recommend import save
 
-    with progress_bar(Console(stderr=True), "recommend") as start:
-        result = run_recommend(cfg, progress=lambda label, total: start(total))
+    with rich_progress(Console(stderr=True)) as progress:
+        result = run_recommend(cfg, progress=progress)
     if export is not None and not result.recommended:
         raise VitplastError(f"nothing to export: no group fits in the budget of {result.budget:,} parameters")
     save(result, out)

@@ -257,10 +257,7 @@ def report(
     tables/claims.* lists every tested claim and baseline with its test, effect, 95 % interval, raw and
     Holm-adjusted p and verdict (docs/statistics.md). The selector benchmark compares the sweep's plasticity
     with the rival selectors scored by --selectors (docs/selectors.md)."""
-    from vitplast.sweep import Plan
-
-    Plan.load(sweep_dir)  # a clear error before any work when DIR is not a sweep
-    if selectors:
+    if selectors:  # both steps start by loading the plan: a clear error before any work when DIR is not a sweep
         _score_selectors(sweep_dir)
     _report(sweep_dir, pdf, not no_figures)
 
@@ -275,11 +272,11 @@ def _score_selectors(root: Path) -> None:
 
 
 def _report(root: Path, pdf: bool = False, figures: bool = True) -> Any:
-    from vitplast.cli.progress import progress_bar
+    from vitplast.cli.progress import rich_progress
     from vitplast.report import make_report
 
-    with progress_bar(console, "report") as start:
-        rep = make_report(root, figures=figures, pdf=pdf, progress=lambda label, total: start(total))
+    with rich_progress(console) as progress:
+        rep = make_report(root, figures=figures, pdf=pdf, progress=progress)
     _print_claims(rep.claims)
     print(f"report: {rep.out / 'report.html'}")
     return rep

@@ -36,6 +36,8 @@ from vitplast.errors import VitplastError
 from vitplast.models.vit import ViT
 from vitplast.train.config import parse_groups as parse_groups  # re-exported: defined without torch
 
+#: The groups whose tensors hold ``ln-control``'s entries (a block's linear layers).
+_LINEAR = ("mha", "fc1", "fc2")
 #: A mask per partially trained tensor: ``(parameter, mask)``, mask of the parameter's shape, 1.0 = trained.
 Masks = list[tuple[nn.Parameter, torch.Tensor]]
 
@@ -44,7 +46,7 @@ def trainable_groups(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parame
     """Parameters trained by ``train`` per group (always including ``head``); ``full`` lists every group."""
     groups = vit.param_groups()
     if tuple(train) == (LN_CONTROL,):
-        return {LN_CONTROL: [p for g in ("mha", "fc1", "fc2") for p in groups[g]], "head": list(groups["head"])}
+        return {LN_CONTROL: [p for g in _LINEAR for p in groups[g]], "head": list(groups["head"])}
     chosen = GROUPS if tuple(train) == ("full",) else (*train, "head")
     return {g: list(groups[g]) for g in GROUPS if g in chosen}
 
@@ -79,7 +81,7 @@ def control_masks(vit: ViT, seed: int) -> Masks:
     masks: Masks = []
     for i, block in enumerate(vit.blocks):
         norms = _unique([p for c in ("ln1", "ln2") for p in block.params[c]])
-        linear = _unique([p for c in ("mha", "fc1", "fc2") for p in block.params[c]], {id(p) for p in norms})
+        linear = _unique([p for c in _LINEAR for p in block.params[c]], {id(p) for p in norms})
         k = sum(p.numel() for p in _unique(list(block.params["ln1"])))
         n = sum(p.numel() for p in linear)
         if k > n:  # pragma: no cover - no ViT block has more LayerNorm than linear entries
