@@ -127,7 +127,7 @@ def plain_step(module: torch.nn.Module, opt: torch.optim.Optimizer, params: list
                x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None) -> None:
     """The minimal hand-written step the engine is compared with."""
     opt.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         logits = module(x)
     F.cross_entropy(logits.float(), y).backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -256,7 +256,9 @@ def fixed_text(rows: dict[str, dict[str, float]], machine: str, n1: int, n2: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", nargs="*", default=["engine", "fixed"], choices=["groups", "engine", "fixed"])
+    ap.add_argument("--parts", nargs="*", default=["engine", "fixed"], choices=["groups", "engine", "fixed", "gpu"])
+    ap.add_argument("--deadline", type=float, default=240.0, help="gpu part: seconds after which optional rows are skipped")
+    ap.add_argument("--json", type=Path, help="gpu part: also write the raw figures here")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1, help="timed steps per configuration and round")
     ap.add_argument("--threads", type=int, default=2)
@@ -284,6 +286,10 @@ def main() -> None:
             write_section("finetune_fixed_cost", text)
     if "groups" in args.parts:
         groups_part(args)
+    if "gpu" in args.parts:
+        from gpu_speed import gpu_part
+
+        gpu_part(args.deadline, args.write, args.json)
 
 
 def groups_part(args: argparse.Namespace) -> None:

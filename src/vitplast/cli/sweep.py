@@ -331,6 +331,7 @@ def reproduce(
         paper_throughput,
     )
     from vitplast.suites.mini import CPU_TASK_OVERHEAD
+    from vitplast.suites.paper import GPU_NAME
 
     if suite not in SUITES:
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
@@ -352,7 +353,7 @@ def reproduce(
         if quick or steps or lrs or seeds:
             raise VitplastError("--quick, --steps, --lrs and --seeds apply to the mini suite")
         spec = paper_suite(data_root)
-        sizes, throughput, device_word = paper_sizes, paper_throughput, "GPU (NVIDIA H100, float32)"
+        sizes, throughput, device_word = paper_sizes, paper_throughput, f"GPU ({GPU_NAME})"
         overhead = 0.0
     out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
     from vitplast.sweep import Resources, build_plan  # imports torch: after the options are checked

@@ -47,20 +47,22 @@ SIZES: dict[str, Sizes] = {
     "domainnet:sketch": Sizes(39000, 9800, 21300),
 }
 
-#: Images per second on one NVIDIA H100 80GB HBM3, measured 2026-11-22 with the ``finetune`` engine's step
-#: (forward + backward + per-group gradient norms + clipping + SGD-momentum update) on in-memory 224 px
-#: batches, float32 as the engine runs (no TF32, no autocast), micro-batches 128 / 64 / 32 (peak 15 / 22 / 25 GiB
-#: for ``full``): (train img/s per group, eval img/s). Measured: B full 397, mha 493, fc1 506, ln1 553,
-#: embed 552, eval 1240; L full 119, mha 150, ln1 170, eval 367; H full 41, mha 51, ln1 58, eval 137. Groups not
-#: measured take the value of a group with the same kind of gradient (fc2 = fc1, ln2 = ln1; L/H: fc = mha,
-#: embed = ln1).
-H100_IPS: dict[str, tuple[dict[str, float], float]] = {
-    MODEL_B: ({"full": 397.0, "mha": 493.0, "fc1": 506.0, "fc2": 506.0, "embed": 552.0, "ln1": 553.0, "ln2": 553.0},
-              1240.0),
-    MODEL_L: ({"full": 119.0, "mha": 150.0, "fc1": 150.0, "fc2": 150.0, "embed": 170.0, "ln1": 170.0, "ln2": 170.0},
-              367.0),
-    MODEL_H: ({"full": 41.0, "mha": 51.0, "fc1": 51.0, "fc2": 51.0, "embed": 58.0, "ln1": 58.0, "ln2": 58.0},
-              137.0),
+#: Images per second on one NVIDIA H200 (torch 2.11), measured 2026-11-30 by ``benchmarks/finetune_speed.py --parts
+#: gpu`` with the ``finetune`` engine's step (forward + backward + per-group gradient norms + clipping + fused
+#: SGD-momentum update) on in-memory 224 px batches in bf16 autocast with TF32, the engine's default on such a GPU
+#: (``--precision auto``), micro-batches 128 / 64 / 32 for B / L / H: (train img/s per group, eval img/s at twice
+#: the batch). Measured: B full 2515, mha 3145, fc1 3330, ln1 3341, embed 3405, eval 9014; L full 851, mha 1052,
+#: ln1 1152, eval 3134; H full 322, mha 399, ln1 442, eval 1232 (fp32 on the same card: B full 400, mha 498).
+#: Groups not measured take the value of a group with the same kind of gradient (fc2 = fc1, ln2 = ln1; L/H:
+#: fc = mha, embed = ln1). The card's memory is not the limit: ViT-B ``full`` peaks far below it.
+GPU_NAME = "NVIDIA H200, bf16, measured 2026-11-30"
+GPU_IPS: dict[str, tuple[dict[str, float], float]] = {
+    MODEL_B: ({"full": 2515.0, "mha": 3145.0, "fc1": 3330.0, "fc2": 3330.0, "embed": 3405.0, "ln1": 3341.0,
+               "ln2": 3341.0}, 9014.0),
+    MODEL_L: ({"full": 851.0, "mha": 1052.0, "fc1": 1052.0, "fc2": 1052.0, "embed": 1152.0, "ln1": 1152.0,
+               "ln2": 1152.0}, 3134.0),
+    MODEL_H: ({"full": 322.0, "mha": 399.0, "fc1": 399.0, "fc2": 399.0, "embed": 442.0, "ln1": 442.0, "ln2": 442.0},
+              1232.0),
 }
 
 
@@ -121,5 +123,5 @@ def paper_sizes(spec: str) -> Sizes:
 
 
 def paper_throughput(model: str, group: str) -> tuple[float, float]:
-    train, ev = H100_IPS.get(model, H100_IPS[MODEL_B])
+    train, ev = GPU_IPS.get(model, GPU_IPS[MODEL_B])
     return train.get(group, train["full"]), ev
