@@ -22,9 +22,9 @@ from vitplast.data import DataContext, load_data, make_transform
 from vitplast.data.transforms import Transformed
 from vitplast.io import write_json_atomic, write_text_atomic
 from vitplast.models import load_model
-from vitplast.models.micro import ARCH, MICRO_DIR
+from vitplast.models.micro import ARCH, CHECKPOINT_NAME, MICRO_DIR
 from vitplast.train.batches import loader
-from vitplast.train.pretrain import CHECKPOINT_NAME, model_card_markdown
+from vitplast.train.model_card import model_card_markdown
 
 
 @torch.no_grad()

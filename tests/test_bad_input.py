@@ -47,6 +47,11 @@ ROWS: list[tuple[str, list[str], str]] = [
     # pretrain
     ("pretrain-out-file", ["pretrain", "--out", "{tmp}/FILE", "--device", "cpu"], "exists and is not a directory"),
     ("pretrain-out-read-only", [READ_ONLY, "pretrain", "--out", "{tmp}/new"], "not writable"),
+    ("pretrain-name", ["pretrain", "--name", "nano", "--out", "{tmp}/p"], "--name must be one of micro, micro-long"),
+    ("pretrain-weight-decay-nan", ["pretrain", "--weight-decay", "nan", "--out", "{tmp}/p"],
+     "--weight-decay must be a finite number"),
+    ("pretrain-warmup-long", ["pretrain", "--steps", "10", "--warmup-steps", "11", "--out", "{tmp}/p"],
+     "--warmup-steps must be in [0, steps=10]"),
     # finetune
     ("finetune-out-file", ["finetune", *MICRO, *TINY, "--out", "{tmp}/FILE"], "exists and is not a directory"),
     ("finetune-out-read-only", [READ_ONLY, "finetune", *MICRO, *TINY, "--out", "{tmp}/new"], "not writable"),

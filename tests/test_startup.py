@@ -41,7 +41,7 @@ def test_command_help_and_option_errors_do_not_import_heavy_libraries(command: s
 @pytest.mark.parametrize("argv", [
     ["finetune", "--lr", "inf"], ["probe", "--C", "nan"], ["landscape", "--grid", "2"], ["recommend", "--selectors", "nosuch"],
     ["reproduce", "--steps", "0", "--dry-run"], ["sweep", "--datasets", "random:16", "--lrs", "x"],
-    ["pretrain", "--steps", "0"], ["sweep", "--datasets", "random:16", "--lrs", "-1"],
+    ["pretrain", "--steps", "0"], ["pretrain", "--name", "nano"], ["sweep", "--datasets", "random:16", "--lrs", "-1"],
     ["sweep", "--datasets", "nosuch:1", "--lrs", "0.1"],
 ], ids=lambda a: " ".join(a[:3]))
 def test_bad_option_values_are_refused_before_heavy_imports(argv: list[str], tmp_path: Path) -> None:

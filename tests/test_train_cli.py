@@ -113,7 +113,8 @@ def test_probe_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_pretrain_short_run_exports_and_installs(tmp_path: Path) -> None:
     out, pkg = tmp_path / "pre", tmp_path / "pkg"
-    card = pretrain(out, steps=3, batch_size=8, data="random:24", device="cpu", install=True, install_dir=pkg)
+    card = pretrain(out, steps=3, batch_size=8, data="random:24", device="cpu", install=True, install_dir=pkg,
+                    warmup_steps=1, weight_decay=0.02, regime_pairs=8)
     for f in ("micro_vit.safetensors", "model_card.json", "model_card.md"):
         assert (pkg / f).is_file() and (pkg / f).read_bytes() == (out / f).read_bytes()
     ckpt = pkg / "micro_vit.safetensors"
@@ -127,6 +128,10 @@ def test_pretrain_short_run_exports_and_installs(tmp_path: Path) -> None:
     assert stored == json.loads(json.dumps(card))
     assert stored["recipe"]["optimizer"] == "adamw" and stored["recipe"]["train"] == ["full"]
     assert stored["command"].startswith("vitplast pretrain --steps 3 --batch-size 8")
+    assert stored["command"].endswith("--warmup-steps 1 --weight-decay 0.02")  # re-creates the run
+    assert (stored["recipe"]["warmup_steps"], stored["recipe"]["weight_decay"]) == (1, 0.02)
+    assert stored["name"] == "micro" and set(stored["regime"]["met"]) == {"token_rms", "gamma_dev", "attn_entropy"}
+    assert "## Regime" in (pkg / "model_card.md").read_text()
     # the recorded accuracy is that of the shipped fp16 weights loaded the way load_model loads them
     vit = load_model(f"timm:vit_micro_patch4_32@{ckpt}")
     bundle = load_data("random:24", DataContext(input_size=32))
@@ -138,7 +143,8 @@ def test_pretrain_short_run_exports_and_installs(tmp_path: Path) -> None:
 def test_pretrain_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     """The same command and seed re-create the same checkpoint on one device (bitwise, same SHA-256); another
     seed gives another model. (Across devices only the accuracy can match: floating-point order differs.)"""
-    cards = [pretrain(tmp_path / name, steps=4, batch_size=8, data="random:24", device="cpu", seed=seed)
+    cards = [pretrain(tmp_path / name, steps=4, batch_size=8, data="random:24", device="cpu", seed=seed,
+                      regime_pairs=0)
              for name, seed in (("a", 0), ("b", 0), ("b2", 0), ("c", 1))]
     assert cards[1]["checkpoint_sha256"] == cards[2]["checkpoint_sha256"]  # metadata order is fixed, too
     assert cards[0]["checkpoint_sha256"] == cards[1]["checkpoint_sha256"]
@@ -153,6 +159,25 @@ def test_pretrain_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 
     assert torch.equal(first_mha_weight(0), first_mha_weight(0))
     assert not torch.equal(first_mha_weight(0), first_mha_weight(1))
+
+
+def test_pretrain_name_sets_the_card_and_the_install_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vitplast.models import micro
+    from vitplast.train import pretrain as pre
+
+    folders = {"micro": tmp_path / "m", "micro-long": tmp_path / "ml"}
+    monkeypatch.setattr(pre, "BUNDLED", folders)
+    card = pretrain(tmp_path / "run", steps=2, batch_size=8, data="random:24", device="cpu", install=True,
+                    name="micro-long", regime_pairs=0)
+    assert card["name"] == "micro-long" and card["command"].endswith("--name micro-long")
+    assert (folders["micro-long"] / "model_card.json").is_file() and not folders["micro"].exists()
+    assert "# micro-long" in (folders["micro-long"] / "model_card.md").read_text()
+    assert set(micro.BUNDLED) == set(folders)
+    from vitplast.errors import VitplastError
+
+    with pytest.raises(VitplastError, match="--name must be one of"):
+        pretrain(tmp_path / "bad", steps=2, batch_size=8, data="random:24", device="cpu", name="nano")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_pretrain_cli_rejects_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitplast.configs import option, validate
+from vitplast.configs import MODEL_HELP, option, validate
 from vitplast.precision import PRECISION_HELP, PRECISIONS
 
 #: Estimator modes: every component fed the embedded input (the paper's) or its real input in the forward pass.
@@ -31,7 +31,7 @@ DEFAULT_RTOL = 1e-5
 class AnalyzeConfig:
     """Settings of one analysis (the options of ``vitplast analyze``; ``vitplast bounds`` uses a subset)."""
 
-    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    model: str = option("micro-long", help=MODEL_HELP)
     source: str = option(
         "mini:source", help="Source (pretraining-like) data spec, e.g. mini:source, folder:PATH, imagenet-val:DIR."
     )

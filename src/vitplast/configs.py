@@ -34,6 +34,12 @@ from vitplast.errors import VitplastError
 
 T = TypeVar("T")
 
+#: The micro-ViT checkpoints shipped in the package (model specs; ``vitplast pretrain --name``).
+BUNDLED_MODELS: tuple[str, ...] = ("micro", "micro-long")
+#: Help text of every ``--model`` option (the specs :func:`vitplast.models.load_model` accepts).
+MODEL_HELP = (f"Model spec: {' or '.join(BUNDLED_MODELS)} (bundled), timm:ARCH, timm:ARCH@FILE.safetensors, "
+              "hf:ORG/NAME or hf:DIR.")
+
 _NO_DEFAULT: Any = dataclasses.MISSING
 
 

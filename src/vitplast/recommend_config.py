@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from vitplast.configs import option, validate
+from vitplast.configs import MODEL_HELP, option, validate
 from vitplast.errors import VitplastError
 
 #: Every selector (the names :mod:`vitplast.selectors` registers), plasticity first, the baselines last.
@@ -24,7 +24,7 @@ DEFAULT_ORDER = (
 class RecommendConfig:
     """Settings of one recommendation (the options of ``vitplast recommend``)."""
 
-    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    model: str = option("micro", help=MODEL_HELP)
     data: str = option("mini:digits", help="Target data spec (the task to finetune on), e.g. mini:digits, folder:PATH.")
     source: str = option("mini:source", help="Source (pretraining-like) data for the plasticity selectors' pairs.")
     selectors: tuple[str, ...] = option(DEFAULT_ORDER, help="Selectors to run (comma list); the first one's set is "

@@ -19,6 +19,12 @@ def pretrain(
     steps: Annotated[int, typer.Option("--steps")] = DEFAULTS["steps"],
     batch_size: Annotated[int, typer.Option("--batch-size")] = DEFAULTS["batch_size"],
     lr: Annotated[float, typer.Option("--lr", help="AdamW peak learning rate")] = DEFAULTS["lr"],
+    warmup_steps: Annotated[
+        int | None, typer.Option("--warmup-steps", help="linear warmup steps (default: min(50, steps / 10))")
+    ] = None,
+    weight_decay: Annotated[
+        float, typer.Option("--weight-decay", help="AdamW decoupled weight decay of matrices")
+    ] = DEFAULTS["weight_decay"],
     seed: Annotated[int, typer.Option("--seed")] = 0,
     data: Annotated[str, typer.Option("--data", help="pretraining data spec")] = "mini:source",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
@@ -26,21 +32,32 @@ def pretrain(
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw curves.png at the end.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted run in --out")] = False,
+    name: Annotated[
+        str, typer.Option("--name", help="bundled model this run makes: micro or micro-long (the card's name and the --install target)")
+    ] = "micro",
     install: Annotated[
-        bool, typer.Option("--install", help="copy checkpoint and model card into the package (models/micro/)")
+        bool, typer.Option("--install", help="copy checkpoint and model card into the package (the --name folder)")
     ] = False,
 ) -> None:
     """Pretrain the micro-ViT from scratch (AdamW, cosine, label smoothing, crop + flip) and export it."""
+    from vitplast.configs import BUNDLED_MODELS
+    from vitplast.errors import VitplastError
     from vitplast.train.config import pretrain_config
 
-    pretrain_config("micro", steps, batch_size, lr, seed, data, precision=precision)  # bad options: before torch
+    if name not in BUNDLED_MODELS:
+        raise VitplastError(f"--name must be one of {', '.join(BUNDLED_MODELS)}, got {name!r}")
+
+    pretrain_config("micro", steps, batch_size, lr, seed, data, warmup_steps=warmup_steps,
+                    precision=precision, weight_decay=weight_decay)  # bad options: before torch
     from vitplast.cli.progress import rich_progress
     from vitplast.train.pretrain import pretrain as run_pretrain
 
     with rich_progress(Console(stderr=True)) as progress:
-        card = run_pretrain(out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, data=data, device=device,
+        card = run_pretrain(out, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                            weight_decay=weight_decay, seed=seed,
+                            data=data, device=device,
                             workers=workers, resume=resume, install=install, progress=progress,
-                            precision=precision, plots=plots)
+                            precision=precision, plots=plots, name=name)
     where = " and installed into the package" if install else f" (install with: --install, or copy from {out})"
     print(
         f"micro-ViT: source test accuracy {100 * card['source_test_acc']:.2f} % (fp16), "

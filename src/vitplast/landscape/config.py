@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vitplast.components import SELECTABLE
-from vitplast.configs import option, validate
+from vitplast.configs import MODEL_HELP, option, validate
 from vitplast.errors import VitplastError
 from vitplast.train.config import HEAD_INITS
 
@@ -19,7 +19,7 @@ from vitplast.train.config import HEAD_INITS
 class LandscapeConfig:
     """Settings of ``vitplast landscape`` (one per CLI option)."""
 
-    model: str = option("micro", help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR.")
+    model: str = option("micro", help=MODEL_HELP)
     data: str = option("mini:digits", help="Data spec whose train split is trained on and evaluated, e.g. mini:digits.")
     groups: tuple[str, ...] = option(
         ("mha",), help="Component groups, one landscape each.", choices=SELECTABLE

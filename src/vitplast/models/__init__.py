@@ -2,7 +2,8 @@
 
 Model specs (CLI ``--model`` and :func:`load_model`):
 
-* ``micro`` - the micro-ViT pretrained on ``mini:source``, shipped in this package (offline);
+* ``micro`` and ``micro-long`` - the micro-ViT pretrained on ``mini:source``, shipped in this package (offline;
+  ``micro-long`` was trained longer, into a regime closer to a pretrained ViT's, see ``docs/diagnostics.md``);
 * ``timm:ARCH`` - a timm architecture, pretrained weights from the hub (``random_weights`` builds it offline);
 * ``timm:ARCH@FILE`` - a timm architecture with weights from a local ``.safetensors`` (or ``.pth``) file;
 * ``hf:ORG/NAME`` - a transformers ViT, DeiT, DINOv2, BEiT, CLIP or SigLIP vision model from the hub; ``hf:DIR`` or a bare ``DIR`` - a ``save_pretrained`` directory.
@@ -37,9 +38,9 @@ def load_model(spec: str, random_weights: bool = False, seed: int = 0) -> ViT:
 
 
 def _load(spec: str, random_weights: bool) -> ViT:
-    if spec == "micro":
-        checkpoint = None if random_weights else _micro.checkpoint_path()
-        vit = load_timm(_micro.ARCH, checkpoint=checkpoint, random_weights=True, spec="micro")
+    if spec in _micro.BUNDLED:
+        checkpoint = None if random_weights else _micro.checkpoint_path(spec)
+        vit = load_timm(_micro.ARCH, checkpoint=checkpoint, random_weights=True, spec=spec)
     elif spec.startswith("timm:"):
         ref = spec[len("timm:") :]
         arch, sep, path = ref.partition("@")
@@ -58,7 +59,7 @@ def _load(spec: str, random_weights: bool) -> ViT:
         vit = load_hf(spec, random_weights=random_weights, spec=spec)
     else:
         raise VitplastError(
-            f"unknown model spec {spec!r}: use micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR"
+            f"unknown model spec {spec!r}: use micro, micro-long, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR"
         )
     vit.eval()
     return vit

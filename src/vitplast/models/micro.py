@@ -2,7 +2,9 @@
 
 Registered in timm's registry as ``vit_micro_patch4_32`` so that ``timm:vit_micro_patch4_32`` builds it
 (random weights) and ``timm:vit_micro_patch4_32@FILE.safetensors`` loads a checkpoint. ``load_model("micro")``
-loads the checkpoint shipped in this package (pretrained on ``mini:source`` by ``vitplast pretrain``).
+loads the checkpoint shipped in this package (pretrained on ``mini:source`` by ``vitplast pretrain``);
+``load_model("micro-long")`` the second one, pretrained longer at a higher learning rate into a regime closer to a
+pretrained ViT's (its model card, ``models/micro_long/model_card.md``, records the recipe and the regime).
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from typing import Any
 from timm.models import register_model
 from timm.models.vision_transformer import VisionTransformer
 
+from vitplast.configs import BUNDLED_MODELS
 from vitplast.errors import VitplastError
 
 ARCH = "vit_micro_patch4_32"
 MICRO_DIR = Path(__file__).parent / "micro"
-CHECKPOINT = MICRO_DIR / "micro_vit.safetensors"
+CHECKPOINT_NAME = "micro_vit.safetensors"
+CHECKPOINT = MICRO_DIR / CHECKPOINT_NAME
+#: The micro-ViT checkpoints shipped in this package: model spec -> folder (checkpoint + model card).
+BUNDLED: dict[str, Path] = {n: Path(__file__).parent / n.replace("-", "_") for n in BUNDLED_MODELS}
 MICRO_CFG: dict[str, Any] = {
     "input_size": (3, 32, 32),
     "mean": (0.5, 0.5, 0.5),
@@ -56,9 +62,11 @@ def vit_micro_patch4_32(pretrained: bool = False, **kwargs: Any) -> VisionTransf
     return model
 
 
-def checkpoint_path() -> Path:
-    if not CHECKPOINT.is_file():
+def checkpoint_path(name: str = "micro") -> Path:
+    """The shipped checkpoint of bundled model ``name`` (a key of :data:`BUNDLED`); VitplastError if missing."""
+    path = BUNDLED[name] / CHECKPOINT_NAME
+    if not path.is_file():
         raise VitplastError(
-            f"the bundled micro-ViT checkpoint is missing ({CHECKPOINT}); run `vitplast pretrain` to create it"
+            f"the bundled {name} checkpoint is missing ({path}); run `vitplast pretrain --name {name} --install`"
         )
-    return CHECKPOINT
+    return path

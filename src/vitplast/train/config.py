@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vitplast.components import LN_CONTROL, SELECTABLE, TRAINABLE_CHOICES
-from vitplast.configs import option, validate
+from vitplast.configs import MODEL_HELP, option, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
 
@@ -108,7 +108,7 @@ class TrainConfig:
     raise :class:`~vitplast.errors.VitplastError` on construction.
     """
 
-    model: str = option(help="Model spec: micro, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ID or hf:DIR.")
+    model: str = option(help=MODEL_HELP)
     data: str = option(help="Data spec: mini:digits, cifar10, folder:PATH, ...")
     train: tuple[str, ...] = option(
         ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, or ln-control alone (the LayerNorms' "
@@ -209,6 +209,7 @@ def pretrain_config(
     warmup_steps: int | None = None,
     eval_every: int | None = None,
     precision: str = "auto",
+    weight_decay: float | None = None,
 ) -> TrainConfig:
     """The micro-ViT's pretraining recipe (:mod:`vitplast.train.pretrain`) as a validated :class:`TrainConfig`
     for ``model`` (a spec). Warmup shrinks with short runs; the validation split is scored
@@ -223,7 +224,7 @@ def pretrain_config(
         train=("full",),
         optimizer="adamw",
         lr=lr,
-        weight_decay=d["weight_decay"],
+        weight_decay=d["weight_decay"] if weight_decay is None else weight_decay,
         steps=steps,
         batch_size=batch_size,
         clip=d["clip"],
