@@ -36,6 +36,15 @@ T = TypeVar("T")
 
 #: The micro-ViT checkpoints shipped in the package (model specs; ``vitplast pretrain --name``).
 BUNDLED_MODELS: tuple[str, ...] = ("micro", "micro-long")
+
+
+def check_bundled(name: str) -> str:
+    """``name`` if it is one of :data:`BUNDLED_MODELS`, else a one-line :class:`VitplastError`."""
+    if name not in BUNDLED_MODELS:
+        raise VitplastError(f"--name must be one of {', '.join(BUNDLED_MODELS)}, got {name!r}")
+    return name
+
+
 #: Help text of every ``--model`` option (the specs :func:`vitplast.models.load_model` accepts).
 MODEL_HELP = (f"Model spec: {' or '.join(BUNDLED_MODELS)} (bundled), timm:ARCH, timm:ARCH@FILE.safetensors, "
               "hf:ORG/NAME or hf:DIR.")

@@ -40,12 +40,10 @@ def pretrain(
     ] = False,
 ) -> None:
     """Pretrain the micro-ViT from scratch (AdamW, cosine, label smoothing, crop + flip) and export it."""
-    from vitplast.configs import BUNDLED_MODELS
-    from vitplast.errors import VitplastError
+    from vitplast.configs import check_bundled
     from vitplast.train.config import pretrain_config
 
-    if name not in BUNDLED_MODELS:
-        raise VitplastError(f"--name must be one of {', '.join(BUNDLED_MODELS)}, got {name!r}")
+    check_bundled(name)
 
     pretrain_config("micro", steps, batch_size, lr, seed, data, warmup_steps=warmup_steps,
                     precision=precision, weight_decay=weight_decay)  # bad options: before torch
@@ -54,8 +52,7 @@ def pretrain(
 
     with rich_progress(Console(stderr=True)) as progress:
         card = run_pretrain(out, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
-                            weight_decay=weight_decay, seed=seed,
-                            data=data, device=device,
+                            weight_decay=weight_decay, seed=seed, data=data, device=device,
                             workers=workers, resume=resume, install=install, progress=progress,
                             precision=precision, plots=plots, name=name)
     where = " and installed into the package" if install else f" (install with: --install, or copy from {out})"

@@ -59,7 +59,8 @@ def _load(spec: str, random_weights: bool) -> ViT:
         vit = load_hf(spec, random_weights=random_weights, spec=spec)
     else:
         raise VitplastError(
-            f"unknown model spec {spec!r}: use micro, micro-long, timm:ARCH, timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR"
+            f"unknown model spec {spec!r}: use {', '.join(_micro.BUNDLED)}, timm:ARCH, timm:ARCH@FILE.safetensors, "
+            "hf:ORG/NAME or hf:DIR"
         )
     vit.eval()
     return vit

@@ -8,7 +8,10 @@ of the 32 px image padded by 4 px (reflect) + horizontal flip, best-validation c
 
 The export is the full ``state_dict`` (classifier for the source classes included) in float16
 safetensors, with ``model_card.json`` / ``model_card.md``. The recorded source test accuracy is measured
-on the exported float16 weights, loaded back the way ``load_model("micro")`` loads them.
+on the exported float16 weights, loaded back the way ``load_model("micro")`` loads them. The card also records
+the regime the checkpoint reached (:mod:`vitplast.train.model_card`). The second bundled model, ``micro-long``,
+was made with ``--steps 4000 --batch-size 1024 --lr 0.003 --warmup-steps 200 --weight-decay 0.01 --name
+micro-long`` on a GPU (its card lists every recipe tried).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vitplast.configs import check_bundled
 from vitplast.data import make_transform
-from vitplast.errors import VitplastError
 from vitplast.io import write_json_atomic, write_text_atomic
 from vitplast.models import load_model
 from vitplast.models.micro import ARCH, BUNDLED, CHECKPOINT_NAME
@@ -67,8 +70,7 @@ def pretrain(
     package's folder of bundled model ``name``, ``micro`` or ``micro-long``). The card records the regime the
     checkpoint reached (:func:`vitplast.train.model_card.regime`, ``regime_pairs`` pairs; 0 skips it).
     ``precision``: :mod:`vitplast.precision`. Returns the model card."""
-    if name not in BUNDLED:
-        raise VitplastError(f"--name must be one of {', '.join(BUNDLED)}, got {name!r}")
+    check_bundled(name)
     t0 = time.perf_counter()
     cfg = pretrain_config(f"timm:{ARCH}", steps, batch_size, lr, seed, data, warmup_steps=warmup_steps,
                           precision=precision, weight_decay=weight_decay)
