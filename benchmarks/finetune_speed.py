@@ -35,7 +35,9 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +136,32 @@ def plain_step(module: torch.nn.Module, opt: torch.optim.Optimizer, params: list
     opt.step()
 
 
+def plain_stepper(vit: ViT, group: str, dtype: torch.dtype | None, x: torch.Tensor,
+                  y: torch.Tensor) -> Callable[[], None]:
+    """:func:`plain_step` of ``group`` (the others frozen) on the fixed batch ``(x, y)``, with its own
+    ``torch.optim.SGD`` (lr 1e-3, momentum 0.9)."""
+    params = [p for ps in freeze_except(vit, (group,)).values() for p in ps]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    return lambda: plain_step(vit.module, opt, params, x, y, dtype)
+
+
+def engine_stepper(vit: ViT, group: str, precision: str, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                   compile_: bool = False) -> Callable[[], Any]:
+    """The engine's step (:class:`vitplast.train.loop._Engine`) of ``group`` in ``precision`` on the fixed batch
+    ``(x, y)``: SGD momentum 0.9, lr 1e-3, clipping at 1.0, ``torch.compile`` of the forward with ``compile_``."""
+    from vitplast.precision import resolve_precision
+    from vitplast.train.config import RunOptions
+    from vitplast.train.loop import Prepared, _Engine
+
+    cfg = TrainConfig(model="bench", data="bench", train=(group,), optimizer="sgd", lr=1e-3, steps=10**6,
+                      batch_size=len(x), warmup_steps=0, precision=precision)
+    prep = Prepared(cfg, vit, None, freeze_except(vit, cfg.train), "")  # type: ignore[arg-type]
+    eng = _Engine(prep, None, device, 0, RunOptions(compile=compile_), resolve_precision(precision, device),  # type: ignore[arg-type]
+                  None)
+    feed = iter(lambda: (x, y), None)
+    return lambda: eng.step(feed, 1e-3)
+
+
 ENGINE_CONFIGS = (("full", "fp32"), ("ln1", "fp32"), ("mha", "fp32"), ("fc2", "fp32"), ("full", "bf16"), ("mha", "bf16"))
 
 
@@ -141,8 +169,6 @@ def bench_engine(rounds: int, steps: int, batch: int = 16) -> dict[tuple[str, st
     """Median CPU seconds (process time: robust to other processes on a shared machine; run it on one thread) per
     step of the engine and of :func:`plain_step`, interleaved, per (group, precision)."""
     from vitplast.precision import resolve_precision
-    from vitplast.train.config import RunOptions
-    from vitplast.train.loop import Prepared, _Engine
 
     torch.manual_seed(0)
     vit = load_model("micro")
@@ -153,24 +179,14 @@ def bench_engine(rounds: int, steps: int, batch: int = 16) -> dict[tuple[str, st
     cpu = torch.device("cpu")
     out: dict[tuple[str, str], dict[str, float]] = {}
     for group, precision in ENGINE_CONFIGS:
-        cfg = TrainConfig(model="micro", data="bench", train=(group,), optimizer="sgd", lr=1e-3, steps=10**6,
-                          batch_size=batch, warmup_steps=0, precision=precision)
-        groups = freeze_except(vit, cfg.train)
-        params = [p for ps in groups.values() for p in ps]
-        prep = Prepared(cfg, vit, None, groups, "")  # type: ignore[arg-type]
-        prec = resolve_precision(precision, cpu)
-        eng = _Engine(prep, None, cpu, 0, RunOptions(), prec, None)  # type: ignore[arg-type]
-        plain_opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
-        feed = iter(lambda: (x, y), None)
+        step = {"engine": engine_stepper(vit, group, precision, x, y, cpu),
+                "plain": plain_stepper(vit, group, resolve_precision(precision, cpu).dtype, x, y)}
         times: dict[str, list[float]] = {"engine": [], "plain": []}
         for r in range(rounds + 1):  # round 0 warms up (optimizer state, allocator) and is not recorded
             for kind in ("engine", "plain"):
                 t = time.process_time()
                 for _ in range(steps):
-                    if kind == "engine":
-                        eng.step(feed, 1e-3)
-                    else:
-                        plain_step(vit.module, plain_opt, params, x, y, prec.dtype)
+                    step[kind]()
                 if r > 0:
                     times[kind].append((time.process_time() - t) / steps)
         ratios = [e / p for e, p in zip(times["engine"], times["plain"], strict=True)]

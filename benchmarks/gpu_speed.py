@@ -27,15 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from finetune_speed import engine_stepper, plain_stepper
 from results import write_section
 
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
 from vitplast.precision import resolve_precision
-from vitplast.train.config import RunOptions, TrainConfig
-from vitplast.train.groups import freeze_except
-from vitplast.train.loop import Prepared, _Engine
 
 WARM, STEPS = 3, 10
 MODELS = {"B": ("timm:vit_base_patch16_224", 128), "L": ("timm:vit_large_patch16_224", 64),
@@ -63,33 +60,10 @@ def per_step(fn: Callable[[], Any], steps: int = STEPS, warm: int = WARM) -> flo
     return (time.perf_counter() - t) / steps
 
 
-def engine(vit: ViT, group: str, precision: str, x: torch.Tensor, y: torch.Tensor,
-           compile_: bool = False) -> Callable[[], Any]:
-    cfg = TrainConfig(model="bench", data="bench", train=(group,), optimizer="sgd", lr=1e-3, steps=10**6,
-                      batch_size=len(x), warmup_steps=0, precision=precision)
-    groups = freeze_except(vit, cfg.train)
-    prep = Prepared(cfg, vit, None, groups, "")  # type: ignore[arg-type]
-    eng = _Engine(prep, None, DEV, 0, RunOptions(compile=compile_), resolve_precision(precision, DEV),  # type: ignore[arg-type]
-                  None)
-    feed = iter(lambda: (x, y), None)
-    return lambda: eng.step(feed, 1e-3)
-
-
 def plain(vit: ViT, group: str, dtype: torch.dtype | None, x: torch.Tensor, y: torch.Tensor) -> Callable[[], Any]:
-    groups = freeze_except(vit, (group,))
-    params = [p for ps in groups.values() for p in ps]
-    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    """The hand-written step of ``finetune_speed.py``, with TF32 on for bf16 as the engine has it."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = dtype is not None
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(DEV.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            logits = vit.module(x)
-        F.cross_entropy(logits.float(), y).backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-
-    return step
+    return plain_stepper(vit, group, dtype, x, y)
 
 
 def evaluation(vit: ViT, x: torch.Tensor) -> Callable[[], Any]:
@@ -132,7 +106,7 @@ def rows_for(key: str, vit: ViT, n: int, plan: list[tuple[str, str, str]], t0: f
             row["img_s"] = n / per_step(plain(vit, group, dtype, x, y))
         else:
             compiled = kind == "engine+compile"
-            fn = engine(vit, group, precision, x, y, compiled)
+            fn = engine_stepper(vit, group, precision, x, y, DEV, compiled)
             if compiled:
                 t = time.perf_counter()
                 fn()
