@@ -25,6 +25,13 @@ def test_import_vitplast_cli_is_light() -> None:
     assert _imported_after("import vitplast, vitplast.cli") == set()
 
 
+def test_parsing_a_sweep_with_a_plasticity_section_is_light() -> None:
+    code = ("from vitplast.sweep.spec import parse_sweep\n"
+            "parse_sweep({'name': 'x', 'models': ['micro'], 'datasets': ['random:16'],"
+            " 'plasticity': {'source': 'mini:source', 'pairs': 8}})")
+    assert _imported_after(code) == set()
+
+
 def test_root_help_does_not_import_heavy_libraries() -> None:
     assert _imported_after("from vitplast.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass") == set()
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from vitplast.cli import app
 from vitplast.precision import PRECISION_HELP
 from vitplast.train.config import PRETRAIN_DEFAULTS as DEFAULTS
+from vitplast.train.config import PRETRAIN_SOURCE
 
 
 @app.command()
@@ -20,13 +21,13 @@ def pretrain(
     batch_size: Annotated[int, typer.Option("--batch-size")] = DEFAULTS["batch_size"],
     lr: Annotated[float, typer.Option("--lr", help="AdamW peak learning rate")] = DEFAULTS["lr"],
     warmup_steps: Annotated[
-        int | None, typer.Option("--warmup-steps", help="linear warmup steps (default: min(50, steps / 10))")
+        int | None, typer.Option("--warmup-steps", help=f"linear warmup steps (default: min({DEFAULTS['warmup_steps']}, steps / 10))")
     ] = None,
     weight_decay: Annotated[
         float, typer.Option("--weight-decay", help="AdamW decoupled weight decay of matrices")
     ] = DEFAULTS["weight_decay"],
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    data: Annotated[str, typer.Option("--data", help="pretraining data spec")] = "mini:source",
+    data: Annotated[str, typer.Option("--data", help="pretraining data spec")] = PRETRAIN_SOURCE,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
     workers: Annotated[int | None, typer.Option("--workers", help="data-loader processes")] = None,
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vitplast.cli import app
+from vitplast.configs import BUNDLED_MODELS
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
 
@@ -337,16 +338,18 @@ def reproduce(
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
     if suite == "mini":
         lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
-        # the micro-ViT architecture without its checkpoint
-        spec = mini_suite("timm:vit_micro_patch4_32" if model == "micro" and random_weights else model,
+        bundled = model in BUNDLED_MODELS
+        # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
+        spec = mini_suite("timm:vit_micro_patch4_32" if bundled and random_weights else model,
                           random_weights, quick, steps, tuple(lr_list) if lr_list else None,
                           tuple(seed_list) if seed_list else None)
-        if model == "micro" and not random_weights:
-            from vitplast.models.micro import CHECKPOINT
+        if bundled and not random_weights and not dry_run:
+            from vitplast.models.micro import checkpoint_path
 
-            if not CHECKPOINT.is_file() and not dry_run:
-                raise VitplastError("the bundled micro-ViT checkpoint is missing (vitplast pretrain --install), "
-                                    "or pass --random-weights to check the chain")
+            try:
+                checkpoint_path(model)
+            except VitplastError as exc:
+                raise VitplastError(f"{exc}, or pass --random-weights to check the chain") from None
         sizes, throughput, device_word = mini_sizes, mini_throughput, "CPU (1 thread per trial)"
         overhead = CPU_TASK_OVERHEAD
     else:

@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitplast.analysis_config import AnalyzeConfig
 from vitplast.configs import _check_field, _split_optional, from_mapping, option, validate
+from vitplast.data.specs import check_prefix
 from vitplast.errors import VitplastError
 from vitplast.train.config import TrainConfig, parse_groups
 
@@ -409,15 +411,8 @@ def _parse_datasets(value: Any) -> tuple[DatasetEntry, ...]:
     labels = [d.label for d in out]
     _unique(labels, "dataset labels")
     for d in out:
-        check_data_spec(d.spec)
+        check_prefix(d.spec)
     return tuple(out)
-
-
-def check_data_spec(spec: str) -> None:
-    """Refuse a data spec whose prefix no loader knows (torch-free: :func:`vitplast.data.specs.check_prefix`)."""
-    from vitplast.data.specs import check_prefix
-
-    check_prefix(spec)
 
 
 def _parse_optimizers(value: Any) -> tuple[OptimizerEntry, ...]:
@@ -452,9 +447,7 @@ def _parse_plasticity(value: Any) -> PlasticitySettings | None:
     s = typing.cast(PlasticitySettings | None, _settings(PlasticitySettings, value, "plasticity"))
     if s is None:
         return None
-    from vitplast.analysis import AnalyzeConfig
-
-    check_data_spec(s.source)
+    check_prefix(s.source)
     AnalyzeConfig(source=s.source, pairs=s.pairs, mode=s.mode, seed=s.seed, batch_size=s.batch_size).validate()
     return s
 

@@ -39,9 +39,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mini:": {"optimizer": "adamw", "lr": 1e-3, "steps": 70, "batch_size": 32, "eval_every": 35, "augment": "none"},
 }
 
-#: The micro-ViT pretraining recipe (``vitplast pretrain`` options and its fixed parts).
 #: The micro-ViT's pretraining data set.
 PRETRAIN_SOURCE = "mini:source"
+#: The micro-ViT pretraining recipe (``vitplast pretrain`` options and its fixed parts).
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 3000,
     "batch_size": 128,
@@ -196,7 +196,6 @@ class TrainConfig:
             f"{self.weight_decay:g}, clip {self.clip:g}, augment {self.augment}, eval every {self.eval_every}, "
             f"seed {self.seed}, precision {self.precision}"
         )
-
 
 
 def pretrain_config(

@@ -32,15 +32,13 @@ from vitplast.models.micro import ARCH, BUNDLED, CHECKPOINT_NAME
 from vitplast.progress import Progress
 from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
-from vitplast.train.config import PRETRAIN_DEFAULTS, PRETRAIN_SOURCE, RunOptions, pretrain_config
+from vitplast.train.config import PRETRAIN_DEFAULTS as DEFAULTS
+from vitplast.train.config import PRETRAIN_SOURCE, RunOptions, pretrain_config
 from vitplast.train.loop import prepare, run
 from vitplast.train.model_card import model_card_markdown, regime
 from vitplast.train.scoring import score
 
-SOURCE = PRETRAIN_SOURCE
 CARD_FILES = (CHECKPOINT_NAME, "model_card.json", "model_card.md")
-#: Default recipe (``vitplast pretrain`` options and the fixed parts), declared torch-free in train/config.py.
-DEFAULTS: dict[str, Any] = PRETRAIN_DEFAULTS
 
 
 def pretrain(
@@ -52,7 +50,7 @@ def pretrain(
     warmup_steps: int | None = None,
     weight_decay: float = DEFAULTS["weight_decay"],
     seed: int = 0,
-    data: str = SOURCE,
+    data: str = PRETRAIN_SOURCE,
     device: str = "auto",
     workers: int | None = None,
     resume: bool = False,
@@ -124,7 +122,7 @@ def _command(steps: int, batch_size: int, lr: float, seed: int, data: str, devic
              warmup_steps: int | None = None, weight_decay: float = DEFAULTS["weight_decay"],
              name: str = "micro") -> str:
     """The command line that re-creates this model (``--out``/``--install`` aside)."""
-    extra = "" if data == SOURCE else f" --data {data}"
+    extra = "" if data == PRETRAIN_SOURCE else f" --data {data}"
     extra += "" if warmup_steps is None else f" --warmup-steps {warmup_steps}"
     extra += "" if weight_decay == DEFAULTS["weight_decay"] else f" --weight-decay {weight_decay:g}"
     extra += "" if name == "micro" else f" --name {name}"
