@@ -263,10 +263,42 @@ def test_progress_bars_stay_off_stderr_when_it_is_not_a_terminal() -> None:
         advance = start("pairs", 3)
         for _ in range(3):
             advance(1)
-    assert sink.getvalue() == ""
+    assert sink.getvalue() == ""  # a short job off a terminal prints nothing (the heartbeat waits 30 s)
     with rich_progress(Console(file=sink, force_terminal=True)) as start:
         start("pairs", 3)(3)
     assert "pairs" in sink.getvalue()  # on a terminal the bar is drawn
+
+
+def test_long_work_off_a_terminal_prints_a_heartbeat_line() -> None:
+    """Off a terminal (logs, CI), a plain line with the phase and its count every heartbeat interval."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from vitplast.cli.progress import rich_progress
+
+    sink = io.StringIO()
+    with rich_progress(Console(file=sink, force_terminal=False), heartbeat_s=0.05) as start:
+        advance = start("pairs", 10)
+        advance(4)
+        time.sleep(0.3)
+    lines = sink.getvalue().splitlines()
+    assert len(lines) >= 2 and all(ln.endswith("pairs: 4/10") and ln.startswith("[0:00:0") for ln in lines)
+
+
+@pytest.mark.parametrize("command, hint", [("finetune", "resume with --resume"),
+                                           ("sweep", "re-run the same command to continue"),
+                                           ("reproduce", "re-run the same command to continue"),
+                                           ("analyze", None)])
+def test_interrupted_names_the_way_to_continue(command: str, hint: str | None,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from vitplast.cli import _interrupted
+
+    with pytest.raises(SystemExit) as exc:
+        _interrupted([command, "--out", "x"])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == ("interrupted" + (f"; {hint}" if hint else "")) + "\n"
 
 
 def test_16_bit_gradient_is_scaled_not_saturated(tmp_path: Path) -> None:

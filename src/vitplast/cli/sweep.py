@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vitplast.cli import app
+from vitplast.cli.progress import Heartbeat
 from vitplast.configs import BUNDLED_MODELS
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
@@ -78,6 +79,9 @@ class _Bar:
         )
         self.task: Any = None
         self.failed = 0
+        # Off a terminal (logs, CI) a plain line every 30 s instead of the bar.
+        self.beat = None if console.is_terminal else Heartbeat(console.file)
+        self.advance: Any = None
 
     def start(self, plan: Any, todo: list[Any], skipped: int) -> None:
         c = plan.counts()
@@ -87,14 +91,20 @@ class _Bar:
         )
         self.progress.start()
         self.task = self.progress.add_task("tasks", total=len(todo), last="")
+        if self.beat is not None:
+            self.advance = self.beat.phase("tasks done", len(todo))
 
     def done(self, task: Any, outcome: dict[str, Any]) -> None:
         if outcome.get("status") == "failed":
             self.failed += 1
             self.progress.console.print(f"[red]failed[/red] {task.id} {task.describe()}: {outcome.get('error', '')}")
         self.progress.update(self.task, advance=1, last=f"{task.describe()} ({self.failed} failed)")
+        if self.advance is not None:
+            self.advance(1)
 
     def stop(self) -> None:
+        if self.beat is not None:
+            self.beat.stop()
         if self.task is not None:  # rich prints an empty line when a bar that never started stops
             self.progress.stop()
 
