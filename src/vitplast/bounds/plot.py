@@ -19,12 +19,13 @@ from matplotlib.lines import Line2D
 
 from vitplast.bounds.compute import PAPER, PRIMARY
 from vitplast.components import COLORS, COMPONENTS, DISPLAY
+from vitplast.plotting import block_axis
 
 
 def _line(ax: plt.Axes, t: pd.DataFrame, variant: str, color: str, style: str, label: str) -> None:
     rows = t[(t["variant"] == variant) & (t["bound"] > 0)].sort_values("layer")
     if len(rows):
-        ax.plot(rows["layer"] + 1, rows["bound"], style, color=color, lw=1.6, ms=3, label=label)
+        ax.plot(rows["layer"], rows["bound"], style, color=color, lw=1.6, ms=3, label=label)
 
 
 def plot_bounds(
@@ -48,7 +49,7 @@ def plot_bounds(
         if measured is not None:
             m = measured[measured["component"] == comp].sort_values("layer")
             ax.errorbar(
-                m["layer"] + 1,
+                m["layer"],
                 m["mean"],
                 yerr=m["ci95"].fillna(0),
                 fmt="s",
@@ -61,10 +62,10 @@ def plot_bounds(
         if pair_max is not None:
             p = pair_max[(pair_max["component"] == comp) & (pair_max["variant"] == PRIMARY[comp])]
             p = p.sort_values("layer")
-            ax.plot(p["layer"] + 1, p["measured_max"], "x", color="black", ms=4, label="max over pairs")
+            ax.plot(p["layer"], p["measured_max"], "x", color="black", ms=4, label="max over pairs")
         ax.set_yscale("log")
         ax.set_title(DISPLAY[comp], color=color, fontsize=10, fontweight="bold")
-        ax.set_xlabel("layer (block)")
+        block_axis(ax)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("rate of change  ||f(X)-f(Y)|| / ||X-Y||")
     handles = [

@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import IO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -24,7 +24,7 @@ class Heartbeat:
     during long work. Nothing is printed before ``interval`` seconds have passed, so a command that fails early
     prints only its error line."""
 
-    def __init__(self, stream: TextIO, interval: float = HEARTBEAT_S) -> None:
+    def __init__(self, stream: IO[str], interval: float = HEARTBEAT_S) -> None:
         self.stream, self.interval = stream, interval
         self.label, self.done, self.total = "", 0, 0
         self.t0 = time.monotonic()

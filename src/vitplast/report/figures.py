@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from vitplast.components import COLORS, COMPONENTS, DISPLAY
+from vitplast.plotting import block_axis, step_axis
 
 GROUP_ORDER = ["full", "embed", "ln1", "mha", "ln2", "fc1", "fc2"]
 
@@ -79,14 +80,14 @@ def plasticity_figure(plast: pd.DataFrame, path: Path) -> Path | None:
             c = t[t["component"] == comp].sort_values("layer")
             if c.empty:
                 continue
-            x, m, ci = c["layer"].to_numpy() + 1, c["mean"].to_numpy(), c["ci95"].fillna(0).to_numpy()
+            x, m, ci = c["layer"].to_numpy(), c["mean"].to_numpy(), c["ci95"].fillna(0).to_numpy()
             ax.plot(x, m, "o-", ms=3, lw=1.6, color=COLORS[comp], label=DISPLAY[comp])
             ax.fill_between(x, m - ci, m + ci, color=COLORS[comp], alpha=0.2, lw=0)
         pos = t["mean"][t["mean"] > 0]
         if len(pos) and pos.max() / pos.min() > 30:
             ax.set_yscale("log")
-        ax.set(title=f"{ds}" + (f" ({model})" if plast["model_label"].nunique() > 1 else ""), xlabel="layer",
-               ylabel="plasticity")
+        ax.set(title=f"{ds}" + (f" ({model})" if plast["model_label"].nunique() > 1 else ""), ylabel="plasticity")
+        block_axis(ax)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8, ncol=2)
     fig.suptitle("Plasticity per layer: E[||f(X) - f(Y)|| / ||X - Y||] (source vs target pairs)")
@@ -203,7 +204,8 @@ def curves_figure(curves: pd.DataFrame, path: Path, title: str) -> Path | None:
             if kind == "grad":
                 ax.set_yscale("log")
                 ax.set_title(ds)
-            ax.set(xlabel="step", ylabel=ylab)
+            ax.set(ylabel=ylab)
+            step_axis(ax)
             ax.grid(alpha=0.3, which="both")
     axes[0][0].legend(fontsize=7, ncol=2)
     fig.suptitle(title)

@@ -47,7 +47,7 @@ from vitplast.analysis_config import AnalyzeConfig
 from vitplast.configs import _check_field, _split_optional, from_mapping, option, validate
 from vitplast.data.specs import check_prefix
 from vitplast.errors import VitplastError
-from vitplast.train.config import TrainConfig, parse_groups
+from vitplast.train.config import TrainConfig, parse_groups, recipe_for
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "data"))
 #: Fields a grid or a dataset entry may not set through ``train`` (they have their own keys).
@@ -75,6 +75,11 @@ class DatasetEntry:
     label: str
     lrs: tuple[float, ...] | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def recipe(self) -> dict[str, Any]:
+        """The data set's training recipe (what ``finetune`` uses on it) without the optimizer and lr, which the
+        grid sets: the base that ``train`` and the entry's overrides replace."""
+        return {k: v for k, v in recipe_for(self.spec).items() if k not in GRID_OWNED}
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class Grid:
                     for opt in self.optimizers:
                         for group in self.groups:
                             for lr in ds.lrs if ds.lrs is not None else self.lrs:
-                                kw = {**self.train, **ds.overrides, **opt.overrides}
+                                kw = {**ds.recipe(), **self.train, **ds.overrides, **opt.overrides}
                                 cfg = TrainConfig(
                                     model=model.spec,
                                     data=ds.spec,
@@ -121,8 +126,8 @@ class Grid:
         return out
 
     def settings(self, ds: DatasetEntry) -> dict[str, Any]:
-        """The shared training settings of the grid with ``ds``'s overrides."""
-        return {**self.train, **ds.overrides}
+        """The data recipe, then the shared training settings of the grid, then ``ds``'s overrides."""
+        return {**ds.recipe(), **self.train, **ds.overrides}
 
 
 @dataclass(frozen=True)
@@ -338,6 +343,18 @@ def _train_overrides(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def _recipe_default(datasets: Sequence[DatasetEntry], name: str) -> tuple[str, float]:
+    """The optimizer and lr of the data sets' training recipe (the same ``finetune`` uses), for a grid that
+    gives no ``optimizers`` or ``lrs``; data sets with different recipes must list them."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    chosen = {(r.get("optimizer", defaults["optimizer"]), r.get("lr", defaults["lr"]))
+              for r in (recipe_for(ds.spec) for ds in datasets)}
+    if len(chosen) > 1:
+        raise VitplastError(f"grid {name!r}: its data sets have different training recipes "
+                            f"({', '.join(f'{o} lr {lr:g}' for o, lr in sorted(chosen))}): list 'optimizers' and 'lrs'")
+    return chosen.pop()
+
+
 def _unique(items: Sequence[Any], key: str) -> None:
     if len(set(items)) != len(items):
         raise VitplastError(f"{key!r} lists the same value twice")
@@ -362,8 +379,12 @@ def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
     if not groups:
         raise VitplastError(f"grid {name!r}: 'groups' must list at least one group")
     _unique(groups, "groups")
-    optimizers = _parse_optimizers(d["optimizers"]) if "optimizers" in d else inherit("optimizers", (OptimizerEntry("sgd"),))
-    lrs = tuple(_number(x, "lrs") for x in _as_list(d["lrs"], "lrs")) if "lrs" in d else inherit("lrs", (1e-2,))
+    optimizers = _parse_optimizers(d["optimizers"]) if "optimizers" in d else inherit("optimizers", None)
+    lrs = tuple(_number(x, "lrs") for x in _as_list(d["lrs"], "lrs")) if "lrs" in d else inherit("lrs", None)
+    if optimizers is None or lrs is None:
+        opt, lr = _recipe_default(datasets, name)
+        optimizers = optimizers if optimizers is not None else (OptimizerEntry(opt),)
+        lrs = lrs if lrs is not None else (lr,)
     seeds = tuple(_number(x, "seeds", int) for x in _as_list(d["seeds"], "seeds")) if "seeds" in d else inherit("seeds", (0,))
     train = dict(base.train) if base else {}
     if "train" in d:
