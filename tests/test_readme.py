@@ -39,7 +39,7 @@ SWEEP_BLOCK = re.compile(re.escape(SWEEP_MARK) + r"\s*```yaml\n(.*?)```", re.S)
 
 def test_readme_sweep_example_uses_the_finetune_recipe_and_runs(tmp_path: Path) -> None:
     """The README's sweep YAML parses, takes the same mini recipe as ``finetune`` for every key it omits, and
-    runs end to end (with 2 steps instead of 70, on the in-process executor)."""
+    runs end to end (2 steps instead of 70 and no probe, on the in-process executor)."""
     import yaml
 
     from vitplast.sweep import build_plan, run_sweep
@@ -55,10 +55,29 @@ def test_readme_sweep_example_uses_the_finetune_recipe_and_runs(tmp_path: Path) 
         # the grid's values, and for everything else what finetune would use on the same data
         alone = TrainConfig.for_data(cfg.model, ds.spec, train=cfg.train, lr=cfg.lr, seed=cfg.seed)
         assert cfg == alone and cfg.optimizer == "adamw" and cfg.augment == "none"
-    data["train"] = {"steps": 2, "eval_every": 1}
+    data |= {"train": {"steps": 2, "eval_every": 2}, "probe": False}  # the reduced form: 4 runs of 2 steps
     plan = build_plan(parse_sweep(data))
     run_sweep(parse_sweep(data), tmp_path / "sweep", executor="local")
     import pandas as pd
 
     results = pd.read_csv(tmp_path / "sweep" / "results.csv")
-    assert len(plan.of_kind("finetune")) == 4 and set(results["group"]) >= {"mha", "ln1+ln2"}
+    assert len(plan.of_kind("finetune")) == 4 and set(results["group"]) == {"mha", "ln1+ln2"}
+    assert set(results["optimizer"]) == {"adamw"} and results["test_acc"].notna().all()
+
+
+def test_cpu_install_command_admits_the_cpu_wheels() -> None:
+    """The README's CPU install takes torch/torchvision from the CPU index: their ``+cpu`` builds of the versions
+    this machine has must satisfy vitplast's dependency ranges (else pip would fall back to the CUDA build)."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    text = README.read_text()
+    (command,) = re.findall(r"^python3 -m pip install -e \. --extra-index-url (\S+)$", text, re.M)
+    assert command.endswith("/whl/cpu")
+    deps = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    reqs = {r.name: r for r in map(Requirement, deps)}
+    for name in ("torch", "torchvision"):
+        public = version(name).split("+")[0]
+        assert reqs[name].specifier.contains(f"{public}+cpu"), (name, public)
