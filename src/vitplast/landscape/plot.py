@@ -32,6 +32,7 @@ def plot_landscape(result: LandscapeResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm
+    from matplotlib.ticker import MaxNLocator
 
     groups = result.groups
     levels = shared_levels(result)
@@ -45,6 +46,9 @@ def plot_landscape(result: LandscapeResult, path: Path) -> None:
         ax.plot(g.coords[:, 0], g.coords[:, 1], "-o", color="#d62728", ms=2.5, lw=1.2, label="SGD trajectory")
         ax.plot(g.coords[0, 0], g.coords[0, 1], "s", color="white", mec="black", ms=6, label="start")
         ax.plot(0, 0, "*", color="white", mec="black", ms=11, label="final point")
+        for axis in (ax.xaxis, ax.yaxis):  # few, short tick labels: the panels' scales differ and labels overlapped
+            axis.set_major_locator(MaxNLocator(nbins=5))
+        ax.tick_params(labelsize=7)
         ax.set_xlabel(f"PC1 ({100 * g.explained[0]:.1f} % of offsets)")
         ax.set_ylabel(f"PC2 ({100 * g.explained[1]:.1f} %)")
         ax.set_title(
