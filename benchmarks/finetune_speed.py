@@ -35,13 +35,12 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from results import write_section
+from steppers import engine_stepper, plain_stepper
 
 from vitplast.models import load_model
 from vitplast.models.vit import ViT
@@ -125,49 +124,12 @@ def summary(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return ", ".join(parts) + " of `full` (" + " / ".join(n.split(",")[0] for n in results) + ")"
 
 
-def plain_step(module: torch.nn.Module, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter],
-               x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None) -> None:
-    """The minimal hand-written step the engine is compared with."""
-    opt.zero_grad(set_to_none=True)
-    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-        logits = module(x)
-    F.cross_entropy(logits.float(), y).backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-
-
-def plain_stepper(vit: ViT, group: str, dtype: torch.dtype | None, x: torch.Tensor,
-                  y: torch.Tensor) -> Callable[[], None]:
-    """:func:`plain_step` of ``group`` (the others frozen) on the fixed batch ``(x, y)``, with its own
-    ``torch.optim.SGD`` (lr 1e-3, momentum 0.9)."""
-    params = [p for ps in freeze_except(vit, (group,)).values() for p in ps]
-    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
-    return lambda: plain_step(vit.module, opt, params, x, y, dtype)
-
-
-def engine_stepper(vit: ViT, group: str, precision: str, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                   compile_: bool = False) -> Callable[[], Any]:
-    """The engine's step (:class:`vitplast.train.loop._Engine`) of ``group`` in ``precision`` on the fixed batch
-    ``(x, y)``: SGD momentum 0.9, lr 1e-3, clipping at 1.0, ``torch.compile`` of the forward with ``compile_``."""
-    from vitplast.precision import resolve_precision
-    from vitplast.train.config import RunOptions
-    from vitplast.train.loop import Prepared, _Engine
-
-    cfg = TrainConfig(model="bench", data="bench", train=(group,), optimizer="sgd", lr=1e-3, steps=10**6,
-                      batch_size=len(x), warmup_steps=0, precision=precision)
-    prep = Prepared(cfg, vit, None, freeze_except(vit, cfg.train), "")  # type: ignore[arg-type]
-    eng = _Engine(prep, None, device, 0, RunOptions(compile=compile_), resolve_precision(precision, device),  # type: ignore[arg-type]
-                  None)
-    feed = iter(lambda: (x, y), None)
-    return lambda: eng.step(feed, 1e-3)
-
-
 ENGINE_CONFIGS = (("full", "fp32"), ("ln1", "fp32"), ("mha", "fp32"), ("fc2", "fp32"), ("full", "bf16"), ("mha", "bf16"))
 
 
 def bench_engine(rounds: int, steps: int, batch: int = 16) -> dict[tuple[str, str], dict[str, float]]:
     """Median CPU seconds (process time: robust to other processes on a shared machine; run it on one thread) per
-    step of the engine and of :func:`plain_step`, interleaved, per (group, precision)."""
+    step of the engine and of :func:`steppers.plain_step`, interleaved, per (group, precision)."""
     from vitplast.precision import resolve_precision
 
     torch.manual_seed(0)

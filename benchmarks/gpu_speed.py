@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from finetune_speed import engine_stepper, plain_stepper
 from results import write_section
+from steppers import engine_stepper, plain_stepper
 
 from vitplast.models import load_model
 from vitplast.models.vit import ViT

@@ -7,4 +7,4 @@ python3 -m pip install -q -e ".[dev]"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
 python3 -m ruff check src tests benchmarks
 python3 -m mypy
-python3 -m pytest -n 2 -q -p no:benchmark tests
+python3 -m pytest -n 2 -q -p no:benchmark --durations=15 tests

@@ -54,7 +54,7 @@ def tiny(**kw: Any) -> ViT:
 
 
 def fake_stats(vit: ViT, r_max: float = 5.0, r_mean: float = 3.0, s2: float = 0.25) -> TokenStats:
-    return TokenStats(8, vit.seq_len(), vit.dim, r_max, r_mean, r_mean, s2, s2)
+    return TokenStats(8, vit.seq_len(), vit.dim, r_max, r_mean, s2, s2)
 
 
 def row(res: BoundsResult, layer: int, comp: str, variant: str) -> pd.Series:

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 from tests.hf_v4_layout import as_v4_layout
 from tests.model_families import FAMILIES, HF_BEIT_SHARED_BIAS
+from tests.tiny_models import final_norm
 from vitplast.bounds.compute import compute_bounds
 from vitplast.components import COMPONENTS
 from vitplast.models import ViT, as_vit, load_model
@@ -50,7 +51,7 @@ def _library_states(vit: ViT, x: torch.Tensor) -> tuple[torch.Tensor | None, tor
     out = vit.backbone(pixel_values=x, output_hidden_states=True)  # type: ignore[attr-defined]
     if out.hidden_states is None:  # transformers 4.x SigLIP: only the outer SiglipVisionModel collects them
         return None, out.last_hidden_state
-    return out.hidden_states[0], vit.final_norm(out.hidden_states[-1])
+    return out.hidden_states[0], final_norm(vit, out.hidden_states[-1])
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -62,7 +63,7 @@ def test_components_compose_to_the_library_forward(name: str) -> None:
         emb, ref = _library_states(vit, x)
         if emb is not None:
             torch.testing.assert_close(vit.embed(x), emb)
-        torch.testing.assert_close(vit.final_norm(vit.last_block_output(x)), ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(final_norm(vit, vit.last_block_output(x)), ref, rtol=1e-5, atol=1e-5)
         assert vit.logits(x).shape[0] == 2
     assert vit.mlp_dim >= vit.dim
 
@@ -290,7 +291,7 @@ def test_distilled_deit_averages_two_heads_and_gets_one_new_head(name: str) -> N
     heads = ("head", "head_dist") if vit.library == "timm" else ("cls_classifier", "distillation_classifier")
     x, _ = _pairs(vit, 3)
     with torch.no_grad():
-        h = vit.final_norm(vit.last_block_output(x))
+        h = final_norm(vit, vit.last_block_output(x))
         c, t = h[:, 0], h[:, 1]
         want = (getattr(raw, heads[0])(c) + getattr(raw, heads[1])(t)) / 2
         torch.testing.assert_close(vit.logits(x), want, rtol=1e-5, atol=1e-6)

@@ -43,6 +43,18 @@ def tiny_timm(
     return m.eval()
 
 
+def final_norm(vit: ViT, h: torch.Tensor) -> torch.Tensor:
+    """The library model's norm after the last block (identity where it has none), applied to ``h``: the
+    reference the tests compose ``vit.last_block_output`` with (the library's own module names live here)."""
+    if vit.library == "timm":
+        return vit.module.norm(h)  # type: ignore[no-any-return,operator]
+    for name in ("layernorm", "post_layernorm"):
+        norm = getattr(vit.backbone, name, None)  # type: ignore[attr-defined]
+        if norm is not None:
+            return norm(h)  # type: ignore[no-any-return]
+    return h
+
+
 def tiny_hf(
     dim: int = 48,
     depth: int = 2,

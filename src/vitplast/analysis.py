@@ -23,7 +23,9 @@ from torch.utils.data import DataLoader
 
 from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
 from vitplast.bounds.check import ranking_agreement
-from vitplast.bounds.run import BoundsCheck, check_bounds_on
+from vitplast.bounds.compute import PRIMARY, VARIANTS
+from vitplast.bounds.plot import plot_bounds
+from vitplast.bounds.run import BoundsCheck, check_bounds_on, load_plasticity_table, plasticity_csv, table_warnings
 from vitplast.bounds.stats import TokenStatsAccumulator
 from vitplast.data import DataContext, IndexedSet, Transformed, load_data, make_transform
 from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, Diagnostics, DiagnosticsAccumulator
@@ -244,4 +246,65 @@ def _record(res: AnalysisResult, vit: ViT, device: str, seconds: float) -> dict[
             "ranking": ranking_agreement(r.table),
             "note": "bounds apply to embedding mode (docs/diagnostics.md); not computed for in-situ mode",
         }
+    return record
+
+
+def write_bounds_view(analysis: AnalysisResult, out: Path | None, plasticity: Path | None = None) -> dict[str, Any]:
+    """The ``vitplast bounds`` record of ``analysis`` (which must carry bounds), written into ``out`` when given:
+    ``bounds.csv`` (the bounds table), ``check.csv`` (per bound: measured mean, max, max/bound, pairs above it),
+    ``violations.csv`` (rigorous bound < a measured pair; header only when none), ``bounds.png`` and
+    ``bounds.json`` (config, versions, data quantities, check summary, rankings).
+
+    With ``plasticity`` (a ``plasticity.csv`` or an analyze output directory), that table is drawn and ranked
+    instead of the one measured by ``analysis``; the per-pair check always uses the analysis's own pairs.
+    Returns the JSON record plus the data frames under ``"_tables"`` (not written to JSON).
+    """
+    chk = analysis.bounds
+    if chk is None:
+        raise VitplastError("this analysis has no bounds (they need embedding mode)")
+    cfg = analysis.config
+    measured, measured_from = analysis.plasticity.table, "measured by this command (embedding mode)"
+    ranking, check = chk.ranking, dict(chk.summary)
+    if plasticity is not None:
+        measured, mode = load_plasticity_table(plasticity, analysis.record["model"]["depth"])
+        measured_from = str(plasticity_csv(plasticity))
+        ranking = ranking_agreement(measured, chk.bounds)
+        check["warnings"] = table_warnings(measured, mode, cfg.model)
+    record: dict[str, Any] = {
+        "config": analysis.record["config"],
+        "model": analysis.record["model"],
+        "mode": "embedding (every component receives E(x); docs/diagnostics.md)",
+        "device": analysis.record["device"],
+        "pairs": analysis.plasticity.n_pairs + analysis.plasticity.n_skipped,
+        "pairs_requested": analysis.record["pairs_requested"],
+        "warnings": analysis.record["warnings"],
+        "stats": chk.bounds.stats.to_dict(),
+        "variants": VARIANTS,
+        "primary": PRIMARY,
+        "measured_from": measured_from,
+        "check": check,
+        "ranking": ranking,
+        "diagnostics": analysis.record["diagnostics"],
+        "seconds_total": analysis.record["seconds_total"],
+        "versions": analysis.record["versions"],
+    }
+    table = chk.bounds.table.copy()
+    table.insert(0, "model", cfg.model)
+    if out is not None:
+        with output_dir(out) as stage:
+            write_text_atomic(stage / "bounds.csv", table.to_csv(index=False))
+            write_text_atomic(stage / "violations.csv", chk.violations.to_csv(index=False))
+            write_text_atomic(stage / "check.csv", chk.tightness.to_csv(index=False))
+            title = (
+                f"{cfg.model}: bounds vs plasticity, {cfg.source} vs {cfg.target}, {record['pairs']} pairs "
+                "(embedding mode)"
+            )
+            plot_bounds(chk.bounds.table, stage / "bounds.png", measured, chk.tightness, title)
+            write_json_atomic(stage / "bounds.json", record)
+    record["_tables"] = {
+        "bounds": table,
+        "violations": chk.violations,
+        "check": chk.tightness,
+        "measured": measured,
+    }
     return record

@@ -13,13 +13,13 @@ a pair (X, Y) they bound ``||f(X) - f(Y)||_F / ||X - Y||_F`` from above:
 
 Modules: :mod:`~vitplast.bounds.formulas` (weight-only closed forms), :mod:`~vitplast.bounds.stats` (data
 quantities), :mod:`~vitplast.bounds.compute` (the table), :mod:`~vitplast.bounds.check` (violations,
-rankings), :mod:`~vitplast.bounds.plot` (figure), :mod:`~vitplast.bounds.run` (the view on an analysis:
+rankings), :mod:`~vitplast.bounds.plot` (figure), :mod:`~vitplast.bounds.run` (the check on an analysis:
 :func:`vitplast.analysis.run_analysis` with ``with_bounds``).
 """
 
-from vitplast.bounds.check import bound_tightness, check_bounds, check_summary, ranking_agreement, ranking_by_model
+from vitplast.bounds.check import bound_tightness, check_bounds, check_summary, ranking_agreement
 from vitplast.bounds.compute import PAPER, PRIMARY, VARIANTS, BoundsResult, bounds_from_stats, compute_bounds
-from vitplast.bounds.run import BoundsCheck, check_bounds_on, write_bounds_view
+from vitplast.bounds.run import BoundsCheck, check_bounds_on
 from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator, segment_min_variance, token_stats
 
 __all__ = [
@@ -37,8 +37,6 @@ __all__ = [
     "check_summary",
     "compute_bounds",
     "ranking_agreement",
-    "ranking_by_model",
     "segment_min_variance",
     "token_stats",
-    "write_bounds_view",
 ]

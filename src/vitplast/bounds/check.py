@@ -134,7 +134,7 @@ def ranking_agreement(plasticity_table: pd.DataFrame, bounds: BoundsResult | Non
     ``bounds``, the ranking of the primary (rigorous) bounds averaged over layers is compared with both.
     """
     if "model" in plasticity_table and plasticity_table["model"].nunique() > 1:
-        raise VitplastError("ranking_agreement takes one model's table: use ranking_by_model")
+        raise VitplastError("ranking_agreement takes one model's table: split it by its model column first")
     theory = np.array([THEORY_RANKING.index(c) + 1 for c in COMPONENTS], dtype=float)
     means = _component_means(plasticity_table)
     measured_rank = means.rank(ascending=False, method="average").to_numpy()
@@ -160,10 +160,3 @@ def ranking_agreement(plasticity_table: pd.DataFrame, bounds: BoundsResult | Non
         out["spearman_bounds_theory"] = _spearman(theory, b_rank)[0]
         out["spearman_bounds_measured"] = _spearman(b_rank, measured_rank)[0]
     return out
-
-
-def ranking_by_model(plasticity_table: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """:func:`ranking_agreement` for each value of the table's ``model`` column."""
-    if "model" not in plasticity_table:
-        return {"model": ranking_agreement(plasticity_table)}
-    return {str(m): ranking_agreement(t) for m, t in plasticity_table.groupby("model")}

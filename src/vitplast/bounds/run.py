@@ -1,11 +1,10 @@
-"""Bounds as a view on one analysis (``vitplast bounds`` and ``vitplast analyze --with-bounds``).
+"""Bounds checked on one analysis (``vitplast bounds`` and ``vitplast analyze --with-bounds``).
 
 The analysis pipeline (:func:`vitplast.analysis.run_analysis`) streams the images once; the bounds' data
 quantities are collected from the same embedded pairs the plasticity is measured on, and :func:`check_bounds_on`
-turns them into the bounds table, the per-pair check and the rankings. :func:`write_bounds_view` writes what
-``vitplast bounds`` promises in ``OUT``: ``bounds.csv`` (the bounds table), ``check.csv`` (per bound: measured
-mean, max, max/bound, pairs above it), ``violations.csv`` (rigorous bound < a measured pair; header only when
-none), ``bounds.png`` and ``bounds.json`` (config, versions, data quantities, check summary, rankings).
+turns them into the bounds table, the per-pair check and the rankings. A plasticity table measured earlier
+can be read back (:func:`load_plasticity_table`) to be drawn and ranked instead. The files of ``vitplast
+bounds`` are written from the analysis by :func:`vitplast.analysis.write_bounds_view`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -24,19 +23,15 @@ from vitplast.bounds.check import (
     check_summary,
     ranking_agreement,
 )
-from vitplast.bounds.compute import PRIMARY, VARIANTS, BoundsResult, bounds_from_stats
-from vitplast.bounds.plot import plot_bounds
+from vitplast.bounds.compute import BoundsResult, bounds_from_stats
 from vitplast.bounds.stats import TokenStats
 from vitplast.components import COMPONENTS
 from vitplast.errors import VitplastError
-from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT
 from vitplast.plasticity import PlasticityResult
 
-if TYPE_CHECKING:
-    from vitplast.analysis import AnalysisResult
-
-__all__ = ["DEFAULT_RTOL", "BoundsCheck", "check_bounds_on", "load_plasticity_table", "write_bounds_view"]
+__all__ = ["DEFAULT_RTOL", "BoundsCheck", "check_bounds_on", "load_plasticity_table", "plasticity_csv",
+           "table_warnings"]
 
 
 @dataclass
@@ -101,68 +96,11 @@ def load_plasticity_table(path: Path, depth: int) -> tuple[pd.DataFrame, str | N
     return table, mode
 
 
-def _table_warnings(table: pd.DataFrame, mode: str | None, model: str) -> list[str]:
+def table_warnings(table: pd.DataFrame, mode: str | None, model: str) -> list[str]:
+    """Why a plasticity table read from a file may not fit the bounds of ``model`` (mode, model)."""
     out = []
     if mode is not None and mode != "embedding":
         out.append(f"the plasticity table was measured in {mode} mode; the bounds hold for embedding mode")
     if "model" in table and len(table) and str(table["model"].iloc[0]) != model:
         out.append(f"the plasticity table is of model {table['model'].iloc[0]!r}, the bounds of {model!r}")
     return out
-
-
-def write_bounds_view(analysis: AnalysisResult, out: Path | None, plasticity: Path | None = None) -> dict[str, Any]:
-    """The ``vitplast bounds`` record of ``analysis`` (which must carry bounds), written into ``out`` when given.
-
-    With ``plasticity`` (a ``plasticity.csv`` or an analyze output directory), that table is drawn and ranked
-    instead of the one measured by ``analysis``; the per-pair check always uses the analysis's own pairs.
-    Returns the JSON record plus the data frames under ``"_tables"`` (not written to JSON).
-    """
-    chk = analysis.bounds
-    if chk is None:
-        raise VitplastError("this analysis has no bounds (they need embedding mode)")
-    cfg = analysis.config
-    measured, measured_from = analysis.plasticity.table, "measured by this command (embedding mode)"
-    ranking, check = chk.ranking, dict(chk.summary)
-    if plasticity is not None:
-        measured, mode = load_plasticity_table(plasticity, analysis.record["model"]["depth"])
-        measured_from = str(plasticity_csv(plasticity))
-        ranking = ranking_agreement(measured, chk.bounds)
-        check["warnings"] = _table_warnings(measured, mode, cfg.model)
-    record: dict[str, Any] = {
-        "config": analysis.record["config"],
-        "model": analysis.record["model"],
-        "mode": "embedding (every component receives E(x); docs/diagnostics.md)",
-        "device": analysis.record["device"],
-        "pairs": analysis.plasticity.n_pairs + analysis.plasticity.n_skipped,
-        "pairs_requested": analysis.record["pairs_requested"],
-        "warnings": analysis.record["warnings"],
-        "stats": chk.bounds.stats.to_dict(),
-        "variants": VARIANTS,
-        "primary": PRIMARY,
-        "measured_from": measured_from,
-        "check": check,
-        "ranking": ranking,
-        "diagnostics": analysis.record["diagnostics"],
-        "seconds_total": analysis.record["seconds_total"],
-        "versions": analysis.record["versions"],
-    }
-    table = chk.bounds.table.copy()
-    table.insert(0, "model", cfg.model)
-    if out is not None:
-        with output_dir(out) as stage:
-            write_text_atomic(stage / "bounds.csv", table.to_csv(index=False))
-            write_text_atomic(stage / "violations.csv", chk.violations.to_csv(index=False))
-            write_text_atomic(stage / "check.csv", chk.tightness.to_csv(index=False))
-            title = (
-                f"{cfg.model}: bounds vs plasticity, {cfg.source} vs {cfg.target}, {record['pairs']} pairs "
-                "(embedding mode)"
-            )
-            plot_bounds(chk.bounds.table, stage / "bounds.png", measured, chk.tightness, title)
-            write_json_atomic(stage / "bounds.json", record)
-    record["_tables"] = {
-        "bounds": table,
-        "violations": chk.violations,
-        "check": chk.tightness,
-        "measured": measured,
-    }
-    return record

@@ -51,7 +51,6 @@ class TokenStats:
     dim: int
     r_max: float
     r_mean_target: float
-    r_mean_source: float
     sigma2_min: float
     sigma2_min_endpoints: float
 
@@ -67,7 +66,6 @@ class TokenStatsAccumulator:
         self.n_tokens = 0
         self.r_max = 0.0
         self.sum_t = 0.0
-        self.sum_s = 0.0
         self.s2_seg = float("inf")
         self.s2_end = float("inf")
         self.shape: tuple[int, int] = (0, 0)
@@ -76,7 +74,6 @@ class TokenStatsAccumulator:
         nx = torch.linalg.vector_norm(ex.double(), dim=-1)
         ny = torch.linalg.vector_norm(ey.double(), dim=-1)
         self.r_max = max(self.r_max, float(nx.max()), float(ny.max()))
-        self.sum_s += float(nx.sum())
         self.sum_t += float(ny.sum())
         self.n_tokens += nx.numel()
         self.n_pairs += ex.shape[0]
@@ -101,7 +98,6 @@ class TokenStatsAccumulator:
             dim=self.shape[1],
             r_max=self.r_max,
             r_mean_target=self.sum_t / self.n_tokens,
-            r_mean_source=self.sum_s / self.n_tokens,
             sigma2_min=self.s2_seg,
             sigma2_min_endpoints=self.s2_end,
         )

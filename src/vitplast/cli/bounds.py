@@ -58,8 +58,8 @@ def bounds(
         model=model, source=source, target=data, pairs=pairs, batch_size=batch_size, seed=seed, device=device,
         random_weights=random_weights, normalization=normalization, mode="embedding", with_bounds=True,
     )  # fmt: skip
-    from vitplast.analysis import run_analysis
-    from vitplast.bounds.run import plasticity_csv, write_bounds_view
+    from vitplast.analysis import run_analysis, write_bounds_view
+    from vitplast.bounds.run import plasticity_csv
 
     if plasticity is not None:
         plasticity_csv(plasticity)

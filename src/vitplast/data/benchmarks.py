@@ -37,11 +37,6 @@ from vitplast.data.registry import DataContext, register
 from vitplast.errors import VitplastError
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-CIFAR10C_CORRUPTIONS = (
-    "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_blur",
-    "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression", "motion_blur", "pixelate",
-    "saturate", "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur",
-)
 
 
 def _tv_root(arg: str, ctx: DataContext) -> Path:

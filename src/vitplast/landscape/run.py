@@ -12,12 +12,10 @@ same set is recorded too.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,88 +23,15 @@ from torch.nn.utils import parameters_to_vector
 
 from vitplast.data import DataBundle, DataContext, IndexedSet, Transformed, load_data, make_transform
 from vitplast.errors import VitplastError
-from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
 from vitplast.landscape.config import LandscapeConfig
 from vitplast.landscape.geometry import grid_axes, loss_surface, pca_directions, project
+from vitplast.landscape.result import GroupLandscape, LandscapeResult
 from vitplast.models import ViT, load_model
 from vitplast.progress import Progress, phase
 from vitplast.runtime import resolve_device
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.groups import freeze_except
 from vitplast.train.head_init import init_head_from_probe
-
-
-@dataclass
-class GroupLandscape:
-    """One group's landscape: ``loss[i, j]`` at ``theta_T + alphas[i] u + betas[j] v``; the trajectory's
-    coordinates ``coords[t] = ((theta_t - theta_T) . u, (theta_t - theta_T) . v)`` and its loss at ``theta_t``."""
-
-    group: str
-    n_params: int
-    alphas: np.ndarray
-    betas: np.ndarray
-    loss: np.ndarray
-    coords: np.ndarray
-    trajectory_loss: np.ndarray
-    explained: tuple[float, float]
-    distance: float
-    seconds: float
-
-    @property
-    def center_loss(self) -> float:
-        """The grid's centre value: the loss at the final point."""
-        return float(self.loss[len(self.alphas) // 2, len(self.betas) // 2])
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "group": self.group,
-            "n_params": self.n_params,
-            "explained_variance": list(self.explained),
-            "explained_variance_total": sum(self.explained),
-            "start_loss": float(self.trajectory_loss[0]),
-            "final_loss": float(self.trajectory_loss[-1]),
-            "grid_min": float(self.loss.min()),
-            "grid_max": float(self.loss.max()),
-            "distance_travelled": self.distance,
-            "alpha_range": [float(self.alphas[0]), float(self.alphas[-1])],
-            "beta_range": [float(self.betas[0]), float(self.betas[-1])],
-            "seconds": round(self.seconds, 2),
-        }
-
-
-@dataclass
-class LandscapeResult:
-    """Landscapes of every group of one run; ``info`` describes the head, the evaluation set and the device."""
-
-    config: LandscapeConfig
-    groups: list[GroupLandscape]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def landscape_table(self) -> pd.DataFrame:
-        """Columns ``group, alpha, beta, loss`` (one row per grid point)."""
-        frames = []
-        for g in self.groups:
-            a, b = np.meshgrid(g.alphas, g.betas, indexing="ij")
-            frames.append(pd.DataFrame({"group": g.group, "alpha": a.ravel(), "beta": b.ravel(), "loss": g.loss.ravel()}))
-        return pd.concat(frames, ignore_index=True)
-
-    def trajectory_table(self) -> pd.DataFrame:
-        """Columns ``group, step, alpha, beta, loss`` (``alpha``/``beta``: the point's projections)."""
-        frames = [
-            pd.DataFrame({"group": g.group, "step": np.arange(len(g.coords)), "alpha": g.coords[:, 0],
-                          "beta": g.coords[:, 1], "loss": g.trajectory_loss})
-            for g in self.groups
-        ]
-        return pd.concat(frames, ignore_index=True)
-
-    def record(self) -> dict[str, Any]:
-        """The content of ``landscape.json``."""
-        return {
-            "config": asdict(self.config),
-            "groups": [g.summary() for g in self.groups],
-            **self.info,
-            "versions": versions(),
-        }
 
 
 def _assign(params: list[nn.Parameter], vec: Tensor) -> None:
@@ -249,14 +174,7 @@ def compute_landscape(
 
 
 def run_landscape(cfg: LandscapeConfig, out: Path, progress: Progress | None = None) -> LandscapeResult:
-    """Compute the landscapes and write ``landscape.csv``, ``trajectory.csv``, ``landscape.json`` and
-    ``landscape.png`` into ``out`` (all or nothing)."""
-    from vitplast.landscape.plot import plot_landscape
-
+    """:func:`compute_landscape`, then :meth:`LandscapeResult.save` into ``out``; returns the result."""
     result = compute_landscape(cfg, progress=progress)
-    with output_dir(out) as stage:
-        write_text_atomic(stage / "landscape.csv", result.landscape_table().to_csv(index=False))
-        write_text_atomic(stage / "trajectory.csv", result.trajectory_table().to_csv(index=False))
-        write_json_atomic(stage / "landscape.json", result.record())
-        plot_landscape(result, stage / "landscape.png")
+    result.save(out)
     return result

@@ -258,10 +258,6 @@ class HFViT(ViT):
         pre = getattr(self.backbone, "pre_layrnorm", None)  # CLIP's norm before the first layer
         return pre(h) if pre is not None else h
 
-    def final_norm(self, h: Tensor) -> Tensor:
-        norm = _first(self.backbone, "layernorm", "post_layernorm")
-        return h if norm is None else norm(h)
-
     def logits(self, x: Tensor) -> Tensor:
         out = self.module(pixel_values=x)
         return out if isinstance(out, Tensor) else out.logits

@@ -236,10 +236,6 @@ class TimmViT(ViT):
             x = model.patch_drop(x)
         return model.norm_pre(x) if hasattr(model, "norm_pre") else x
 
-    def final_norm(self, h: Tensor) -> Tensor:
-        out: Tensor = self.module.norm(h)  # type: ignore[operator]
-        return out
-
     def logits(self, x: Tensor) -> Tensor:
         out: Tensor = self.module(x)
         return out

@@ -228,10 +228,6 @@ class ViT(ABC):
         """E(x): patch projection, prefix tokens, position embedding and any pre-norm -> ``[B, n, d]``."""
 
     @abstractmethod
-    def final_norm(self, h: Tensor) -> Tensor:
-        """The norm after the last block (identity where the model has none)."""
-
-    @abstractmethod
     def logits(self, x: Tensor) -> Tensor:
         """Class scores of the model's own forward pass (final norm, pooling and classifier)."""
 

@@ -73,10 +73,6 @@ class Claim:
     two_sided: bool = field(default=False, repr=False)
 
 
-def _fmt_p(p: float) -> str:
-    return "n/a" if p is None or math.isnan(p) else f"{p:.3g}"
-
-
 RULE = ("supported: Holm-adjusted p < 0.05 and effect > 0; not supported: the interval lies at or below 0, or its "
         "upper end is below a minimum detectable effect the statistic can reach; otherwise inconclusive")
 

@@ -122,7 +122,7 @@ class Grid:
                                     seed=seed,
                                     **kw,
                                 )
-                                out.append((model, ds, _validated(cfg, f"grid {self.name!r}")))
+                                out.append((model, ds, cfg))
         return out
 
     def settings(self, ds: DatasetEntry) -> dict[str, Any]:
@@ -476,11 +476,3 @@ def _parse_plasticity(value: Any) -> PlasticitySettings | None:
 def _parse_run(value: Any) -> RunSettings:
     return typing.cast(RunSettings, _settings(RunSettings, value, "run") or RunSettings())
 
-
-def _validated(cfg: TrainConfig, where: str) -> TrainConfig:
-    try:
-        return cfg.validate()
-    except TypeError as exc:
-        raise VitplastError(f"{where}: bad training setting ({exc})") from None
-    except VitplastError as exc:
-        raise VitplastError(f"{where}, {cfg.data} {','.join(cfg.train)}: {exc}") from None

@@ -157,10 +157,6 @@ class TrainConfig:
     def micro_batch(self) -> int:
         return self.batch_size // self.grad_accum
 
-    def validate(self) -> TrainConfig:
-        """Construction already validated the config; kept so callers may chain it. Returns ``self``."""
-        return self
-
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["train"] = list(self.train)
@@ -174,11 +170,6 @@ class TrainConfig:
         kw = {k: v for k, v in d.items() if k in names}
         kw["train"] = tuple(kw.get("train", ("full",)))
         return TrainConfig(**kw)
-
-    @staticmethod
-    def make(model: str, data: str, train: str | Sequence[str] = "full", **kw: Any) -> TrainConfig:
-        """Build and validate a config; ``train`` may be ``"full"``, ``"mha,ln1"`` or a sequence of names."""
-        return TrainConfig(model=model, data=data, train=train, **kw)  # type: ignore[arg-type]
 
     @staticmethod
     def for_data(model: str, data: str, **given: Any) -> TrainConfig:
