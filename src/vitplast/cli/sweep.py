@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vitplast.cli import app
-from vitplast.configs import BUNDLED_MODELS
+from vitplast.configs import BUNDLED_MODELS, parse_numbers, split_list
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
 
@@ -33,22 +33,16 @@ N = TypeVar("N", int, float)
 
 
 def _numbers(text: str | None, name: str, cast: type[N]) -> list[N] | None:
-    """``"0.01,0.03"`` (commas or spaces) -> numbers of type ``cast``; ``None`` stays ``None``."""
-    if text is None:
-        return None
-    try:
-        return [cast(x) for x in text.replace(" ", ",").split(",") if x]
-    except ValueError:
-        what = "integers" if cast is int else "numbers"
-        raise VitplastError(f"{name} takes a comma list of {what}, got {text!r}") from None
+    """``"0.01,0.03"`` (commas or spaces) -> numbers of type ``cast`` (:func:`parse_numbers`); ``None`` stays."""
+    return None if text is None else list(parse_numbers(text, name, cast))
 
 
 def _csv(values: tuple[int, ...]) -> str:
     return ",".join(map(str, values))
 
 
-def _strs(text: str | None) -> list[str] | None:
-    return None if text is None else [x for x in text.replace(" ", ",").split(",") if x]
+def _strs(text: str | None, name: str) -> list[str] | None:
+    return None if text is None else list(split_list(text, name))
 
 
 def grid_from_flags(
@@ -58,8 +52,9 @@ def grid_from_flags(
     """The sweep mapping of the ``--models --datasets ...`` flags (groups: ``mha,ln1`` = two runs; ``ln1+ln2`` = one)."""
     if not datasets:
         raise VitplastError("give a sweep file, or at least --datasets (and --models, default micro)")
-    data: dict[str, Any] = {"name": "sweep", "models": _strs(models) or ["micro"], "datasets": _strs(datasets)}
-    for key, value in (("groups", _strs(groups)), ("optimizers", _strs(optimizers)), ("lrs", _numbers(lrs, "--lrs", float)),
+    data: dict[str, Any] = {"name": "sweep", "models": _strs(models, "--models") or ["micro"],
+                            "datasets": _strs(datasets, "--datasets")}
+    for key, value in (("groups", _strs(groups, "--groups")), ("optimizers", _strs(optimizers, "--optimizers")), ("lrs", _numbers(lrs, "--lrs", float)),
                        ("seeds", _numbers(seeds, "--seeds", int))):
         if value is not None:
             data[key] = value

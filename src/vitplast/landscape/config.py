@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vitplast.components import SELECTABLE
-from vitplast.configs import MODEL_HELP, option, validate
+from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 from vitplast.train.config import HEAD_INITS
 
@@ -41,8 +41,8 @@ class LandscapeConfig:
         help="The frozen classifier: random (a new head, as the paper's runs start) or probe (the linear probe).",
         choices=HEAD_INITS,
     )
-    seed: int = option(0, help="Seed of the new head, the SGD batch order and the evaluation images.")
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+    seed: int = seed_option(help="Seed of the new head, the SGD batch order and the evaluation images.")
+    device: str = device_option()
     random_weights: bool = option(False, help="Build the architecture with random weights (offline tests).")
 
     def __post_init__(self) -> None:
