@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import os
 import re
 import types
 import typing
@@ -45,6 +46,17 @@ def check_bundled(name: str) -> str:
     if name not in BUNDLED_MODELS:
         raise VitplastError(f"--name must be one of {', '.join(BUNDLED_MODELS)}, got {name!r}")
     return name
+
+
+def check_model_spec(spec: str, label: str = "--model") -> str:
+    """``spec`` if it has the form of a model spec (:data:`MODEL_HELP`: a bundled name, ``timm:ARCH``,
+    ``timm:ARCH@FILE``, ``hf:NAME`` or an existing folder), else a one-line :class:`VitplastError`. Whether
+    the model loads is checked when it is loaded; this check needs no model library."""
+    prefix, sep, rest = spec.partition(":")
+    if spec in BUNDLED_MODELS or (sep and prefix in ("timm", "hf") and rest.partition("@")[0]) or os.path.isdir(spec):
+        return spec
+    raise VitplastError(f"{label}: unknown model spec {spec!r}: use {' or '.join(BUNDLED_MODELS)}, timm:ARCH, "
+                        "timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR")
 
 
 #: Help text of every ``--model`` option (the specs :func:`vitplast.models.load_model` accepts).

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vitplast.cli import app
-from vitplast.configs import BUNDLED_MODELS, parse_numbers, split_list
+from vitplast.configs import BUNDLED_MODELS, check_model_spec, parse_numbers, split_list
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
 
@@ -113,6 +113,18 @@ def _executor(executor: str, resources: Any) -> str:
     return "local"
 
 
+def _resources(executor: str, address: str | None, cpus: float | None, gpus: float | None,
+               concurrent: int | None) -> Any:
+    """The executor and resource options, checked (also against this machine and the cluster address) before
+    a plan is printed or a sweep folder written."""
+    from vitplast.sweep.runner import Resources, check_executor
+
+    check_executor(executor)
+    resources = Resources(address, cpus, gpus, concurrent)
+    resources.validate()
+    return resources
+
+
 def _execute(spec: Any, out: Path, executor: str, resources: Any, retry_failed: bool = True) -> Any:
     from vitplast.sweep import run_sweep
 
@@ -181,6 +193,7 @@ def sweep(
              "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
     if out is None:
         raise VitplastError("--out DIR is required (or use --status DIR)")
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent)
     if sweep_file is not None:
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
@@ -205,10 +218,7 @@ def sweep(
         from vitplast.sweep.spec import RunSettings
 
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
-    from vitplast.sweep import Resources
-
-    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent),
-                       retry_failed=not no_retry_failed)
+    outcome = _execute(spec, out, executor, resources, retry_failed=not no_retry_failed)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 
@@ -331,6 +341,8 @@ def reproduce(
 
     if suite not in SUITES:
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
+    check_model_spec(model, "--model")
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent)
     if suite == "mini":
         lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
         bundled = model in BUNDLED_MODELS
@@ -354,7 +366,7 @@ def reproduce(
         sizes, throughput, device_word = paper_sizes, paper_throughput, f"GPU ({GPU_NAME})"
         overhead = 0.0
     out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
-    from vitplast.sweep import Resources, build_plan  # imports torch: after the options are checked
+    from vitplast.sweep import build_plan
 
     plan = build_plan(spec)
     est = estimate(plan, sizes, throughput, overhead)
@@ -382,7 +394,7 @@ def reproduce(
         write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
-    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
+    outcome = _execute(spec, out, executor, resources)
     from vitplast.report.selectors import SCORES_FILE
 
     if suite == "mini" and not (out / SCORES_FILE).is_file():
