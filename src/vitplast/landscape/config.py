@@ -7,12 +7,17 @@ option without loading torch. The computation is :func:`vitplast.landscape.run.c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from vitplast.components import SELECTABLE
 from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 from vitplast.train.config import HEAD_INITS
+
+#: Most grid points of one run (``grid ** 2`` per group; each is a loss evaluation and a row of landscape.csv),
+#: checked before any training: a million points take hours and hold about 100 MB of tables.
+MAX_GRID_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -51,5 +56,11 @@ class LandscapeConfig:
             raise VitplastError(f"--grid must be odd (its centre is the final point), got {self.grid}")
         if not self.groups:
             raise VitplastError(f"--groups needs at least one of {' '.join(SELECTABLE)}")
+        points = self.grid**2 * len(self.groups)
+        if points > MAX_GRID_POINTS:
+            top = math.isqrt(MAX_GRID_POINTS // len(self.groups))
+            raise VitplastError(
+                f"--grid {self.grid} asks for {points:,} loss evaluations ({len(self.groups)} x {self.grid}^2), more "
+                f"than the {MAX_GRID_POINTS:,} a run may hold in memory: use --grid {top - (1 - top % 2)} or less")
         if len(set(self.groups)) != len(self.groups):
             raise VitplastError(f"--groups lists a group twice: {','.join(self.groups)}")
