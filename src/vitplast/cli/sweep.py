@@ -96,14 +96,10 @@ class _Bar:
 
 def _executor(executor: str, resources: Any) -> str:
     """``auto``: Ray when installed, else the local executor with a one-line notice (an explicit ``ray``
-    or a cluster ``--address`` without Ray stays an error); a ``ray://`` address needs the Ray client."""
+    or a cluster ``--address`` without Ray stays an error)."""
     import importlib.util
 
     has_ray = importlib.util.find_spec("ray") is not None
-    if resources.address and str(resources.address).startswith("ray://") and has_ray \
-            and importlib.util.find_spec("grpc") is None:
-        raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
-                            "(included in 'vitplast[sweep]')")
     if executor != "auto":
         return executor
     if has_ray or resources.address:
@@ -115,12 +111,18 @@ def _executor(executor: str, resources: Any) -> str:
 
 def _resources(executor: str, address: str | None, cpus: float | None, gpus: float | None,
                concurrent: int | None) -> Any:
-    """The executor and resource options, checked (also against this machine and the cluster address) before
-    a plan is printed or a sweep folder written."""
+    """The executor and resource options, checked (also against this machine and the cluster address; a
+    ``ray://`` address needs the Ray client) before a plan is printed or a sweep folder written."""
+    import importlib.util
+
     from vitplast.sweep.runner import Resources, check_executor
 
     check_executor(executor)
     resources = Resources(address, cpus, gpus, concurrent)
+    if address and address.startswith("ray://") and importlib.util.find_spec("ray") is not None \
+            and importlib.util.find_spec("grpc") is None:
+        raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
+                            "(included in 'vitplast[sweep]')")
     resources.validate()
     return resources
 
