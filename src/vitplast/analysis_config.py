@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitplast.configs import MODEL_HELP, option, validate
+from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.precision import PRECISION_HELP, PRECISIONS
 
 #: Estimator modes: every component fed the embedded input (the paper's) or its real input in the forward pass.
@@ -43,8 +43,8 @@ class AnalyzeConfig:
         help="embedding (paper: every component sees the embedded input) or insitu (each sees its real input).",
         choices=MODES,
     )
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
-    seed: int = option(0, help="Seed of the random image order.")
+    device: str = device_option()
+    seed: int = seed_option(help="Seed of the random image order.")
     order: str = option(
         "random", help="random (seeded) or sorted (stored, class-sorted order, as the reference code).",
         choices=("random", "sorted"),

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
+import os
+import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, Union
 
 from vitplast.errors import VitplastError
@@ -45,11 +48,28 @@ def check_bundled(name: str) -> str:
     return name
 
 
+def check_model_spec(spec: str, label: str = "--model") -> str:
+    """``spec`` if it has the form of a model spec (:data:`MODEL_HELP`: a bundled name, ``timm:ARCH``,
+    ``timm:ARCH@FILE``, ``hf:NAME`` or an existing folder), else a one-line :class:`VitplastError`. Whether
+    the model loads is checked when it is loaded; this check needs no model library."""
+    prefix, sep, rest = spec.partition(":")
+    if spec in BUNDLED_MODELS or (sep and prefix in ("timm", "hf") and rest.partition("@")[0]) or os.path.isdir(spec):
+        return spec
+    raise VitplastError(f"{label}: unknown model spec {spec!r}: use {' or '.join(BUNDLED_MODELS)}, timm:ARCH, "
+                        "timm:ARCH@FILE.safetensors, hf:ORG/NAME or hf:DIR")
+
+
 #: Help text of every ``--model`` option (the specs :func:`vitplast.models.load_model` accepts).
 MODEL_HELP = (f"Model spec: {' or '.join(BUNDLED_MODELS)} (bundled), timm:ARCH, timm:ARCH@FILE.safetensors, "
               "hf:ORG/NAME or hf:DIR.")
 
 _NO_DEFAULT: Any = dataclasses.MISSING
+
+#: Seeds are unsigned 64-bit integers: the largest range numpy's and torch's generators accept.
+SEED_MAX = 2**64 - 1
+#: Device names every command accepts (:func:`check_device`; availability is checked when the device is used).
+DEVICE_HELP = "auto (CUDA when available), cpu, cuda, cuda:N or mps."
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:[0-9]+)?)")
 
 
 def option(
@@ -62,21 +82,67 @@ def option(
     lt: float | None = None,
     choices: Sequence[Any] | None = None,
     finite: bool = True,
+    check: Callable[[str, Any], None] | None = None,
     default_factory: Any = _NO_DEFAULT,
 ) -> Any:
     """A dataclass field carrying its help text and constraints in ``metadata``.
 
-    ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a tuple), ``choices`` lists the allowed
-    values (each element of a tuple), ``finite=False`` admits NaN/inf floats. ``None`` is always allowed
-    for an ``X | None`` field and skips the checks.
+    ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a tuple; compared exactly, also for integers
+    beyond float precision), ``choices`` lists the allowed values (each element of a tuple), ``finite=False``
+    admits NaN/inf floats, ``check(label, value)`` is the parser of a kind of value (:func:`check_device`).
+    ``None`` is always allowed for an ``X | None`` field and skips the checks.
     """
     if not help:
         raise ValueError("every option needs help text")
     meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None,
-            "finite": finite}
+            "finite": finite, "check": check}
     if default_factory is not _NO_DEFAULT:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def seed_option(default: int = 0, *, help: str) -> Any:
+    """A seed field: an integer in ``[0, SEED_MAX]`` (every command's ``--seed`` and the sweep's seeds)."""
+    return option(default, help=help, ge=0, le=SEED_MAX)
+
+
+def check_device(label: str, value: Any) -> None:
+    """The device parser: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; anything else (also an empty
+    name) is a one-line :class:`VitplastError`. Whether the device exists is checked where it is used
+    (:func:`vitplast.runtime.resolve_device`)."""
+    if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+        raise VitplastError(f"{label} must be one of auto, cpu, cuda, cuda:N, mps, got {value!r}")
+
+
+def device_option(default: str = "auto", *, help: str = DEVICE_HELP) -> Any:
+    """A device field, checked by :func:`check_device`."""
+    return option(default, help=help, check=check_device)
+
+
+def split_list(text: str, label: str) -> tuple[str, ...]:
+    """The list parser of every comma-list option: ``"a,b"``, ``"a, b"`` or ``"a b"`` -> ``("a", "b")``.
+
+    An empty text is the empty list; an empty item (``"a,,b"``, a leading or trailing comma) is refused
+    in one line naming ``label``, never silently dropped.
+    """
+    if not text.strip():
+        return ()
+    items = tuple(re.split(r"\s*,\s*|\s+", text.strip()))
+    if "" in items:
+        raise VitplastError(f"{label} has an empty item in {text!r}: separate the values by single commas")
+    return items
+
+
+N = TypeVar("N", int, float)
+
+
+def parse_numbers(text: str, label: str, cast: type[N]) -> tuple[N, ...]:
+    """:func:`split_list` with every item read as ``cast`` (``int`` or ``float``; ``1e-3`` is a float)."""
+    try:
+        return tuple(cast(x) for x in split_list(text, label))
+    except ValueError:
+        what = "integers" if cast is int else "numbers"
+        raise VitplastError(f"{label} takes a comma list of {what}, got {text!r}") from None
 
 
 def help_of(cls: type, name: str) -> str:
@@ -146,11 +212,14 @@ def _check_value(label: str, value: Any, meta: Mapping[str, Any]) -> None:
     if choices is not None and value not in choices:
         raise VitplastError(f"{label} must be one of {', '.join(map(str, choices))}, got {value!r}")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        for key, op, word in (("ge", float.__ge__, ">="), ("gt", float.__gt__, ">"), ("le", float.__le__, "<="),
-                              ("lt", float.__lt__, "<")):
+        for key, op, word in (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="),
+                              ("lt", operator.lt, "<")):
             bound = meta.get(key)
-            if bound is not None and not op(float(value), float(bound)):
+            if bound is not None and not op(value, bound):
                 raise VitplastError(f"{label} must be {word} {bound}, got {value}")
+    check = meta.get("check")
+    if check is not None:
+        check(label, value)
 
 
 def _check_field(label: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> None:

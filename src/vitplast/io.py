@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -19,17 +20,22 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then ``os.replace`` it onto ``path``.
 
     Readers see the old file or the complete new one, never a half-written file; the result is world-readable.
+    A disk that is full or read-only (:data:`WRITE_ERRNOS`) is one :class:`WriteError` naming ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = ""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise WriteError(path, exc) from None
         raise
 
 
@@ -52,19 +58,51 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def check_output_dir(out: Path, what: str = "--out") -> None:
+#: ``errno`` values of a write that failed for lack of room or a read-only medium (reported in one line).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+class WriteError(VitplastError):
+    """An output file could not be written (disk full, quota, read-only); ``path`` is the file meant."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.path, self.reason = Path(path), exc.strerror or str(exc)
+        super().__init__(f"cannot write {self.path}: {self.reason}")
+
+
+def check_output_dir(out: str | os.PathLike[str], what: str = "--out") -> None:
     """Raise :class:`VitplastError` unless ``out`` can receive outputs; creates nothing.
 
-    ``out`` must be a directory or not exist yet; its nearest existing ancestor (``out`` itself when it exists)
-    must be a directory in which a file can be created (this catches missing permissions and read-only file
-    systems). Missing parents are created only when the outputs are written. Commands call it before any work.
+    The one output-folder check of every command (the command line applies it to each output folder option
+    before the command starts). Refused in one line naming ``what``: an empty name (it would mean the current
+    folder), a name or a component longer than the file system allows, a symbolic link that leads nowhere
+    (dangling, or a loop) at ``out`` or above it, an existing non-folder at ``out`` or above it, and a nearest
+    existing ancestor (``out`` itself when it exists) in which no file can be created (missing permissions,
+    read-only file systems). Missing parents are created only when the outputs are written.
     """
+    if os.fspath(out) == "":
+        raise VitplastError(f"{what} is empty: give a folder name")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise VitplastError(f"{what} {out} exists and is not a directory")
+    _check_names(out, what)
     base = out
-    while not base.exists() and base != base.parent:
+    while True:
+        try:
+            base.stat()
+            break
+        except FileNotFoundError:
+            if base.is_symlink():
+                raise VitplastError(f"{what} {out}: {base} is a symbolic link to a missing target") from None
+        except NotADirectoryError:
+            pass
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise VitplastError(f"{what} {out}: its symbolic links form a loop") from None
+            raise VitplastError(f"{what} {_short(out)}: {exc.strerror or exc}") from None
+        if base == base.parent:
+            break
         base = base.parent
+    if base == out and not out.is_dir():
+        raise VitplastError(f"{what} {out} exists and is not a directory")
     if not base.is_dir():
         raise VitplastError(f"{what} {out} cannot be created: {base} is not a directory")
     try:
@@ -75,13 +113,35 @@ def check_output_dir(out: Path, what: str = "--out") -> None:
         raise VitplastError(f"{what} {out} is not writable ({exc.strerror or exc}: {base})") from None
 
 
+def _check_names(out: Path, what: str) -> None:
+    """Refuse a component of ``out`` longer than its file system's ``NAME_MAX`` less the 20 characters that
+    staging and temporary names add to it (:func:`output_dir`)."""
+    limit = 255
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        base = out
+        while not base.exists() and base != base.parent:
+            base = base.parent
+        limit = os.pathconf(base, "PC_NAME_MAX")
+    for part in out.parts:
+        if len(os.fsencode(part)) + 20 > limit:
+            raise VitplastError(f"{what} {_short(out)}: a name in it is too long ({len(part)} characters, "
+                                f"at most {limit - 20})")
+
+
+def _short(path: Path) -> str:
+    """``path`` for a message: at most 80 characters."""
+    text = str(path)
+    return text if len(text) <= 80 else f"{text[:40]}...{text[-37:]}"
+
+
 @contextlib.contextmanager
 def output_dir(out: Path) -> Iterator[Path]:
     """Stage outputs in a temporary sibling directory and move them into ``out`` only on success.
 
     ``out`` is checked first (:func:`check_output_dir`). On any exception, also while moving the outputs into
     place, the staging directory is removed and ``out`` is left as it was (not created if it did not exist),
-    so a failed command never leaves partial results or hidden staging folders behind.
+    so a failed command never leaves partial results or hidden staging folders behind. A write that fails for
+    lack of room (:data:`WRITE_ERRNOS`) is one :class:`WriteError` naming the file in ``out`` it was meant for.
     """
     out = Path(out)
     check_output_dir(out)
@@ -95,8 +155,23 @@ def output_dir(out: Path) -> Iterator[Path]:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(item, target)
+    except WriteError as exc:
+        raise WriteError(_unstaged(exc.path, stage, out), OSError(errno.EIO, exc.reason)) from None
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        path = _unstaged(Path(exc.filename), stage, out) if exc.filename else out
+        raise WriteError(path, exc) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _unstaged(path: Path, stage: Path, out: Path) -> Path:
+    """Where ``path`` (a file in the staging folder) is meant to go in ``out``."""
+    try:
+        return out / Path(path).relative_to(stage)
+    except ValueError:
+        return Path(path)
 
 
 def versions() -> dict[str, str]:

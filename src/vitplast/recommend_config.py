@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from vitplast.configs import MODEL_HELP, option, validate
+from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 
 #: Every selector (the names :mod:`vitplast.selectors` registers), plasticity first, the baselines last.
@@ -35,8 +35,8 @@ class RecommendConfig:
     pilot: int | None = option(None, help="Steps of the first pilot round: short finetunes of the candidate sets, "
                                "successive halving (steps double each round). Off by default.", gt=0)
     candidates: int = option(4, help="Most candidate sets the pilot trains.", ge=1)
-    seed: int = option(0, help="Seed of the image draw, the new head and the random selector.")
-    device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
+    seed: int = seed_option(help="Seed of the image draw, the new head and the random selector.")
+    device: str = device_option()
     random_weights: bool = option(False, help="Build the architecture with random weights (offline).")
 
     def __post_init__(self) -> None:

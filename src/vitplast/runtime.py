@@ -6,23 +6,27 @@ import os
 
 import torch
 
+from vitplast.configs import check_device
 from vitplast.errors import VitplastError
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """``auto``/``None`` -> CUDA when available, else CPU; an unavailable accelerator is a user error."""
-    if name in (None, "", "auto"):
+def resolve_device(name: str | None, label: str = "--device") -> torch.device:
+    """The device every command runs on: ``auto``/``None`` -> CUDA when available, else CPU.
+
+    The one place a device name becomes a device: the name is parsed by :func:`vitplast.configs.check_device`
+    (an empty or unknown name is refused), and a device this machine lacks (``cuda`` without CUDA, a CUDA
+    index past the last GPU, ``mps`` without Apple's MPS backend) is a one-line :class:`VitplastError`.
+    """
+    if name is None or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise VitplastError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    check_device(label, name)
+    dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VitplastError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+        raise VitplastError(f"{label} {name!r}: CUDA is not available on this machine (use --device cpu)")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise VitplastError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise VitplastError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
+        raise VitplastError(f"{label} {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise VitplastError(f"{label} {name!r}: MPS (Apple GPU) is not available on this machine (use --device cpu)")
     return dev
 
 

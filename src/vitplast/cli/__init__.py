@@ -11,7 +11,6 @@ import functools
 import importlib
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -44,11 +43,27 @@ class LazyGroup(TyperGroup):
         name, cmd, rest = super().resolve_command(ctx, args)
         if cmd is not None and cmd.callback is not None and not hasattr(cmd.callback, "output_guard"):
             cmd.callback = _guard_outputs(cmd.callback)
+            for param in cmd.params:
+                if param.name in OUTPUT_PARAMS:
+                    param.consume_value = _refuse_empty(param.consume_value, OUTPUT_PARAMS[param.name])  # type: ignore[method-assign]
         return name, cmd, rest
 
 
 # Parameters that name a folder a command writes into; every command's are checked before it starts.
-OUTPUT_PARAMS = {"out": "--out", "run_dir": "RUN_DIR", "sweep_dir": "SWEEP_DIR"}
+OUTPUT_PARAMS = {"out": "--out", "run_dir": "RUN_DIR", "sweep_dir": "SWEEP_DIR", "export": "--export"}
+
+
+def _refuse_empty(consume: Any, what: str) -> Any:
+    """An output folder option's reading of its raw value that refuses an empty name (as a path it would be
+    ``.``, the current folder, which :func:`vitplast.io.check_output_dir` can no longer tell apart)."""
+
+    def checked(ctx: Any, opts: Any) -> Any:
+        value, source = consume(ctx, opts)
+        if isinstance(value, str) and value == "":
+            raise VitplastError(f"{what} is empty: give a folder name")
+        return value, source
+
+    return checked
 
 
 def _guard_outputs(callback: Any) -> Any:
@@ -60,7 +75,7 @@ def _guard_outputs(callback: Any) -> Any:
 
         for param, what in OUTPUT_PARAMS.items():
             if kwargs.get(param) is not None:
-                check_output_dir(Path(kwargs[param]), what)
+                check_output_dir(kwargs[param], what)
         return callback(**kwargs)
 
     guarded.output_guard = True  # type: ignore[attr-defined]
@@ -152,6 +167,13 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except VitplastError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        from vitplast.io import WRITE_ERRNOS
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write {exc.filename or 'the outputs'}: {exc.strerror}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
         if exc.exit_code == 130:

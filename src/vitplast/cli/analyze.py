@@ -13,8 +13,7 @@ from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
 from vitplast.cli import app
 from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
-from vitplast.configs import default_of, help_of
-from vitplast.errors import VitplastError
+from vitplast.configs import default_of, help_of, parse_numbers
 
 if TYPE_CHECKING:
     from vitplast.analysis import AnalysisResult
@@ -22,14 +21,6 @@ if TYPE_CHECKING:
 
 def _opt(name: str) -> Any:
     return typer.Option(default_of(AnalyzeConfig, name), help=help_of(AnalyzeConfig, name))
-
-
-def parse_scales(text: str) -> tuple[float, ...]:
-    """``"1,3,6,12"`` -> ``(1.0, 3.0, 6.0, 12.0)``; empty -> ``()``."""
-    try:
-        return tuple(float(c) for c in text.split(",") if c.strip())
-    except ValueError:
-        raise VitplastError(f"--embed-scale takes comma-separated numbers, got {text!r}") from None
 
 
 @app.command()
@@ -66,7 +57,7 @@ def analyze(
         seed=seed, order=order, random_weights=random_weights, with_bounds=with_bounds, workers=workers,
         source_split=source_split, target_split=target_split, normalization=normalization, rank_by=rank_by,
         precision=precision,
-        embed_scale=parse_scales(embed_scale),
+        embed_scale=parse_numbers(embed_scale, "--embed-scale", float),
     )  # fmt: skip
     with rich_progress(Console(stderr=True)) as progress:
         from vitplast.analysis import run_analysis

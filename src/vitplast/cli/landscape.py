@@ -10,14 +10,14 @@ from rich.console import Console
 from vitplast.cli import app, fail
 from vitplast.cli.progress import rich_progress
 from vitplast.components import SELECTABLE
-from vitplast.configs import default_of, help_of
+from vitplast.configs import default_of, help_of, split_list
 from vitplast.landscape.config import LandscapeConfig
 
 C = LandscapeConfig
 
 
 def _group_list(flag: str, spec: str) -> tuple[str, ...]:
-    names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    names = split_list(spec, flag)
     for name in names:
         if name not in SELECTABLE:
             raise fail(f"{flag} {name!r} is not a component group: use one of {' '.join(SELECTABLE)}")

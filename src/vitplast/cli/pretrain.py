@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from vitplast.cli import app
+from vitplast.configs import DEVICE_HELP
 from vitplast.precision import PRECISION_HELP
 from vitplast.train.config import PRETRAIN_DEFAULTS as DEFAULTS
 from vitplast.train.config import PRETRAIN_SOURCE
@@ -28,7 +29,7 @@ def pretrain(
     ] = DEFAULTS["weight_decay"],
     seed: Annotated[int, typer.Option("--seed")] = 0,
     data: Annotated[str, typer.Option("--data", help="pretraining data spec")] = PRETRAIN_SOURCE,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     workers: Annotated[int | None, typer.Option("--workers", help="data-loader processes")] = None,
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw curves.png at the end.")] = True,
@@ -48,10 +49,11 @@ def pretrain(
 
     --steps 4000 --batch-size 1024 --lr 0.003 --warmup-steps 200 --weight-decay 0.01 --name micro-long
     """
-    from vitplast.configs import check_bundled
+    from vitplast.configs import check_bundled, check_device
     from vitplast.train.config import pretrain_config
 
     check_bundled(name)
+    check_device("--device", device)
 
     pretrain_config("micro", steps, batch_size, lr, seed, data, warmup_steps=warmup_steps,
                     precision=precision, weight_decay=weight_decay)  # bad options: before torch

@@ -13,7 +13,7 @@ from rich.table import Table
 from vitplast.cli import app
 from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
-from vitplast.configs import default_of, help_of
+from vitplast.configs import default_of, help_of, split_list
 from vitplast.errors import VitplastError
 from vitplast.recommend_config import RecommendConfig
 
@@ -51,7 +51,7 @@ def recommend(
     OUT/recommend.png.
     """
     cfg = RecommendConfig(model=model, data=data, source=source,
-                          selectors=tuple(s.strip() for s in selectors.split(",") if s.strip()), budget=budget,
+                          selectors=split_list(selectors, "--selectors"), budget=budget,
                           images=images, pilot=pilot, candidates=candidates, seed=seed, device=device,
                           random_weights=random_weights)
     from vitplast.selectors.recommend import recommend as run_recommend

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from vitplast.cli import app
 from vitplast.cli.progress import Heartbeat
-from vitplast.configs import BUNDLED_MODELS
+from vitplast.configs import BUNDLED_MODELS, check_model_spec, parse_numbers, split_list
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
 
@@ -34,22 +34,16 @@ N = TypeVar("N", int, float)
 
 
 def _numbers(text: str | None, name: str, cast: type[N]) -> list[N] | None:
-    """``"0.01,0.03"`` (commas or spaces) -> numbers of type ``cast``; ``None`` stays ``None``."""
-    if text is None:
-        return None
-    try:
-        return [cast(x) for x in text.replace(" ", ",").split(",") if x]
-    except ValueError:
-        what = "integers" if cast is int else "numbers"
-        raise VitplastError(f"{name} takes a comma list of {what}, got {text!r}") from None
+    """``"0.01,0.03"`` (commas or spaces) -> numbers of type ``cast`` (:func:`parse_numbers`); ``None`` stays."""
+    return None if text is None else list(parse_numbers(text, name, cast))
 
 
 def _csv(values: tuple[int, ...]) -> str:
     return ",".join(map(str, values))
 
 
-def _strs(text: str | None) -> list[str] | None:
-    return None if text is None else [x for x in text.replace(" ", ",").split(",") if x]
+def _strs(text: str | None, name: str) -> list[str] | None:
+    return None if text is None else list(split_list(text, name))
 
 
 def grid_from_flags(
@@ -59,8 +53,9 @@ def grid_from_flags(
     """The sweep mapping of the ``--models --datasets ...`` flags (groups: ``mha,ln1`` = two runs; ``ln1+ln2`` = one)."""
     if not datasets:
         raise VitplastError("give a sweep file, or at least --datasets (and --models, default micro)")
-    data: dict[str, Any] = {"name": "sweep", "models": _strs(models) or ["micro"], "datasets": _strs(datasets)}
-    for key, value in (("groups", _strs(groups)), ("optimizers", _strs(optimizers)), ("lrs", _numbers(lrs, "--lrs", float)),
+    data: dict[str, Any] = {"name": "sweep", "models": _strs(models, "--models") or ["micro"],
+                            "datasets": _strs(datasets, "--datasets")}
+    for key, value in (("groups", _strs(groups, "--groups")), ("optimizers", _strs(optimizers, "--optimizers")), ("lrs", _numbers(lrs, "--lrs", float)),
                        ("seeds", _numbers(seeds, "--seeds", int))):
         if value is not None:
             data[key] = value
@@ -111,14 +106,10 @@ class _Bar:
 
 def _executor(executor: str, resources: Any) -> str:
     """``auto``: Ray when installed, else the local executor with a one-line notice (an explicit ``ray``
-    or a cluster ``--address`` without Ray stays an error); a ``ray://`` address needs the Ray client."""
+    or a cluster ``--address`` without Ray stays an error)."""
     import importlib.util
 
     has_ray = importlib.util.find_spec("ray") is not None
-    if resources.address and str(resources.address).startswith("ray://") and has_ray \
-            and importlib.util.find_spec("grpc") is None:
-        raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
-                            "(included in 'vitplast[sweep]')")
     if executor != "auto":
         return executor
     if has_ray or resources.address:
@@ -126,6 +117,24 @@ def _executor(executor: str, resources: Any) -> str:
     console.print("note: Ray Tune is not installed, running the tasks one at a time in this process "
                   "(pip install 'vitplast[sweep]' for parallel trials)")
     return "local"
+
+
+def _resources(executor: str, address: str | None, cpus: float | None, gpus: float | None,
+               concurrent: int | None) -> Any:
+    """The executor and resource options, checked (also against this machine and the cluster address; a
+    ``ray://`` address needs the Ray client) before a plan is printed or a sweep folder written."""
+    import importlib.util
+
+    from vitplast.sweep.runner import Resources, check_executor
+
+    check_executor(executor)
+    resources = Resources(address, cpus, gpus, concurrent)
+    if address and address.startswith("ray://") and importlib.util.find_spec("ray") is not None \
+            and importlib.util.find_spec("grpc") is None:
+        raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
+                            "(included in 'vitplast[sweep]')")
+    resources.validate()
+    return resources
 
 
 def _execute(spec: Any, out: Path, executor: str, resources: Any, retry_failed: bool = True) -> Any:
@@ -196,6 +205,7 @@ def sweep(
              "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
     if out is None:
         raise VitplastError("--out DIR is required (or use --status DIR)")
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent)
     if sweep_file is not None:
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
@@ -220,10 +230,7 @@ def sweep(
         from vitplast.sweep.spec import RunSettings
 
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
-    from vitplast.sweep import Resources
-
-    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent),
-                       retry_failed=not no_retry_failed)
+    outcome = _execute(spec, out, executor, resources, retry_failed=not no_retry_failed)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 
@@ -346,6 +353,8 @@ def reproduce(
 
     if suite not in SUITES:
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
+    check_model_spec(model, "--model")
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent)
     if suite == "mini":
         lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
         bundled = model in BUNDLED_MODELS
@@ -369,7 +378,7 @@ def reproduce(
         sizes, throughput, device_word = paper_sizes, paper_throughput, f"GPU ({GPU_NAME})"
         overhead = 0.0
     out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
-    from vitplast.sweep import Resources, build_plan  # imports torch: after the options are checked
+    from vitplast.sweep import build_plan
 
     plan = build_plan(spec)
     est = estimate(plan, sizes, throughput, overhead)
@@ -397,7 +406,7 @@ def reproduce(
         write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
-    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
+    outcome = _execute(spec, out, executor, resources)
     from vitplast.report.selectors import SCORES_FILE
 
     if suite == "mini" and not (out / SCORES_FILE).is_file():

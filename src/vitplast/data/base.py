@@ -63,20 +63,38 @@ def to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(a * 255.0 / scale), 0, 255).astype(np.uint8))
 
 
+#: Errors Pillow raises for a file that is not a readable image (a bomb: more than twice
+#: ``Image.MAX_IMAGE_PIXELS`` pixels, which Pillow refuses to decode).
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
 def load_rgb(path: Path) -> Image.Image:
-    """Open an image file as RGB (grayscale, RGBA, palette, CMYK are converted; 16-bit images are scaled to
-    8 bits by :func:`to_8bit`); unreadable -> VitplastError."""
+    """Open an image file as RGB (grayscale, CMYK are converted; 16-bit images are scaled to 8 bits by
+    :func:`to_8bit`). An image with transparency (RGBA, grey + alpha ``LA``, palette with a transparent
+    colour) is composited onto white, the same for every mode. Unreadable -> VitplastError."""
     try:
         with Image.open(path) as opened:
             opened.load()
             img = to_8bit(opened)
-            if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
+            if {"A", "a"} & set(img.getbands()) or "transparency" in img.info:
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(background, rgba).convert("RGB")
             return img.convert("RGB")
-    except (OSError, ValueError, SyntaxError) as exc:
+    except _UNREADABLE as exc:
         raise VitplastError(f"unreadable image {path}: {exc}") from None
+
+
+def verify_images(paths: Sequence[Path]) -> None:
+    """Open every file of ``paths`` and verify it is an intact image Pillow will decode (headers, size within
+    Pillow's decompression-bomb limit, checksums where the format has them), without decoding the pixels.
+    The first failure is a one-line VitplastError naming the file; data sets call it before any work."""
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except _UNREADABLE as exc:
+            raise VitplastError(f"unreadable image {path}: {exc}") from None
 
 
 class FileImageSet(Dataset[Item]):

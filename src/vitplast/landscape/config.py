@@ -7,12 +7,17 @@ option without loading torch. The computation is :func:`vitplast.landscape.run.c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from vitplast.components import SELECTABLE
-from vitplast.configs import MODEL_HELP, option, validate
+from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 from vitplast.train.config import HEAD_INITS
+
+#: Most grid points of one run (``grid ** 2`` per group; each is a loss evaluation and a row of landscape.csv),
+#: checked before any training: a million points take hours and hold about 100 MB of tables.
+MAX_GRID_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ class LandscapeConfig:
         help="The frozen classifier: random (a new head, as the paper's runs start) or probe (the linear probe).",
         choices=HEAD_INITS,
     )
-    seed: int = option(0, help="Seed of the new head, the SGD batch order and the evaluation images.")
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+    seed: int = seed_option(help="Seed of the new head, the SGD batch order and the evaluation images.")
+    device: str = device_option()
     random_weights: bool = option(False, help="Build the architecture with random weights (offline tests).")
 
     def __post_init__(self) -> None:
@@ -51,5 +56,11 @@ class LandscapeConfig:
             raise VitplastError(f"--grid must be odd (its centre is the final point), got {self.grid}")
         if not self.groups:
             raise VitplastError(f"--groups needs at least one of {' '.join(SELECTABLE)}")
+        points = self.grid**2 * len(self.groups)
+        if points > MAX_GRID_POINTS:
+            top = math.isqrt(MAX_GRID_POINTS // len(self.groups))
+            raise VitplastError(
+                f"--grid {self.grid} asks for {points:,} loss evaluations ({len(self.groups)} x {self.grid}^2), more "
+                f"than the {MAX_GRID_POINTS:,} a run may hold in memory: use --grid {top - (1 - top % 2)} or less")
         if len(set(self.groups)) != len(self.groups):
             raise VitplastError(f"--groups lists a group twice: {','.join(self.groups)}")

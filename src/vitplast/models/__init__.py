@@ -52,8 +52,12 @@ def _load(spec: str, random_weights: bool) -> ViT:
             arch, checkpoint=Path(path).expanduser() if sep else None, random_weights=random_weights, spec=spec
         )
     elif spec.startswith("hf:"):
-        if not random_weights and not Path(spec[len("hf:") :]).expanduser().is_dir():
-            hub.require_hf_weights(spec[len("hf:") :], spec)
+        ref = spec[len("hf:") :]
+        if not Path(ref).expanduser().is_dir():
+            if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
+                raise VitplastError(f"HF model directory {ref} does not exist")
+            if not random_weights:
+                hub.require_hf_weights(ref, spec)
         vit = load_hf(spec[len("hf:") :], random_weights=random_weights, spec=spec)
     elif Path(spec).expanduser().is_dir():
         vit = load_hf(spec, random_weights=random_weights, spec=spec)

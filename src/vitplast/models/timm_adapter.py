@@ -338,6 +338,12 @@ def load_state_file(model: Any, path: Path, spec: str) -> None:
     if any(k in own and own[k].shape != state[k].shape for k in head_keys):
         n = state["head.weight"].shape[0]
         model.reset_classifier(n)
+    own = model.state_dict()
+    wrong = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise VitplastError(f"{spec}: checkpoint {path} does not fit the architecture ({len(wrong)} tensors of "
+                            f"another shape, e.g. {k} {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise VitplastError(

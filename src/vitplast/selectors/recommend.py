@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from vitplast.data import DataBundle, DataContext, load_data
-from vitplast.errors import VitplastError
+from vitplast.errors import VitplastError, warn
 from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit, load_model
 from vitplast.progress import Progress, phase
@@ -42,6 +42,8 @@ class RecommendResult:
     sets: dict[str, tuple[str, ...]]
     pilot: list[dict[str, Any]] = field(default_factory=list)
     winner: tuple[str, ...] | None = None
+    images_used: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def recommended(self) -> tuple[str, ...]:
@@ -71,6 +73,8 @@ class RecommendResult:
             "pilot": self.pilot,
             "winner": list(self.winner) if self.winner is not None else None,
             "recommended": list(self.recommended),
+            "images_used": self.images_used,
+            "warnings": self.warnings,
         }
 
 
@@ -157,7 +161,13 @@ def recommend(cfg: RecommendConfig, progress: Progress | None = None) -> Recomme
     advance = phase(progress, "loading images", 1)
     data = load_selector_data(vit, cfg.data, cfg.images, cfg.seed, source=cfg.source if needs_source else None)
     advance(1)
-    return recommend_for(vit, data, cfg, progress)
+    result = recommend_for(vit, data, cfg, progress)
+    result.images_used = len(data.images)
+    if result.images_used < cfg.images:
+        message = f"--images {cfg.images} is more than the data hold: using {result.images_used}"
+        warn(message)
+        result.warnings.append(message)
+    return result
 
 
 def recommend_for(vit: ViT, data: SelectorData, cfg: RecommendConfig, progress: Progress | None = None) -> RecommendResult:

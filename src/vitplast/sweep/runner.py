@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitplast.configs import option, validate
 from vitplast.errors import VitplastError
 from vitplast.sweep.execute import execute_task, reconcile_events
-from vitplast.sweep.plan import Plan, Task, build_plan
+from vitplast.sweep.plan import PLAN_FILE, SPEC_FILE, Plan, Task, build_plan
 from vitplast.sweep.results import SweepTables, write_tables
 from vitplast.sweep.spec import SweepSpec
 from vitplast.sweep.status import task_state
@@ -39,12 +40,17 @@ OnDone = Callable[[Task, dict[str, Any]], None]
 @dataclass
 class Resources:
     """Per-trial resources and concurrency (Ray executor; the local executor only uses ``cpus_per_trial``
-    as its torch thread count when given)."""
+    as its torch thread count when given). Values are checked on construction (NaN, negative or zero
+    counts are refused in one line); :meth:`validate` checks them against this machine and the cluster."""
 
-    address: str | None = None
-    cpus_per_trial: float | None = None
-    gpus_per_trial: float | None = None
-    max_concurrent: int | None = None
+    address: str | None = option(None, help="Ray cluster address (default: start a local Ray).")
+    cpus_per_trial: float | None = option(None, help="CPUs per trial (default 1; torch threads).", gt=0)
+    gpus_per_trial: float | None = option(
+        None, help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0).", ge=0)
+    max_concurrent: int | None = option(None, help="At most N trials at once (default: as resources allow).", ge=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     def resolved(self) -> tuple[float, float]:
         """``(cpus, gpus)`` per trial: explicit values, else 1 CPU and, on a local machine with CUDA GPUs,
@@ -61,12 +67,43 @@ class Resources:
         return cpus, gpus
 
     def validate(self) -> None:
-        if self.cpus_per_trial is not None and self.cpus_per_trial <= 0:
-            raise VitplastError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial:g}")
-        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
-            raise VitplastError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial:g}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise VitplastError(f"--max-concurrent must be >= 1, got {self.max_concurrent}")
+        """What can only be checked here: without ``address`` a trial's GPUs must exist on this machine (a
+        trial asking for more would wait forever); an ``address`` (``ray://HOST:PORT`` or ``HOST:PORT``) must
+        answer a connection within :data:`CONNECT_TIMEOUT` seconds."""
+        validate(self)
+        if self.address is None and self.gpus_per_trial:
+            have = _cuda_count()
+            if self.gpus_per_trial > have:
+                raise VitplastError(f"--gpus-per-trial {self.gpus_per_trial:g} needs a CUDA GPU, but this machine "
+                                    f"has {have} (use --gpus-per-trial 0, or --address of a cluster with GPUs)")
+        if self.address:
+            check_reachable(self.address)
+
+
+#: Seconds a cluster address has to accept a connection before the sweep is refused.
+CONNECT_TIMEOUT = 5.0
+
+
+def check_reachable(address: str) -> None:
+    """Refuse, in one line, a Ray address whose ``HOST:PORT`` does not accept a TCP connection (``auto`` and
+    ``local`` are Ray's own words and pass)."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise VitplastError(f"--address must be ray://HOST:PORT, HOST:PORT, auto or local, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise VitplastError(f"--address {address} does not answer ({exc.strerror or exc})") from None
+
+
+def check_executor(executor: str) -> None:
+    """``executor`` is ``auto`` or one of :data:`EXECUTORS`."""
+    if executor not in ("auto", *EXECUTORS):
+        raise VitplastError(f"--executor must be one of auto, {', '.join(EXECUTORS)}, got {executor!r}")
 
 
 def _cuda_count() -> int:
@@ -93,6 +130,10 @@ def prepare(spec: SweepSpec, out: Path, executor: str, resources: Resources) -> 
     if executor not in EXECUTORS:
         raise VitplastError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     resources.validate()
+    if resources.address is None:  # a cluster's nodes may have devices this driver lacks
+        from vitplast.runtime import resolve_device
+
+        resolve_device(spec.run.device)
     if executor == "ray":
         from vitplast.sweep.ray_exec import require_ray
 
@@ -100,6 +141,7 @@ def prepare(spec: SweepSpec, out: Path, executor: str, resources: Resources) -> 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VitplastError(f"--out {out} exists and is not a directory")
+    check_sweep_dir(out)
     plan = build_plan(spec)
     from vitplast.sweep.preflight import preflight
 
@@ -107,6 +149,17 @@ def prepare(spec: SweepSpec, out: Path, executor: str, resources: Resources) -> 
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out, spec)
     return plan
+
+
+def check_sweep_dir(out: Path) -> None:
+    """A sweep starts in a new folder, an empty one, or one that holds a sweep (its ``plan.json`` or
+    ``sweep.yaml``: it is continued); a folder with anything else is refused."""
+    if not out.is_dir() or (out / PLAN_FILE).is_file() or (out / SPEC_FILE).is_file():
+        return
+    other = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if other:
+        raise VitplastError(f"--out {out} is not empty and holds no sweep (e.g. {other[0]}): choose a new or "
+                            "empty folder")
 
 
 def run_sweep(

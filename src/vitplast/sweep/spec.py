@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.analysis_config import AnalyzeConfig
-from vitplast.configs import _check_field, _split_optional, from_mapping, option, validate
+from vitplast.configs import _check_field, _split_optional, device_option, from_mapping, option, seed_option, validate
 from vitplast.data.specs import check_prefix
 from vitplast.errors import VitplastError
 from vitplast.train.config import TrainConfig, parse_groups, recipe_for
@@ -148,7 +148,7 @@ class PlasticitySettings:
     source: str = option("mini:source", help="source data of the plasticity analysis")
     pairs: int = option(256, help="source/target pairs")
     mode: str = option("embedding", help="estimator mode (embedding or insitu)")
-    seed: int = option(0, help="seed of the pair sampling")
+    seed: int = seed_option(help="seed of the pair sampling")
     batch_size: int = option(32, help="batch of the analysis", ge=1)
     bounds: bool = option(True, help="also compute the upper bounds")
 
@@ -160,7 +160,7 @@ class PlasticitySettings:
 class RunSettings:
     """How tasks execute (device, loader workers); not part of any run's identity."""
 
-    device: str = option("auto", help="auto, cpu, cuda, cuda:N")
+    device: str = device_option()
     workers: int | None = option(None, help="data-loader processes per trial (null: automatic)", ge=0)
     eval_batch_size: int | None = option(None, help="batch of the evaluation passes (null: the run's)", ge=1)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vitplast.components import LN_CONTROL, SELECTABLE, TRAINABLE_CHOICES
-from vitplast.configs import MODEL_HELP, option, validate
+from vitplast.configs import MODEL_HELP, device_option, option, seed_option, split_list, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
 
@@ -67,7 +67,7 @@ def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
 
     Raises :class:`VitplastError` for an unknown or empty group list, or ``full`` mixed with groups.
     """
-    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = list(split_list(spec, "--train")) if isinstance(spec, str) else [str(s).strip() for s in spec]
     names = [n for n in names if n]
     if not names:
         raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
@@ -126,7 +126,7 @@ class TrainConfig:
     warmup_steps: int | None = option(None, help="Linear warmup steps (default: 5% of the steps).", ge=0)
     schedule: str = option("cosine", help="Learning rate after warmup: cosine decay or constant.", choices=SCHEDULES)
     eval_every: int = option(200, help="Validate every N steps (and after the last).", ge=1)
-    seed: int = option(0, help="Seed of the head, data order and augmentation (and of random weights).")
+    seed: int = seed_option(help="Seed of the head, data order and augmentation (and of random weights).")
     label_smoothing: float = option(0.0, help="Label smoothing of the cross-entropy.", ge=0, lt=1)
     augment: str = option(
         "rrc", help="rrc (RandomResizedCrop + flip, the paper's), crop (pad-crop + flip), none.", choices=AUGMENTS
@@ -233,7 +233,7 @@ def pretrain_config(
 class RunOptions:
     """How a run is executed; none of it changes the result (up to floating-point non-determinism of devices)."""
 
-    device: str = option("auto", help="auto (CUDA when available), cpu, cuda, cuda:N.")
+    device: str = device_option()
     workers: int | None = option(
         None, help="Data-loader processes (default: 0 on CPU, one per spare CPU core up to 8 on a GPU).", ge=0
     )

@@ -129,10 +129,12 @@ def run(
 
     On return the model holds the best-validation weights. A directory that already holds the finished
     run (with ``resume``) is not retrained: its result is returned and its best weights loaded. A run that
-    fails before its first checkpoint leaves no run directory (:meth:`RunDir.starting`).
+    fails before its first checkpoint leaves no run directory (:meth:`RunDir.starting`); a second process on
+    the same ``out`` is refused while this one runs (:meth:`RunDir.locked`).
     ``progress`` gets one phase per training session (units: steps) and one per evaluation (images).
     """
-    with RunDir(Path(out)).starting():
+    rd = RunDir(Path(out))
+    with rd.locked(), rd.starting():
         return _run(prep, out, opts, resume, callback, progress)
 
 

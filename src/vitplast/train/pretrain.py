@@ -72,6 +72,7 @@ def pretrain(
     t0 = time.perf_counter()
     cfg = pretrain_config(f"timm:{ARCH}", steps, batch_size, lr, seed, data, warmup_steps=warmup_steps,
                           precision=precision, weight_decay=weight_decay)
+    dev = resolve_device(device)  # an unavailable device: refused before the data are built
     prep = prepare(cfg)
     opts = RunOptions(device=device, workers=workers, plots=plots)
     result = run(prep, Path(out), opts, resume=resume, progress=progress)
@@ -79,7 +80,6 @@ def pretrain(
     ckpt = out / CHECKPOINT_NAME
     ck.save_tensors(ckpt, {k: v.half() if v.is_floating_point() else v for k, v in ck.full_state(prep.vit).items()},
                     {"arch": ARCH, "classes": json.dumps(prep.bundle.classes)})
-    dev = resolve_device(device)
     shipped = load_model(f"timm:{ARCH}@{ckpt}").to(dev)
     test = score(shipped.logits, prep.bundle.test, make_transform(shipped.data_config), 256, dev)
     card = {

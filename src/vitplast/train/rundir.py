@@ -10,7 +10,9 @@ row and cut back to the checkpoint's step on resume.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,6 +56,31 @@ class RunDir:
     @property
     def curves(self) -> Path:
         return self.path / "curves.png"
+
+    @property
+    def lock(self) -> Path:
+        """The lock file held while a process trains in the folder (:meth:`locked`)."""
+        return self.path / ".lock"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive ``fcntl.flock`` on :attr:`lock` while the body runs, so that two processes never
+        train in one folder at once (the second is refused in one line, and changes nothing). The lock is
+        released on exit, also when the process dies; the lock file is removed, and so is the folder when
+        this call created it and the body left it empty."""
+        if self.path.exists() and not self.path.is_dir():
+            raise VitplastError(f"--out {self.path} exists and is not a directory")
+        created = not self.path.is_dir()
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(self.lock)
+        try:
+            yield
+        finally:
+            self.lock.unlink(missing_ok=True)
+            os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
 
     @contextlib.contextmanager
     def starting(self) -> Iterator[None]:
@@ -174,3 +201,27 @@ class RunDir:
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json_atomic(self.config, config)
+
+
+def _acquire(path: Path) -> int:
+    """An open descriptor of ``path`` holding its exclusive lock; another holder: one-line VitplastError.
+
+    A lock file removed by its previous holder between our ``open`` and ``flock`` is not the file at ``path``
+    any more: we then lock the new one (comparing inodes), so that two processes never hold different files."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise VitplastError(f"--out {path.parent} is in use by another run (it holds {path.name}): wait for "
+                                "it to end or choose another --out") from None
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
