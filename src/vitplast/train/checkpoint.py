@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +81,34 @@ def load_tensors(path: Path) -> dict[str, Tensor]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """``torch.save`` atomically (resume state: weights, optimizer state, random state, counters)."""
+    """``torch.save`` atomically (resume state: weights, optimizer state, random state, counters).
+
+    ``obj`` must hold only tensors and plain Python values (dict, list, tuple, str, int, float, bool, None):
+    :func:`load_torch` reads nothing else back."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_torch(path: Path) -> Any:
-    """``torch.load`` of a resume state; a missing, truncated or damaged file -> one-line VitplastError."""
+    """A resume state written by :func:`save_torch`, read with ``torch.load(weights_only=True)``.
+
+    Nothing in the file is executed: only a torch zip archive is opened, and its pickle may build nothing but
+    tensors and plain values. Anything else (a bare pickle, an object that names a class or function) is refused;
+    a missing, truncated or damaged file too. Each case raises a one-line :class:`VitplastError` naming the file.
+    """
     if not path.is_file():
         raise VitplastError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # torch.save writes zip archives; a bare pickle is never unpickled
+            raise VitplastError(f"checkpoint {path} is not a torch checkpoint archive (refused, not loaded)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols on stderr
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL [\w.]+|Unsupported operand \d+|Unsupported class [\w.]+", str(exc))
+        what = found.group(0) if found else "an object that is not a tensor or plain value"
+        raise VitplastError(f"checkpoint {path} holds more than tensors and plain values (refused, not loaded: "
+                            f"{what})") from None
     except Exception as exc:  # truncated zip archives and pickles fail with many error types
         raise damaged(path, exc) from None
 

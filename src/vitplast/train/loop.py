@@ -229,13 +229,17 @@ class _Engine:
     def restore(self) -> TrainState:
         saved = self.rd.load_resume_state(warn=warn)
         ck.load_state(self.prep.vit, saved["weights"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        if self.scaler is not None and saved.get("scaler"):
-            self.scaler.load_state_dict(saved["scaler"])
-        torch.set_rng_state(saved["rng"])
-        if self.device.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
-        return TrainState(**saved["state"])
+        try:
+            self.optimizer.load_state_dict(saved["optimizer"])
+            if self.scaler is not None and saved.get("scaler"):
+                self.scaler.load_state_dict(saved["scaler"])
+            torch.set_rng_state(saved["rng"])
+            if self.device.type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
+            return TrainState(**saved["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            detail = " ".join(str(exc).split())[:120]
+            raise VitplastError(f"--resume: the resume state in {self.rd.path} does not fit this run ({detail})") from None
 
     def save_last(self, state: TrainState) -> None:
         dev = self.device

@@ -159,18 +159,17 @@ class RunDir:
             self.last.replace(self.previous)
         save_torch(self.last, state)
 
-    def load_resume_state(self, warn: Callable[[str], None] | None = None) -> Any:
-        """The newest readable resume state: ``last.pt``, or ``last.prev.pt`` when ``last.pt`` is missing or
-        damaged (``warn`` is told which was skipped). Neither readable: the one-line error of ``last.pt``."""
-        from vitplast.train.checkpoint import load_torch
-
+    def load_resume_state(self, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """The newest readable resume state: ``last.pt``, or ``last.prev.pt`` when ``last.pt`` is missing,
+        damaged or refused (``warn`` is told which was skipped). Neither readable: the one-line error of
+        ``last.pt``. Read with :func:`~vitplast.train.checkpoint.load_torch`: nothing in the file is executed."""
         try:
-            return load_torch(self.last)
+            return _resume_state(self.last)
         except VitplastError as exc:
             if not self.previous.is_file():
                 raise
             try:
-                state = load_torch(self.previous)
+                state = _resume_state(self.previous)
             except VitplastError:
                 raise exc from None
             if warn is not None:
@@ -225,3 +224,20 @@ def _acquire(path: Path) -> int:
             os.write(fd, f"{os.getpid()}\n".encode())
             return fd
         os.close(fd)
+
+
+def _resume_state(path: Path) -> dict[str, Any]:
+    """The resume state in ``path``: a dict whose ``weights``, ``optimizer`` and ``state`` are dicts and whose
+    ``rng`` is a tensor, else a one-line error."""
+    from torch import Tensor
+
+    from vitplast.train.checkpoint import load_torch
+
+    state = load_torch(path)
+    if not isinstance(state, dict):
+        raise VitplastError(f"checkpoint {path} is not a vitplast resume state (a {type(state).__name__})")
+    for key, kind in {"weights": dict, "optimizer": dict, "rng": Tensor, "state": dict}.items():
+        if not isinstance(state.get(key), kind):
+            raise VitplastError(f"checkpoint {path} is not a vitplast resume state ({key!r} is not a "
+                                f"{kind.__name__})")
+    return state
