@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 
 from tests.test_train_cli import cli
 from tests.tiny_models import tiny_timm, tiny_train_data, tiny_train_vit
 from vitplast.errors import VitplastError
+from vitplast.selectors.base import Scores
+from vitplast.selectors.recommend import budget_units, unusable
 from vitplast.train.config import TrainConfig
 from vitplast.units import parse_train, parse_units, resolve
 
@@ -217,3 +222,87 @@ def test_peft_export_of_units_trains_only_those_modules(lib: str, tmp_path: Path
     assert changed and all(any(a in n for a in allowed) for n in changed), changed - {n for n in changed if
                                                                                     any(a in n for a in allowed)}
     assert any(".lora_B." in n for n in changed) and any(f"{plan.layernorms[0]}.modules_to_save." in n for n in changed)
+
+
+# --- recommend at block granularity ---------------------------------------------------------------------------
+
+
+def _random_scores(rng: random.Random, depth: int, whole: bool = False) -> tuple[Scores, dict[str, list[int]]]:
+    blocks = {c: [math.nan if rng.random() < 0.1 else rng.random() for _ in range(depth)] for c in BLOCKWISE}
+    sizes = {c: [rng.randint(1, 50) for _ in range(depth)] for c in BLOCKWISE}
+    return Scores("x", dict.fromkeys(ORDER, 0.0), blocks, whole_blocks=whole), sizes
+
+
+def test_block_budget_is_greedy_in_unit_ranking_order() -> None:
+    rng = random.Random(1)
+    for _ in range(200):
+        depth = rng.randint(1, 8)
+        s, sizes = _random_scores(rng, depth)
+        budget = rng.randint(0, 600)
+        chosen = {(c, b) for item in budget_units(s, sizes, budget) for c, bs in [_expand(item)]
+                  for b in (range(depth) if bs is None else bs)}
+        assert sum(sizes[c][b] for c, b in chosen) <= budget
+        ranked = sorted(((c, b) for c in BLOCKWISE for b in range(depth) if not math.isnan(s.blocks[c][b])),
+                        key=lambda u: (-s.blocks[u[0]][u[1]], u[1], BLOCKWISE.index(u[0])))
+        used = 0
+        for u in ranked:  # naive greedy: every unit in turn, taken when it still fits
+            if used + sizes[u[0]][u[1]] <= budget:
+                used += sizes[u[0]][u[1]]
+                assert u in chosen
+            else:
+                assert u not in chosen
+        assert not any(math.isnan(s.blocks[c][b]) for c, b in chosen)
+
+
+@pytest.mark.parametrize("name, expect", [("last-k", lambda k, d: range(d - k, d)), ("first-k", lambda k, d: range(k))])
+def test_last_and_first_k_take_whole_blocks(name: str, expect: Any) -> None:
+    from vitplast.selectors import REGISTRY
+    from vitplast.selectors.base import block_params, numel
+
+    vit = tiny_train_vit()
+    s = REGISTRY[name][0](vit, None)  # type: ignore[arg-type]
+    sizes = {c: [numel(ps) for ps in per] for c, per in block_params(vit).items()}
+    block = sum(sizes[c][0] for c in sizes)
+    assert all(math.isnan(v) for v in s.groups.values()) and unusable(s, "group") and not unusable(s, "block")
+    for k in range(vit.depth + 1):
+        got = budget_units(s, sizes, k * block + block // 2)
+        want = parse_train(",".join(f"{c}@{','.join(map(str, expect(k, vit.depth)))}" for c in BLOCKWISE)) if k else ()
+        assert got == (resolve(want, vit.depth) if k else ()), (k, got)
+
+
+def test_selectors_without_block_scores_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from vitplast.recommend_config import RecommendConfig
+    from vitplast.selectors import SelectorData
+
+    R = importlib.import_module("vitplast.selectors.recommend")  # the package's `recommend` is the function
+    real = R.get_selector
+    group_only = lambda vit, data: Scores("params", {g: 1.0 for g in ORDER})  # noqa: E731
+    monkeypatch.setattr(R, "get_selector", lambda n: group_only if n == "params" else real(n))
+    data = SelectorData(torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]), 2)
+    cfg = RecommendConfig(selectors=("params", "random", "last-k"), granularity="block", budget=0.3)
+    res = R.recommend_for(tiny_train_vit(), data, cfg)
+    assert list(res.scores) == ["random", "last-k"] and res.skipped == {"params": "has no per-block scores"}
+    assert res.recommended == res.sets["random"] and res.params_of(res.recommended) <= res.budget
+    with pytest.raises(VitplastError, match="no selector scores at --granularity group"):
+        R.recommend_for(tiny_train_vit(), data, RecommendConfig(selectors=("last-k",)))
+
+
+def test_recommend_cli_at_block_granularity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, exp = tmp_path / "rec", tmp_path / "exp"
+    code, stdout, err = cli(["recommend", "--model", "timm:vit_micro_patch4_32", "--random-weights", "--data",
+                             "random:24", "--selectors", "last-k,params,first-k,random", "--granularity", "block",
+                             "--images", "4", "--budget", "0.4", "--out", str(out), "--export", str(exp)], capsys)
+    assert code == 0, err
+    rec = json.loads((out / "recommend.json").read_text())
+    table = pd.read_csv(out / "recommend.csv")
+    assert len(table) == 4 * 6 * 5 and set(table.columns) >= {"group", "block", "chosen"}
+    assert rec["selectors"]["last-k"]["set"] == [f"{c}@4-5" for c in BLOCKWISE]  # 2 of 6 blocks fit 40 %
+    assert rec["selectors"]["first-k"]["set"] == [f"{c}@0-1" for c in BLOCKWISE]
+    for name, v in rec["selectors"].items():
+        units = table[(table["selector"] == name) & table["chosen"]]
+        assert v["set_params"] == units["params"].sum() <= rec["budget_params"]
+    names = (exp / "trainable_parameters.txt").read_text().split()
+    assert {n.split(".")[1] for n in names if n.startswith("blocks.")} == {"4", "5"}  # last-k's set, exported
+    assert "LN1@5" in stdout and (out / "recommend.png").stat().st_size > 0
