@@ -204,7 +204,11 @@ def test_peft_export_of_units_trains_only_those_modules(lib: str, tmp_path: Path
     plan = peft_plan(m, "mha@1,ln2@0")
     linear = {n for n, mod in m.named_modules() if isinstance(mod, torch.nn.Linear)}
     assert set(plan.lora) == of("mha", 1) & linear and plan.layernorms == sorted(of("ln2", 0))
-    write_export(m, "mha@1,ln2@0", tmp_path / "exp")
+    written = write_export(m, "mha@1,ln2@0", tmp_path / "exp")
+    heads = {n for n, _ in m.named_parameters() if any(n.startswith(p) for p in names["head"])}
+    modules = of("mha", 1) | of("ln2", 0)
+    assert set(written[0].read_text().split()) == heads | {n for n, _ in m.named_parameters()
+                                                           if n.rsplit(".", 1)[0] in modules}
     cfg = peft.PeftConfig.from_pretrained(str(tmp_path / "exp" / "peft"))
     assert set(cfg.target_modules) == set(plan.lora) and set(cfg.modules_to_save) == {*plan.layernorms, *plan.save}
     pm = peft.get_peft_model(_model(lib), cfg)
