@@ -98,7 +98,7 @@ def print_result(result: RecommendResult) -> None:
             p.add_row(str(r["round"]), str(r["steps"]), r["groups"], f"{100 * r['val_acc']:.1f} %", test,
                       "yes" if r["kept"] else "")
         console.print(p)
-    how = "won the pilot" if result.winner is not None else f"by {result.config.selectors[0]}"
+    how = "won the pilot" if result.winner is not None else f"by {next(iter(result.scores))}"
     console.print(f"recommended: train {','.join(result.recommended) or 'the head only'} ({how}), "
                   f"{result.params_of(result.recommended):,} parameters + the head")
 
