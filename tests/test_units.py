@@ -157,7 +157,9 @@ def test_a_unit_set_of_every_block_is_the_group(tmp_path: Path) -> None:
 
 MICRO = ["--model", "timm:vit_micro_patch4_32", "--random-weights", "--device", "cpu"]  # 6 blocks
 TINY = ["--data", "random:16", "--steps", "2", "--batch-size", "4", "--eval-every", "1"]
-BAD = ["mha@6", "mha@3-1", "mha@", "@3", "mha@1,1", "mha,mha@2", "full@2", "ln-control@1"]
+BAD = {"mha@6": "has 6 blocks, numbered 0-5", "mha@3-1": "runs backwards", "mha@": "names no block",
+       "@3": "names no component", "mha@1,1": "twice", "mha,mha@2": "twice", "full@2": "takes no block list",
+       "ln-control@1": "takes no block list"}
 
 
 @pytest.mark.parametrize("command", ["finetune", "export", "sweep"])
@@ -172,12 +174,13 @@ def test_bad_units_on_the_command_line(command: str, bad: str, tmp_path: Path,
     else:
         spec = tmp_path / "in" / "s.yaml"
         spec.parent.mkdir()
-        spec.write_text(f"name: s\nmodels: [micro]\ndatasets: [random:16]\ngroups: ['{bad}']\nlrs: [0.01]\n"
-                        "seeds: [0]\ntrain: {steps: 1, batch_size: 4, random_weights: true}\n")
+        spec.write_text(f"name: s\nmodels: [timm:vit_micro_patch4_32]\ndatasets: [random:16]\ngroups: ['{bad}']\n"
+                        "lrs: [0.01]\nseeds: [0]\ntrain: {steps: 1, batch_size: 4, random_weights: true}\n"
+                        "probe: false\nplasticity: false\n")
         argv = ["sweep", str(spec), "--executor", "local", "--out", str(tmp_path / "f")]
     code, _, err = cli(argv, capsys)
     lines = err.splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and BAD[bad] in lines[0], err
     assert not (tmp_path / "f").exists()
 
 
