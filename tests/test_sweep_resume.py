@@ -113,7 +113,7 @@ def test_reconcile_appends_the_done_event_a_kill_left_out(tmp_path: Path) -> Non
 def test_failing_run_is_recorded_and_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import vitplast.sweep.preflight as pf
 
-    monkeypatch.setattr(pf, "preflight", lambda plan, progress=None: None)  # let the bad run reach the executor
+    monkeypatch.setattr(pf, "preflight", lambda plan, progress=None: {})  # let the bad run reach the executor
     missing = tmp_path / "no-such-folder"
     spec = parse_sweep({
         "models": [MODEL], "datasets": ["random:16", f"folder:{missing}"], "groups": ["ln1"], "lrs": [0.01],
@@ -147,7 +147,7 @@ def test_status_and_exit_code_of_the_command(tmp_path: Path, capsys: pytest.Capt
     import vitplast.sweep.preflight as pf
     from vitplast.cli import main
 
-    monkeypatch.setattr(pf, "preflight", lambda plan, progress=None: None)  # a task that fails at run time
+    monkeypatch.setattr(pf, "preflight", lambda plan, progress=None: {})  # a task that fails at run time
 
     out = tmp_path / "sweep"
     with pytest.raises(SystemExit) as exc:

@@ -1,10 +1,12 @@
 """Export a choice of trainable groups to the user's own training stack (docs/selectors.md, "Export").
 
-* :func:`select` freezes every parameter of a raw timm or Hugging Face ViT except the chosen groups (and the
-  head) and returns the trainable parameter names, in the model's own naming;
+* :func:`select` freezes every parameter of a raw timm or Hugging Face ViT except the chosen groups or unit
+  sets (``mha@8-11``, :mod:`vitplast.units`) and the head, and returns the trainable parameter names, in the
+  model's own naming;
 * :func:`peft_plan` / :func:`peft_config` express the same choice as a PEFT config: LoRA on the linear layers
-  of the chosen ``mha fc1 fc2`` groups, LayerNorm tuning for chosen ``ln1 ln2`` groups, and full training
-  (``modules_to_save``) of the chosen ``embed`` modules and of the head;
+  of the chosen ``mha fc1 fc2`` groups or units (only those of the chosen blocks), LayerNorm tuning for chosen
+  ``ln1 ln2`` groups or units, and full training (``modules_to_save``) of the chosen ``embed`` modules and of
+  the head;
 * :func:`write_export` writes both into a directory.
 
 Module names are never spelled here: they are read from the model itself, as the names of the modules that own
@@ -25,15 +27,21 @@ from vitplast.errors import VitplastError
 from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit
 from vitplast.train.groups import parse_groups, trainable_groups
+from vitplast.units import resolve
 
 LINEAR_GROUPS = ("mha", "fc1", "fc2")
 LN_GROUPS = ("ln1", "ln2")
 
 
+def _component(item: str) -> str:
+    """``"mha@8-11"`` -> ``"mha"`` (the group of a unit set; a group is its own)."""
+    return item.partition("@")[0]
+
+
 def _resolve(model: ViT | nn.Module, groups: str | Sequence[str], head: bool) -> tuple[nn.Module, ViT, dict[str, set[int]]]:
     vit = as_vit(model)
     root = model if isinstance(model, nn.Module) else vit.module
-    chosen = parse_groups(groups)
+    chosen = resolve(groups, vit.depth, vit.name)
     if chosen == (LN_CONTROL,):
         raise VitplastError(f"{LN_CONTROL!r} trains a random subset of tensor entries: an export of whole tensors cannot express it")
     selected = trainable_groups(vit, chosen)
@@ -46,7 +54,8 @@ def _resolve(model: ViT | nn.Module, groups: str | Sequence[str], head: bool) ->
 
 
 def select(model: ViT | nn.Module, groups: str | Sequence[str], head: bool = True) -> list[str]:
-    """Set ``requires_grad`` True exactly on the parameters of ``groups`` (``"full"``, ``"mha,fc1"`` or a list)
+    """Set ``requires_grad`` True exactly on the parameters of ``groups`` (``"full"``, ``"mha,fc1"``,
+    ``"mha@8-11,ln2"`` or a list)
     plus, with ``head``, the head (classifier and final norm); False on all others. Returns the names (as
     ``model.named_parameters()`` spells them) of the trainable parameters."""
     root, _, ids = _resolve(model, groups, head)
@@ -85,7 +94,7 @@ def peft_plan(model: ViT | nn.Module, groups: str | Sequence[str], head: bool = 
         gs = {owner.get(id(p)) for _, p in direct}
         if len(gs) != 1 or None in gs:
             continue
-        g = gs.pop()
+        g = _component(str(gs.pop()))
         if any(name.startswith(f"{s}.") for s in plan.save):
             continue  # inside a module already trained in full
         if not name:
@@ -125,7 +134,8 @@ def write_export(model: ViT | nn.Module, groups: str | Sequence[str], out: Path,
     written = [out / "trainable_parameters.txt"]
     with output_dir(out) as stage:
         write_text_atomic(stage / written[0].name, "\n".join(names) + "\n")
-        if "full" not in parse_groups(groups) and any(g in LINEAR_GROUPS + LN_GROUPS for g in parse_groups(groups)):
+        chosen = parse_groups(groups)
+        if "full" not in chosen and any(_component(g) in LINEAR_GROUPS + LN_GROUPS for g in chosen):
             try:
                 cfg = peft_config(model, groups, head=head)
             except VitplastError as exc:

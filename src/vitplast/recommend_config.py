@@ -16,8 +16,16 @@ from vitplast.errors import VitplastError
 #: Every selector (the names :mod:`vitplast.selectors` registers), plasticity first, the baselines last.
 DEFAULT_ORDER = (
     "plasticity", "plasticity-insitu", "plasticity-target", "grad-norm", "grad-norm-param", "fisher", "auto-rgn",
-    "auto-rgn-all", "taylor", "params", "random",
+    "auto-rgn-all", "taylor", "params", "last-k", "first-k", "random",
 )
+#: Selectors that choose whole blocks and score no group: they run at ``--granularity block`` only.
+BLOCK_ONLY = ("last-k", "first-k")
+GRANULARITIES = ("group", "block")
+
+
+def default_selectors(granularity: str) -> tuple[str, ...]:
+    """Every selector that scores at ``granularity``, in table order."""
+    return tuple(n for n in DEFAULT_ORDER if granularity == "block" or n not in BLOCK_ONLY)
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,12 @@ class RecommendConfig:
     model: str = option("micro", help=MODEL_HELP)
     data: str = option("mini:digits", help="Target data spec (the task to finetune on), e.g. mini:digits, folder:PATH.")
     source: str = option("mini:source", help="Source (pretraining-like) data for the plasticity selectors' pairs.")
-    selectors: tuple[str, ...] = option(DEFAULT_ORDER, help="Selectors to run (comma list); the first one's set is "
-                                        "the recommendation unless --pilot settles it.")
+    selectors: tuple[str, ...] = option((), help="Selectors to run (comma list; default: every selector of the "
+                                        "granularity); the first one's set is the recommendation unless --pilot "
+                                        "settles it.")
+    granularity: str = option("group", help="group: rank the groups embed ln1 mha ln2 fc1 fc2 (every block); block: "
+                              "rank (component, block) units such as mha@11 (docs/selectors.md).",
+                              choices=GRANULARITIES)
     budget: float = option(0.1, help="Parameter budget: a fraction in (0, 1] of the backbone's parameters, or a "
                            "whole number > 1 of parameters (the head is always trained and not counted).", gt=0)
     images: int = option(32, help="Target images (train split) the selectors see (and plasticity pairs).", ge=2)
@@ -42,7 +54,7 @@ class RecommendConfig:
     def __post_init__(self) -> None:
         validate(self)
         if not self.selectors:
-            raise VitplastError("--selectors needs at least one selector")
+            object.__setattr__(self, "selectors", default_selectors(self.granularity))
         for name in self.selectors:
             if name not in DEFAULT_ORDER:
                 raise VitplastError(f"unknown selector {name!r}: use one of {', '.join(DEFAULT_ORDER)}")

@@ -34,6 +34,7 @@ def recommend(
     source: Annotated[str, _opt("source")] = default_of(C, "source"),
     selectors: str = typer.Option(",".join(default_of(C, "selectors")), help=help_of(C, "selectors")),
     budget: Annotated[float, _opt("budget")] = default_of(C, "budget"),
+    granularity: Annotated[str, _opt("granularity")] = default_of(C, "granularity"),
     images: Annotated[int, _opt("images")] = default_of(C, "images"),
     pilot: Annotated[int | None, typer.Option(help=help_of(C, "pilot"))] = default_of(C, "pilot"),
     candidates: Annotated[int, _opt("candidates")] = default_of(C, "candidates"),
@@ -44,14 +45,16 @@ def recommend(
     out: Path = typer.Option(Path("vitplast-out/recommend"), help="Output directory."),
     export: Path | None = typer.Option(None, help="Also export the recommended set here (see `vitplast export`)."),
 ) -> None:
-    """Rank the trainable groups (embed ln1 mha ln2 fc1 fc2) with each selector and recommend a set.
+    """Rank the trainable groups (embed ln1 mha ln2 fc1 fc2), or with --granularity block the units of single
+    blocks (mha@11), with each selector and recommend a set.
 
     Prints each selector's ranking and its set under the parameter budget; with --pilot, short finetunes of
     the candidate sets (successive halving) pick the winner. Writes OUT/recommend.json, OUT/recommend.csv and
     OUT/recommend.png.
     """
     cfg = RecommendConfig(model=model, data=data, source=source,
-                          selectors=split_list(selectors, "--selectors"), budget=budget,
+                          selectors=split_list(selectors, "--selectors"),
+                          budget=budget, granularity=granularity,
                           images=images, pilot=pilot, candidates=candidates, seed=seed, device=device,
                           random_weights=random_weights)
     from vitplast.selectors.recommend import recommend as run_recommend
@@ -60,7 +63,7 @@ def recommend(
     with rich_progress(Console(stderr=True)) as progress:
         result = run_recommend(cfg, progress=progress)
     if export is not None and not result.recommended:
-        raise VitplastError(f"nothing to export: no group fits in the budget of {result.budget:,} parameters")
+        raise VitplastError(f"nothing to export: nothing fits in the budget of {result.budget:,} parameters")
     save(result, out)
     print_result(result)
     if export is not None:
@@ -77,9 +80,15 @@ def print_result(result: RecommendResult) -> None:
     t.add_column("ranking (score), best first")
     t.add_column("set under budget")
     for name, s in result.scores.items():
-        ranked = " > ".join(f"{DISPLAY[g]} {s.groups[g]:.3g}" for g in s.ranking() if not math.isnan(s.groups[g]))
+        if result.blockwise:
+            top = [u for u in s.unit_ranking() if not math.isnan(s.blocks[u[0]][u[1]])][:5]
+            ranked = " > ".join(f"{DISPLAY[c]}@{b} {s.blocks[c][b]:.3g}" for c, b in top) + " > ..."
+        else:
+            ranked = " > ".join(f"{DISPLAY[g]} {s.groups[g]:.3g}" for g in s.ranking() if not math.isnan(s.groups[g]))
         t.add_row(name, ranked, ",".join(result.sets[name]) or "(none fits)")
     console.print(t)
+    for name, why in result.skipped.items():
+        console.print(f"skipped {name}: it {why}")
     if result.pilot:
         p = Table(title="Pilot: successive halving (best validation accuracy)")
         for col in ("round", "steps", "groups", "val acc", "test acc", "kept"):
@@ -89,9 +98,9 @@ def print_result(result: RecommendResult) -> None:
             p.add_row(str(r["round"]), str(r["steps"]), r["groups"], f"{100 * r['val_acc']:.1f} %", test,
                       "yes" if r["kept"] else "")
         console.print(p)
-    how = "won the pilot" if result.winner is not None else f"by {result.config.selectors[0]}"
+    how = "won the pilot" if result.winner is not None else f"by {next(iter(result.scores))}"
     console.print(f"recommended: train {','.join(result.recommended) or 'the head only'} ({how}), "
-                  f"{sum(result.sizes[g] for g in result.recommended):,} parameters + the head")
+                  f"{result.params_of(result.recommended):,} parameters + the head")
 
 
 def _export(model: str, random_weights: bool, seed: int, groups: tuple[str, ...] | str, out: Path) -> None:
@@ -105,7 +114,8 @@ def _export(model: str, random_weights: bool, seed: int, groups: tuple[str, ...]
 
 @app.command("export")
 def export_cmd(
-    groups: str = typer.Option(..., "--train", help="Groups to train: a comma list of embed ln1 mha ln2 fc1 fc2."),
+    groups: str = typer.Option(..., "--train", help="Groups to train: a comma list of embed ln1 mha ln2 fc1 fc2, "
+                               "each but embed optionally in some blocks only (mha@8-11,ln2; docs/selectors.md)."),
     out: Path = typer.Option(..., help="Output directory."),
     model: Annotated[str, _opt("model")] = default_of(C, "model"),
     random_weights: bool = typer.Option(False, "--random-weights", help=help_of(C, "random_weights")),

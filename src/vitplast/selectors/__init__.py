@@ -5,14 +5,14 @@ Every selector has the same interface, ``selector(model, data) -> Scores``: a sc
 :func:`get_selector` or run it with :func:`score`; :data:`REGISTRY` maps each name to its function and formula.
 """
 
-from vitplast.recommend_config import DEFAULT_ORDER, RecommendConfig
+from vitplast.recommend_config import RecommendConfig, default_selectors
 from vitplast.selectors import gradients, simple
 from vitplast.selectors.base import REGISTRY, Scores, SelectorData, get_selector, score
 from vitplast.selectors.data import load_selector_data
 from vitplast.selectors.recommend import RecommendResult, recommend
 
-#: Every selector, in the order tables list them: plasticity first, the baselines last.
-DEFAULT_SELECTORS: tuple[str, ...] = DEFAULT_ORDER
+#: Every selector that scores groups, in the order tables list them: plasticity first, the baselines last.
+DEFAULT_SELECTORS: tuple[str, ...] = default_selectors("group")
 
 __all__ = [
     "DEFAULT_SELECTORS",

@@ -48,11 +48,20 @@ class SelectorData:
 
 @dataclass
 class Scores:
-    """One selector's output: ``groups[g]`` per selectable group; ``blocks[c][b]`` per block where defined."""
+    """One selector's output: ``groups[g]`` per selectable group; ``blocks[c][b]`` per block where defined.
+    ``whole_blocks``: a block-level set takes whole blocks (every component of a block at once: last-k, first-k)."""
 
     selector: str
     groups: dict[str, float]
     blocks: dict[str, list[float]] = field(default_factory=dict)
+    whole_blocks: bool = False
+
+    def unit_ranking(self) -> list[tuple[str, int]]:
+        """``(component, block)`` units by decreasing per-block score; NaN scores last; ties broken by block,
+        then by the canonical component order."""
+        order = {c: i for i, c in enumerate(SELECTABLE)}
+        units = [(c, b) for c, per in self.blocks.items() for b in range(len(per))]
+        return sorted(units, key=lambda u: (math.isnan(v := self.blocks[u[0]][u[1]]), -_num(v), u[1], order[u[0]]))
 
     def ranking(self) -> list[str]:
         """Groups by decreasing score; NaN scores last; ties broken by the canonical group order."""

@@ -5,6 +5,11 @@ The budget counts backbone parameters (the selectable groups ``embed ln1 mha ln2
 classifier and final norm) is always trained and not counted. A budget <= 1 is a fraction of the backbone,
 a budget > 1 a number of parameters. Each selector's set is built greedily: groups in its ranking order, each
 added if it still fits (a group it cannot score is never added).
+
+At ``granularity="block"`` the same greedy rule walks the ``(component, block)`` units in the order of each
+selector's per-block scores (:meth:`Scores.unit_ranking`; whole blocks at a time for ``last-k`` / ``first-k``),
+and the set is written as unit sets (``mha@8-11``, :mod:`vitplast.units`). A selector that cannot score at the
+granularity (no per-block scores; no group scores) is skipped, and the result says why.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit, load_model
 from vitplast.progress import Progress, phase
 from vitplast.recommend_config import RecommendConfig
-from vitplast.selectors.base import REGISTRY, Scores, SelectorData, get_selector, group_params, numel
+from vitplast.selectors.base import REGISTRY, Scores, SelectorData, block_params, get_selector, group_params, numel
 from vitplast.selectors.data import load_selector_data
 from vitplast.train.groups import SELECTABLE
+from vitplast.units import format_units, resolve, split_item
 
 #: The pilot's finetuning recipe: the mini suite's (AdamW lr 1e-3, batch 32, no augmentation, new random head).
 PILOT_RECIPE: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "augment": "none"}
@@ -33,7 +39,9 @@ PILOT_RECIPE: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 
 
 @dataclass
 class RecommendResult:
-    """Scores, rankings and budgeted sets per selector; the pilot's runs and winner when it ran."""
+    """Scores, rankings and budgeted sets per selector; the pilot's runs and winner when it ran. ``sizes``:
+    parameters per group; ``unit_sizes[c][b]``: parameters of component ``c`` in block ``b``; ``skipped``: the
+    selectors that cannot score at the granularity, with the reason."""
 
     config: RecommendConfig
     scores: dict[str, Scores]
@@ -44,23 +52,53 @@ class RecommendResult:
     winner: tuple[str, ...] | None = None
     images_used: int | None = None
     warnings: list[str] = field(default_factory=list)
+    unit_sizes: dict[str, list[int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def recommended(self) -> tuple[str, ...]:
-        """The pilot's winner, or else the first selector's set."""
-        return self.winner if self.winner is not None else self.sets[self.config.selectors[0]]
+        """The pilot's winner, or else the set of the first selector that ran."""
+        return self.winner if self.winner is not None else self.sets[next(iter(self.scores))]
+
+    @property
+    def blockwise(self) -> bool:
+        return self.config.granularity == "block"
+
+    def params_of(self, items: tuple[str, ...]) -> int:
+        """Parameters of a set of groups and unit sets."""
+        total = 0
+        for item in items:
+            c, blocks = split_item(item)
+            total += self.sizes[c] if blocks is None else sum(self.unit_sizes[c][b] for b in blocks)
+        return total
+
+    def chosen_units(self, name: str) -> set[tuple[str, int]]:
+        """The ``(component, block)`` units of selector ``name``'s set."""
+        depth = len(next(iter(self.unit_sizes.values())))
+        return {(c, b) for c, blocks in (split_item(i) for i in self.sets[name]) if c in self.unit_sizes
+                for b in (range(depth) if blocks is None else blocks)}
 
     def table(self) -> pd.DataFrame:
-        """One row per (selector, group): ``score``, ``rank`` (1 = train first; NaN unscored), ``params``, ``chosen``."""
+        """One row per (selector, group): ``score``, ``rank`` (1 = train first; NaN unscored), ``params``, ``chosen``;
+        at block granularity one row per (selector, component, block), with a ``block`` column."""
         rows = []
         for name, s in self.scores.items():
+            if self.blockwise:
+                chosen = self.chosen_units(name)
+                for rank, (c, b) in enumerate(s.unit_ranking(), 1):
+                    v = s.blocks[c][b]
+                    rows.append({"selector": name, "group": c, "block": b, "score": v,
+                                 "rank": math.nan if math.isnan(v) else rank, "params": self.unit_sizes[c][b],
+                                 "chosen": (c, b) in chosen})
+                continue
             ranking = s.ranking()
             for g in ranking:
                 ok = not math.isnan(s.groups[g])
                 rows.append({"selector": name, "group": g, "score": s.groups[g],
                              "rank": ranking.index(g) + 1 if ok else math.nan, "params": self.sizes[g],
                              "chosen": g in self.sets[name]})
-        return pd.DataFrame(rows, columns=["selector", "group", "score", "rank", "params", "chosen"])
+        cols = ["selector", "group", *(["block"] if self.blockwise else []), "score", "rank", "params", "chosen"]
+        return pd.DataFrame(rows, columns=cols)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,8 +106,11 @@ class RecommendResult:
             "budget_params": self.budget,
             "backbone_params": sum(self.sizes.values()),
             "group_params": self.sizes,
+            "unit_params": self.unit_sizes,
             "selectors": {n: {"formula": REGISTRY[n][1], "scores": s.groups, "per_block": s.blocks,
-                              "ranking": s.ranking(), "set": list(self.sets[n])} for n, s in self.scores.items()},
+                              "ranking": s.ranking(), "set": list(self.sets[n]), "set_params": self.params_of(
+                                  self.sets[n])} for n, s in self.scores.items()},
+            "skipped": self.skipped,
             "pilot": self.pilot,
             "winner": list(self.winner) if self.winner is not None else None,
             "recommended": list(self.recommended),
@@ -88,6 +129,37 @@ def budget_set(s: Scores, sizes: dict[str, int], budget: int) -> tuple[str, ...]
             chosen.append(g)
             used += sizes[g]
     return tuple(g for g in SELECTABLE if g in chosen)
+
+
+def budget_units(s: Scores, unit_sizes: dict[str, list[int]], budget: int) -> tuple[str, ...]:
+    """Greedy over units: walk ``s.unit_ranking()`` (grouped into whole blocks, in order of their best unit, when
+    ``s.whole_blocks``), add each scored unit (block) whose parameters still fit in ``budget``. Returns the set as
+    canonical unit sets (a component chosen in every block is its group)."""
+    atoms: dict[Any, list[tuple[str, int]]] = {}
+    for c, b in s.unit_ranking():
+        if not math.isnan(s.blocks[c][b]):
+            atoms.setdefault(b if s.whole_blocks else (c, b), []).append((c, b))
+    chosen: dict[str, list[int]] = {}
+    used = 0
+    for units in atoms.values():
+        size = sum(unit_sizes[c][b] for c, b in units)
+        if used + size <= budget:
+            used += size
+            for c, b in units:
+                chosen.setdefault(c, []).append(b)
+    if not chosen:
+        return ()
+    depth = len(next(iter(unit_sizes.values())))
+    return resolve(format_units({c: tuple(sorted(bs)) for c, bs in chosen.items()}), depth)
+
+
+def unusable(s: Scores, granularity: str) -> str | None:
+    """Why selector scores ``s`` cannot rank at ``granularity`` (None: they can)."""
+    if granularity == "block" and not any(not math.isnan(v) for per in s.blocks.values() for v in per):
+        return "has no per-block scores"
+    if granularity == "group" and all(math.isnan(v) for v in s.groups.values()):
+        return "scores whole blocks only (use --granularity block)"
+    return None
 
 
 def candidates(sets: dict[str, tuple[str, ...]], k: int) -> list[tuple[str, ...]]:
@@ -173,19 +245,31 @@ def recommend(cfg: RecommendConfig, progress: Progress | None = None) -> Recomme
 def recommend_for(vit: ViT, data: SelectorData, cfg: RecommendConfig, progress: Progress | None = None) -> RecommendResult:
     """:func:`recommend` on an already loaded model and data (the pilot loads ``cfg.data`` itself)."""
     sizes = {g: numel(ps) for g, ps in group_params(vit).items()}
+    units = {c: [numel(ps) for ps in per] for c, per in block_params(vit).items()}
     budget = cfg.budget_params(sum(sizes.values()))
     advance = phase(progress, "scoring", len(cfg.selectors))
     scores: dict[str, Scores] = {}
+    skipped: dict[str, str] = {}
     for name in cfg.selectors:
-        scores[name] = get_selector(name)(vit, data)
+        s = get_selector(name)(vit, data)
+        why = unusable(s, cfg.granularity)
+        if why is None:
+            scores[name] = s
+        else:
+            skipped[name] = why
         advance(1)
-    sets = {n: budget_set(s, sizes, budget) for n, s in scores.items()}
-    result = RecommendResult(cfg, scores, sizes, budget, sets)
+    if not scores:
+        raise VitplastError(f"no selector scores at --granularity {cfg.granularity}: "
+                            + "; ".join(f"{n} {w}" for n, w in skipped.items()))
+    blockwise = cfg.granularity == "block"
+    sets = {n: budget_units(s, units, budget) if blockwise else budget_set(s, sizes, budget) for n, s in scores.items()}
+    result = RecommendResult(cfg, scores, sizes, budget, sets, unit_sizes=units, skipped=skipped)
     if cfg.pilot is not None:
         cands = candidates(sets, cfg.candidates)
         if not cands:
-            raise VitplastError(f"no group fits in the budget of {budget} parameters: raise --budget "
-                                f"(smallest group: {min(sizes.values())} parameters)")
+            smallest = min(v for per in units.values() for v in per) if blockwise else min(sizes.values())
+            raise VitplastError(f"no {'unit' if blockwise else 'group'} fits in the budget of {budget} parameters: "
+                                f"raise --budget (smallest: {smallest} parameters)")
         bundle = load_data(cfg.data, DataContext(input_size=vit.data_config.input_size, seed=cfg.seed))
         result.pilot, result.winner = run_pilot(vit, bundle, cands, cfg.pilot, cfg.seed, cfg.device, progress)
     return result

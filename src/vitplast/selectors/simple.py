@@ -36,6 +36,26 @@ def random_scores(vit: ViT, data: SelectorData) -> Scores:
     return Scores("random", groups, blocks)
 
 
+def _whole_blocks(vit: ViT, name: str, later_first: bool) -> Scores:
+    depth = vit.depth
+    blocks = {c: [float(b + 1 if later_first else depth - b) for b in range(depth)] for c in block_params(vit)}
+    return Scores(name, {g: math.nan for g in group_params(vit)}, blocks, whole_blocks=True)
+
+
+@register("last-k", "b + 1 for every unit of block b (0 = first): the last whole blocks that fit")
+def last_k(vit: ViT, data: SelectorData) -> Scores:
+    """Last-k (freeze tuning): every unit of block ``b`` scores ``b + 1``, and sets take whole blocks, so the
+    budget is filled with the last blocks, all components, as many as fit. Scores no group (NaN)."""
+    return _whole_blocks(vit, "last-k", later_first=True)
+
+
+@register("first-k", "L - b for every unit of block b of L: the first whole blocks that fit")
+def first_k(vit: ViT, data: SelectorData) -> Scores:
+    """First-k: every unit of block ``b`` scores ``L - b`` (``L`` blocks), sets take whole blocks, so the budget
+    is filled with the first blocks, all components, as many as fit. Scores no group (NaN)."""
+    return _whole_blocks(vit, "first-k", later_first=False)
+
+
 def _plasticity(vit: ViT, x: torch.Tensor, y: torch.Tensor, mode: str, name: str, batch_size: int) -> Scores:
     res = measure_plasticity(vit, x, y, mode=mode, batch_size=batch_size)
     t = res.table

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,21 @@ class Plan:
     def save(self, root: Path, spec: SweepSpec) -> None:
         write_text_atomic(Path(root) / SPEC_FILE, spec.to_yaml())
         write_json_atomic(Path(root) / PLAN_FILE, self.to_dict())
+
+    def resolved(self, depths: Mapping[tuple[str, bool], int]) -> Plan:
+        """The plan with each finetuning run's unit sets resolved against its model's depth
+        (:func:`vitplast.units.resolve`, ``depths`` from :func:`~vitplast.sweep.preflight.preflight`): a unit set
+        naming every block becomes its group, so the run gets that group's id (and is kept once)."""
+        from vitplast.units import resolve
+
+        tasks: dict[str, Task] = {}
+        for t in self.tasks:
+            if t.kind == "finetune" and any("@" in g for g in t.config["train"]):
+                key = (str(t.config["model"]), bool(t.config.get("random_weights", False)))
+                config = {**t.config, "train": list(resolve(t.config["train"], depths[key]))}
+                t = Task.make(t.kind, config, t.model, t.dataset, t.grid, **t.options)
+            tasks.setdefault(t.id, t)
+        return Plan(self.name, list(tasks.values()))
 
     @staticmethod
     def load(root: Path) -> Plan:

@@ -21,12 +21,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def preflight(plan: Plan, progress: Progress | None = None) -> None:
-    """Load each model and data set of ``plan`` once and check every run against them (module docstring)."""
+def preflight(plan: Plan, progress: Progress | None = None) -> dict[tuple[str, bool], int]:
+    """Load each model and data set of ``plan`` once and check every run against them (module docstring).
+    Returns the depth (number of blocks) of each ``(model spec, random_weights)``."""
     from vitplast.data import DataContext, load_data
     from vitplast.models import load_model
+    from vitplast.units import resolve
 
     models: dict[tuple[str, bool], int] = {}
+    depths: dict[tuple[str, bool], int] = {}
     sizes: dict[tuple[str, int], int] = {}
     advance = phase(progress, "checking models and data", len(plan.tasks))
     for t in plan.tasks:
@@ -40,7 +43,7 @@ def preflight(plan: Plan, progress: Progress | None = None) -> None:
             except Exception as exc:  # a hub or file error: say it once, before any task
                 hint = "" if key[1] else " (offline? use --random-weights or timm:ARCH@FILE.safetensors)"
                 raise VitplastError(f"model {key[0]} cannot be loaded{hint}: {_first_line(exc)}") from None
-            models[key] = int(vit.data_config.input_size)
+            models[key], depths[key] = int(vit.data_config.input_size), vit.depth
         size = models[key]
         for spec in [c[k] for k in ("data", "source", "target") if k in c]:
             if (spec, size) not in sizes:
@@ -48,7 +51,13 @@ def preflight(plan: Plan, progress: Progress | None = None) -> None:
         if t.kind == "finetune" and int(c["batch_size"]) > sizes[(c["data"], size)]:
             raise VitplastError(f"run {t.describe()}: batch_size {c['batch_size']} is larger than the train split "
                                 f"of {c['data']} ({sizes[(c['data'], size)]} images)")
+        if t.kind == "finetune":
+            try:
+                resolve(c["train"], depths[key], key[0])
+            except VitplastError as exc:
+                raise VitplastError(f"run {t.describe()}: {exc}") from None
         advance(1)
+    return depths
 
 
 def _train_size(load_data: Any, ctx: Any, spec: str, size: int) -> int:

@@ -145,7 +145,7 @@ def prepare(spec: SweepSpec, out: Path, executor: str, resources: Resources) -> 
     plan = build_plan(spec)
     from vitplast.sweep.preflight import preflight
 
-    preflight(plan)
+    plan = plan.resolved(preflight(plan))
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out, spec)
     return plan

@@ -9,7 +9,8 @@ settings. Example (every key but ``models`` and ``datasets`` is optional)::
     datasets:                             # data specs, or mappings with per-dataset settings
       - mini:digits
       - {spec: mini:textures, label: textures, steps: 300, lrs: [0.01, 0.03]}
-    groups: [full, embed, ln1, mha, ln2, fc1, fc2]   # 'ln1+ln2' trains both groups in one run
+    groups: [full, embed, ln1, mha, ln2, fc1, fc2]   # 'ln1+ln2' trains both groups in one run;
+                                          # 'mha@8-11+ln2' MHA of blocks 8-11 and LN2 (vitplast.units)
     optimizers: [sgd, {name: adamw, lr_scale: 0.01}] # lr_scale multiplies every lr of the grid
     lrs: [0.001, 0.003, 0.01, 0.03]
     seeds: [0, 42, 3407]

@@ -48,8 +48,8 @@ def finetune(
     ``model``: a model spec (``micro``, ``timm:ARCH``...) or a :class:`ViT` (trained in place; its name is
     recorded as the spec). ``data``: a data spec or a :class:`DataBundle`. ``config``: the run's
     :class:`TrainConfig` (its model and data names are replaced by those of ``model`` and ``data``), or
-    only the trained groups (``"full"``, ``"mha,ln1"`` or a list) with every other setting from
-    :meth:`TrainConfig.for_data`. ``options``: how to execute (:class:`RunOptions`). ``settings``: any
+    only the trained groups (``"full"``, ``"mha,ln1"``, unit sets such as ``"mha@8-11,ln2"``, or a list) with
+    every other setting from :meth:`TrainConfig.for_data`. ``options``: how to execute (:class:`RunOptions`). ``settings``: any
     field of either, replacing the value it has there (``steps=3, device="cpu"``).
 
     Outputs go to ``out`` (``config.json``, ``metrics.jsonl``, ``best.safetensors``, ``result.json``, and

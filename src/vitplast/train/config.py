@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vitplast.components import LN_CONTROL, SELECTABLE, TRAINABLE_CHOICES
-from vitplast.configs import MODEL_HELP, device_option, option, seed_option, split_list, validate
+from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
+from vitplast.units import parse_train as parse_groups  # re-exported: the training choice, torch-free
+from vitplast.units import resolve
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -62,32 +63,6 @@ def recipe_for(data: str) -> dict[str, Any]:
     return {}
 
 
-def parse_groups(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """``"full"`` -> ``("full",)``; ``"mha,ln1"`` or ``["mha", "ln1"]`` -> groups in canonical order.
-
-    Raises :class:`VitplastError` for an unknown or empty group list, or ``full`` mixed with groups.
-    """
-    names = list(split_list(spec, "--train")) if isinstance(spec, str) else [str(s).strip() for s in spec]
-    names = [n for n in names if n]
-    if not names:
-        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
-    unknown = [n for n in names if n not in TRAINABLE_CHOICES]
-    if unknown:
-        hint = " (the head is always trained)" if "head" in unknown else ""
-        raise VitplastError(
-            f"unknown trainable group {unknown[0]!r}{hint}: use 'full' or a comma list of {' '.join(SELECTABLE)}"
-        )
-    if "full" in names:
-        if len(set(names)) > 1:
-            raise VitplastError("--train 'full' already trains everything: do not combine it with groups")
-        return ("full",)
-    if LN_CONTROL in names:
-        if len(set(names)) > 1:
-            raise VitplastError(f"--train {LN_CONTROL!r} is a control group: do not combine it with other groups")
-        return (LN_CONTROL,)
-    return tuple(g for g in SELECTABLE if g in names)
-
-
 def check_probe_options(batch_size: int, C: float | None) -> None:
     """The linear probe's own options (checked before any work): ``batch_size >= 1``; ``C`` (the inverse
     regularisation) finite and > 0 when given."""
@@ -101,8 +76,9 @@ def check_probe_options(batch_size: int, C: float | None) -> None:
 class TrainConfig:
     """Everything that determines the result of a training run.
 
-    ``train`` is ``("full",)`` or a tuple of groups from ``embed ln1 mha ln2 fc1 fc2`` (a string such as
-    ``"mha,ln1"`` is accepted and canonicalised); the ``head`` group (new classifier + final norm) is always
+    ``train`` is ``("full",)`` or a tuple of groups from ``embed ln1 mha ln2 fc1 fc2`` and unit sets such as
+    ``mha@8-11`` (a string such as ``"mha@8-11,ln1"`` is accepted and canonicalised, :mod:`vitplast.units`;
+    the blocks are checked against the model when it is loaded, :meth:`resolved`); the ``head`` group (new classifier + final norm) is always
     trained. ``batch_size`` is the effective batch, processed as ``grad_accum`` micro-batches of
     ``batch_size // grad_accum`` images. ``warmup_steps`` ``None`` means 5 % of ``steps``. Invalid values
     raise :class:`~vitplast.errors.VitplastError` on construction.
@@ -111,9 +87,9 @@ class TrainConfig:
     model: str = option(help=MODEL_HELP)
     data: str = option(help="Data spec: mini:digits, cifar10, folder:PATH, ...")
     train: tuple[str, ...] = option(
-        ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, or ln-control alone (the LayerNorms' "
+        ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, each of the last five optionally in "
+        "some blocks only (mha@8-11, ln1@0,2,4; docs/selectors.md), or ln-control alone (the LayerNorms' "
         "parameter-matched control: random linear entries; docs/statistics.md). The head is always trained.",
-        choices=TRAINABLE_CHOICES,
     )
     optimizer: str = option("sgd", help="Optimizer: sgd (with momentum) or adamw.", choices=OPTIMIZERS)
     lr: float = option(1e-2, help="Peak learning rate.", gt=0)
@@ -147,6 +123,11 @@ class TrainConfig:
             )
         if self.warmup_steps is not None and self.warmup_steps > self.steps:
             raise VitplastError(f"--warmup-steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
+
+    def resolved(self, depth: int) -> TrainConfig:
+        """This config on a model of ``depth`` blocks: block indices checked, a unit set naming every block
+        written as its whole group (:func:`vitplast.units.resolve`)."""
+        return dataclasses.replace(self, train=resolve(self.train, depth, self.model))
 
     @property
     def warmup(self) -> int:

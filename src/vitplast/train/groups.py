@@ -1,7 +1,9 @@
 """Trainable groups (README, "Reproducing the paper offline"): which parameters a run trains, and freezing the rest.
 
 A run trains ``full`` (every parameter) or a set of component groups from ``embed ln1 mha ln2 fc1 fc2``,
-each across all blocks (:meth:`vitplast.models.vit.ViT.param_groups`). The ``head`` group (the final norm
+each across all blocks (:meth:`vitplast.models.vit.ViT.param_groups`), or a component in some blocks only
+(a unit set such as ``mha@8-11``, :mod:`vitplast.units`): the parameters of that group that the chosen
+blocks hold (:func:`unit_params`). The ``head`` group (the final norm
 and a new classifier) is always trained. Frozen parameters get ``requires_grad = False``, so autograd
 computes no gradient for them and the optimizer never sees them (no state, no update).
 
@@ -35,6 +37,7 @@ from vitplast.components import SELECTABLE as SELECTABLE  # re-exported
 from vitplast.errors import VitplastError
 from vitplast.models.vit import ViT
 from vitplast.train.config import parse_groups as parse_groups  # re-exported: defined without torch
+from vitplast.units import resolve, split_item
 
 #: The groups whose tensors hold ``ln-control``'s entries (a block's linear layers).
 _LINEAR = ("mha", "fc1", "fc2")
@@ -43,12 +46,26 @@ Masks = list[tuple[nn.Parameter, torch.Tensor]]
 
 
 def trainable_groups(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter]]:
-    """Parameters trained by ``train`` per group (always including ``head``); ``full`` lists every group."""
+    """Parameters trained by ``train`` per item (a group or a unit set such as ``mha@8-11``, checked against the
+    model's depth, :func:`vitplast.units.resolve`), always including ``head``; ``full`` lists every group."""
+    train = resolve(train, vit.depth, vit.name)
     groups = vit.param_groups()
-    if tuple(train) == (LN_CONTROL,):
+    if train == (LN_CONTROL,):
         return {LN_CONTROL: [p for g in _LINEAR for p in groups[g]], "head": list(groups["head"])}
-    chosen = GROUPS if tuple(train) == ("full",) else (*train, "head")
-    return {g: list(groups[g]) for g in GROUPS if g in chosen}
+    if train == ("full",):
+        return {g: list(groups[g]) for g in GROUPS}
+    return {**{item: unit_params(vit, item, groups) for item in train}, "head": list(groups["head"])}
+
+
+def unit_params(vit: ViT, item: str, groups: dict[str, list[nn.Parameter]] | None = None) -> list[nn.Parameter]:
+    """The parameters of one canonical item: a whole group's, or those of group ``c`` (as
+    :meth:`~vitplast.models.vit.ViT.param_groups` assigns them) held by the listed blocks' ``c``, in block order."""
+    groups = groups if groups is not None else vit.param_groups()
+    name, blocks = split_item(item)
+    if blocks is None:
+        return list(groups[name])
+    owned = {id(p) for p in groups[name]}
+    return _unique([p for b in blocks for p in vit.blocks[b].params[name] if id(p) in owned])
 
 
 def freeze_except(vit: ViT, train: Sequence[str]) -> dict[str, list[nn.Parameter]]:

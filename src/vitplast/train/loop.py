@@ -102,6 +102,7 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
     raises :class:`VitplastError` before anything is written."""
     if model is None:
         model = cache.model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
+    cfg = cfg.resolved(model.depth)  # block indices checked before the data is loaded
     bundle = data if data is not None else cache.data(cfg.data, model.data_config.input_size)
     check_trainable(bundle)  # warnings are recorded in bundle.info and printed when the run starts
     n_train = len(bundle.train)  # type: ignore[arg-type]
