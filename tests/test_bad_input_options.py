@@ -382,3 +382,20 @@ def test_grey_alpha_is_composited_like_rgba_and_palette(tmp_path: Path) -> None:
     pal.save(tmp_path / "p.png", transparency=pal.getpixel((0, 0)))
     p = np.asarray(load_rgb(tmp_path / "p.png"))
     assert (p[:, 0] == 255).all() and (p[:, 1:, 0] == grey[:, 1:]).all()
+
+
+@pytest.mark.parametrize("command, message", [("sweep", "interrupted; re-run the same command to resume"),
+                                              ("reproduce", "interrupted; re-run the same command to resume"),
+                                              ("pretrain", "interrupted; resume with --resume")])
+def test_ctrl_c_says_how_each_command_resumes(command: str, message: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep has no --resume: re-running the same command continues it."""
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vitplast.cli.sweep._execute", interrupted)
+    monkeypatch.setattr("vitplast.train.pretrain.pretrain", interrupted)
+    args = {"sweep": SWEEP, "reproduce": ["reproduce", "--random-weights", "--quick"], "pretrain": PRETRAIN}[command]
+    code, _, err = cli([*args, "--out", str(tmp_path / "x")], capsys)
+    assert code == 130 and err.splitlines()[-1] == message, err

@@ -197,14 +197,15 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
-# Commands whose interrupted work continues where it stopped when run again with --resume.
-RESUMABLE = ("finetune", "pretrain", "sweep", "reproduce")
+# How each command's interrupted work continues where it stopped (a sweep has no --resume: it resumes by itself).
+RESUME_HINTS = {"finetune": "resume with --resume", "pretrain": "resume with --resume",
+                "sweep": "re-run the same command to resume", "reproduce": "re-run the same command to resume"}
 
 
 def _interrupted(argv: list[str] | None) -> None:
     """Ctrl-C: one line that says how to continue, exit code 130."""
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), "")
-    hint = "; resume with --resume" if command in RESUMABLE else ""
+    hint = f"; {RESUME_HINTS[command]}" if command in RESUME_HINTS else ""
     print(f"interrupted{hint}", file=sys.stderr)
     sys.exit(130)
