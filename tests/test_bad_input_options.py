@@ -320,6 +320,23 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(
     assert snapshot(tmp) == before
 
 
+def test_a_full_disk_outside_the_atomic_writes_is_one_line_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append to metrics.jsonl or a torch.save that hits a full disk: the command line's net names the file."""
+    raised = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "last.pt"))
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr("vitplast.train.finetune", fails)
+    code, _, err = cli(["finetune", "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and err == f"error: cannot write {tmp_path}/run/last.pt: No space left on device\n"
+    raised = PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(PermissionError):  # other OS errors are not disguised as a full disk
+        cli(["finetune", "--out", str(tmp_path / "run")], capsys)
+
+
 def test_a_second_finetune_on_a_locked_folder_is_refused_and_the_lock_goes_with_the_run(
     tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
