@@ -288,8 +288,8 @@ def test_long_work_off_a_terminal_prints_a_heartbeat_line() -> None:
 
 
 @pytest.mark.parametrize("command, hint", [("finetune", "resume with --resume"),
-                                           ("sweep", "re-run the same command to continue"),
-                                           ("reproduce", "re-run the same command to continue"),
+                                           ("sweep", "re-run the same command to resume"),
+                                           ("reproduce", "re-run the same command to resume"),
                                            ("analyze", None)])
 def test_interrupted_names_the_way_to_continue(command: str, hint: str | None,
                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -320,6 +320,23 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(
     assert snapshot(tmp) == before
 
 
+def test_a_full_disk_outside_the_atomic_writes_is_one_line_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append to metrics.jsonl or a torch.save that hits a full disk: the command line's net names the file."""
+    raised = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "last.pt"))
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr("vitplast.train.finetune", fails)
+    code, _, err = cli(["finetune", "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and err == f"error: cannot write {tmp_path}/run/last.pt: No space left on device\n"
+    raised = PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(PermissionError):  # other OS errors are not disguised as a full disk
+        cli(["finetune", "--out", str(tmp_path / "run")], capsys)
+
+
 def test_a_second_finetune_on_a_locked_folder_is_refused_and_the_lock_goes_with_the_run(
     tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -382,3 +399,20 @@ def test_grey_alpha_is_composited_like_rgba_and_palette(tmp_path: Path) -> None:
     pal.save(tmp_path / "p.png", transparency=pal.getpixel((0, 0)))
     p = np.asarray(load_rgb(tmp_path / "p.png"))
     assert (p[:, 0] == 255).all() and (p[:, 1:, 0] == grey[:, 1:]).all()
+
+
+@pytest.mark.parametrize("command, message", [("sweep", "interrupted; re-run the same command to resume"),
+                                              ("reproduce", "interrupted; re-run the same command to resume"),
+                                              ("pretrain", "interrupted; resume with --resume")])
+def test_ctrl_c_says_how_each_command_resumes(command: str, message: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep has no --resume: re-running the same command continues it."""
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vitplast.cli.sweep._execute", interrupted)
+    monkeypatch.setattr("vitplast.train.pretrain.pretrain", interrupted)
+    args = {"sweep": SWEEP, "reproduce": ["reproduce", "--random-weights", "--quick"], "pretrain": PRETRAIN}[command]
+    code, _, err = cli([*args, "--out", str(tmp_path / "x")], capsys)
+    assert code == 130 and err.splitlines()[-1] == message, err

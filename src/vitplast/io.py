@@ -35,7 +35,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-            raise WriteError(path, exc) from None
+            raise WriteError(path, exc.strerror or str(exc)) from None
         raise
 
 
@@ -65,9 +65,9 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 class WriteError(VitplastError):
     """An output file could not be written (disk full, quota, read-only); ``path`` is the file meant."""
 
-    def __init__(self, path: Path, exc: OSError) -> None:
-        self.path, self.reason = Path(path), exc.strerror or str(exc)
-        super().__init__(f"cannot write {self.path}: {self.reason}")
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"cannot write {self.path}: {reason}")
 
 
 def check_output_dir(out: str | os.PathLike[str], what: str = "--out") -> None:
@@ -156,12 +156,12 @@ def output_dir(out: Path) -> Iterator[Path]:
                 shutil.rmtree(target)
             os.replace(item, target)
     except WriteError as exc:
-        raise WriteError(_unstaged(exc.path, stage, out), OSError(errno.EIO, exc.reason)) from None
+        raise WriteError(_unstaged(exc.path, stage, out), exc.reason) from None
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
             raise
         path = _unstaged(Path(exc.filename), stage, out) if exc.filename else out
-        raise WriteError(path, exc) from None
+        raise WriteError(path, exc.strerror or str(exc)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

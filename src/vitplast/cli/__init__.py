@@ -197,14 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         raise
 
 
-#: How each resumable command continues its interrupted work: ``--resume`` for one run, the same command again for
-#: a sweep (finished runs are skipped, unfinished ones resume).
-RESUME_HINTS = {
-    "finetune": "resume with --resume",
-    "pretrain": "resume with --resume",
-    "sweep": "re-run the same command to continue",
-    "reproduce": "re-run the same command to continue",
-}
+# How each command's interrupted work continues where it stopped (a sweep has no --resume: it resumes by itself).
+RESUME_HINTS = {"finetune": "resume with --resume", "pretrain": "resume with --resume",
+                "sweep": "re-run the same command to resume", "reproduce": "re-run the same command to resume"}
 
 
 def _interrupted(argv: list[str] | None) -> None:

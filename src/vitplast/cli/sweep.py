@@ -125,7 +125,7 @@ def _resources(executor: str, address: str | None, cpus: float | None, gpus: flo
     ``ray://`` address needs the Ray client) before a plan is printed or a sweep folder written."""
     import importlib.util
 
-    from vitplast.sweep.runner import Resources, check_executor
+    from vitplast.sweep.resources import Resources, check_executor
 
     check_executor(executor)
     resources = Resources(address, cpus, gpus, concurrent)

@@ -13,15 +13,17 @@ from vitplast.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from vitplast.sweep.plan import Plan, Task, build_plan
+    from vitplast.sweep.resources import Resources
     from vitplast.sweep.results import SweepTables, collect, write_tables
-    from vitplast.sweep.runner import Resources, SweepOutcome, run_sweep
+    from vitplast.sweep.runner import SweepOutcome, run_sweep
     from vitplast.sweep.spec import SweepSpec, load_sweep, parse_sweep
     from vitplast.sweep.status import SweepStatus, sweep_status
 
 _LAZY = {
     **dict.fromkeys(("Plan", "Task", "build_plan"), "vitplast.sweep.plan"),
     **dict.fromkeys(("SweepTables", "collect", "write_tables"), "vitplast.sweep.results"),
-    **dict.fromkeys(("Resources", "SweepOutcome", "run_sweep"), "vitplast.sweep.runner"),
+    **dict.fromkeys(("SweepOutcome", "run_sweep"), "vitplast.sweep.runner"),
+    "Resources": "vitplast.sweep.resources",
     **dict.fromkeys(("SweepSpec", "load_sweep", "parse_sweep"), "vitplast.sweep.spec"),
     **dict.fromkeys(("SweepStatus", "sweep_status"), "vitplast.sweep.status"),
 }
