@@ -316,3 +316,21 @@ def test_plain_yaml_and_tables_still_read(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("layer,component,mean,extra\n0,mha,1.5,x\n1,ln1,,y\n")
     table = read_table(tmp_path / "t.csv", ("layer", "component", "mean"), ("layer", "mean"))
     assert table["layer"].tolist() == [0, 1] and table["mean"].iloc[0] == 1.5 and table["mean"].isna().iloc[1]
+
+
+def test_a_rerun_sweep_refuses_a_planted_resume_state_and_records_it(tmp_path: Path) -> None:
+    """The sweep path to ``last.pt``: re-running a sweep resumes its interrupted runs through the same loader."""
+    from vitplast.sweep import build_plan, parse_sweep, run_sweep
+
+    spec = parse_sweep({"models": ["timm:vit_micro_patch4_32"], "datasets": ["random:16"], "groups": ["ln1"],
+                        "lrs": [0.01], "seeds": [0], "probe": False, "plasticity": False, "run": {"device": "cpu"},
+                        "train": {"steps": 2, "batch_size": 8, "eval_every": 1, "random_weights": True}})
+    out = tmp_path / "sweep"
+    assert run_sweep(spec, out, executor="local").ran == 1
+    (task,) = build_plan(spec).tasks
+    task.result_path(out).unlink()  # the run now looks interrupted, with a crafted resume state
+    (task.dir(out) / "last.pt").write_bytes(torch_payload(tmp_path))
+    outcome = run_sweep(spec, out, executor="local")
+    assert [t.id for t in outcome.failed] == [task.id]
+    assert "last.pt holds more than tensors and plain values" in task.error_path(out).read_text().splitlines()[0]
+    assert not (tmp_path / "MARKER").exists()
