@@ -9,7 +9,6 @@ bounds`` are written from the analysis by :func:`vitplast.analysis.write_bounds_
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from vitplast.components import COMPONENTS
 from vitplast.errors import VitplastError
 from vitplast.models import ViT
 from vitplast.plasticity import PlasticityResult
+from vitplast.reading import PLASTICITY_TABLE, read_json, read_table
 
 __all__ = ["DEFAULT_RTOL", "BoundsCheck", "check_bounds_on", "load_plasticity_table", "plasticity_csv",
            "table_warnings"]
@@ -67,19 +67,14 @@ def plasticity_csv(path: Path) -> Path:
     p = path / "plasticity.csv" if path.is_dir() else path
     if not p.is_file():
         raise VitplastError(f"no plasticity table at {path} (give a plasticity.csv or an analyze output directory)")
+    read_table(p, *PLASTICITY_TABLE)  # its layout is checked before any work
     return p
 
 
 def load_plasticity_table(path: Path, depth: int) -> tuple[pd.DataFrame, str | None]:
     """Read a plasticity table (columns layer, component, mean[, ci95]) and the mode of its run if recorded."""
     csv = plasticity_csv(path)
-    try:
-        table = pd.read_csv(csv)
-    except (OSError, ValueError) as exc:
-        raise VitplastError(f"unreadable plasticity table {csv}: {exc}") from None
-    missing = {"layer", "component", "mean"} - set(table.columns)
-    if missing:
-        raise VitplastError(f"{csv} lacks the columns {sorted(missing)}")
+    table = read_table(csv, *PLASTICITY_TABLE)
     if "model" in table and table["model"].nunique() > 1:
         raise VitplastError(f"{csv} holds several models; give one model's table")
     if set(table["layer"]) != set(range(depth)) or not set(table["component"]) <= set(COMPONENTS):
@@ -89,10 +84,8 @@ def load_plasticity_table(path: Path, depth: int) -> tuple[pd.DataFrame, str | N
     mode = None
     meta = csv.with_suffix(".json")
     if meta.is_file():
-        try:
-            mode = json.loads(meta.read_text()).get("config", {}).get("mode")
-        except (OSError, ValueError):
-            mode = None
+        config = read_json(meta).get("config")
+        mode = config.get("mode") if isinstance(config, dict) else None
     return table, mode
 
 

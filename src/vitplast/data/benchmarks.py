@@ -22,7 +22,6 @@ Specs (the 80/20 train/val split is fixed, independent of any run seed; README, 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from vitplast.data.base import DataBundle, FileImageSet, Item, TensorImageSet
 from vitplast.data.folder import IMAGE_SUFFIXES, scan_class_folders
 from vitplast.data.registry import DataContext, register
 from vitplast.errors import VitplastError
+from vitplast.reading import read_table, read_text
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -147,7 +147,7 @@ def _read_split_list(root: Path, file: Path) -> tuple[list[Path], list[int], dic
     paths: list[Path] = []
     labels: list[int] = []
     names: dict[int, str] = {}
-    for k, line in enumerate(file.read_text().splitlines(), 1):
+    for k, line in enumerate(read_text(file).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -219,8 +219,9 @@ def load_imagenet_val(arg: str, ctx: DataContext) -> DataBundle:
 
 def _read_loc_solution(path: Path) -> dict[str, str]:
     """``ImageId -> wnid`` from Kaggle's ``LOC_val_solution.csv`` (first token of ``PredictionString``)."""
-    with open(path, newline="") as f:
-        return {row["ImageId"]: row["PredictionString"].split()[0] for row in csv.DictReader(f)}
+    table = read_table(path, ("ImageId", "PredictionString")).dropna(subset=["ImageId", "PredictionString"])
+    return {str(i): str(p).split()[0] for i, p in zip(table["ImageId"], table["PredictionString"], strict=True)
+            if str(p).strip()}
 
 
 class HFImageSet(Dataset[Item]):

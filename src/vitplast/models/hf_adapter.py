@@ -12,7 +12,6 @@ either version load with the installed transformers (5.x renames 4.x keys when l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 
 from vitplast.errors import VitplastError
 from vitplast.models.vit import AttentionWeights, Block, DataConfig, LinearMap, ViT, scaled
+from vitplast.reading import read_json
 
 #: Backbone model types this adapter computes exactly.
 SUPPORTED = ("vit", "deit", "dinov2", "dinov2_with_registers", "beit", "clip_vision_model", "siglip_vision_model")
@@ -320,17 +320,17 @@ def _processor_data_config(path: Path, config: Any) -> DataConfig:
     f = path / "preprocessor_config.json"
     if not f.is_file():
         return default
+    p = read_json(f)
     try:
-        p = json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError):
-        return default
-    mean = tuple(p.get("image_mean", default.mean))
-    std = tuple(p.get("image_std", default.std))
-    size = p.get("size", default.input_size)
-    if isinstance(size, dict):
-        size = size.get("height", size.get("shortest_edge", default.input_size))
-    resample = {2: "bilinear", 3: "bicubic", 0: "nearest"}.get(int(p.get("resample", 2)), "bilinear")
-    return DataConfig(int(size), (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), 1.0, resample)
+        mean = tuple(float(v) for v in p.get("image_mean", default.mean))
+        std = tuple(float(v) for v in p.get("image_std", default.std))
+        size = p.get("size", default.input_size)
+        if isinstance(size, dict):
+            size = size.get("height", size.get("shortest_edge", default.input_size))
+        resample = {2: "bilinear", 3: "bicubic", 0: "nearest"}.get(int(p.get("resample", 2)), "bilinear")
+        return DataConfig(int(size), (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), 1.0, resample)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise VitplastError(f"{f} is not a preprocessor config ({exc})") from None
 
 
 def _model_class(config: Any, ref: str) -> Any:

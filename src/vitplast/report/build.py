@@ -29,7 +29,7 @@ from vitplast.report import selectors as SB
 from vitplast.report import stats as S
 from vitplast.report import tables as T
 from vitplast.sweep.plan import Plan
-from vitplast.sweep.results import SweepTables, read_metrics, write_tables
+from vitplast.sweep.results import SweepTables, collect, read_metrics, write_tables
 from vitplast.sweep.status import sweep_status
 
 
@@ -154,7 +154,7 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
     root = Path(root)
     advance = phase(progress, "report", 4)
     plan = Plan.load(root)
-    tables = write_tables(root, plan)
+    tables = collect(root, plan)  # written with the report, once every input was read
     status = sweep_status(root)
     results = with_curve_stats(root, tables.runs)
     runs = S.runs_frame(results)
@@ -178,6 +178,7 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
     advance(1)
     curves = curves_table(root, runs, best)
     bench = SB.benchmark(SB.sweep_scores(root, comp), gains)
+    write_tables(root, plan, tables)
     out = root / "report"
     figs: list[tuple[Path, str]] = []
     with output_dir(out) as stage:

@@ -27,7 +27,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from vitplast.components import SELECTABLE
+from vitplast.errors import VitplastError
 from vitplast.progress import Progress, phase
+from vitplast.reading import SCORES_TABLE, read_table
 
 RANDOM = "random (expected)"
 TARGET = ["model", "optimizer", "dataset"]
@@ -149,7 +151,10 @@ def sweep_scores(root: Path, comp: pd.DataFrame) -> pd.DataFrame:
     parts = [plasticity_scores(comp)]
     f = Path(root) / SCORES_FILE
     if f.is_file():
-        extra = pd.read_csv(f)
+        extra = read_table(f, *SCORES_TABLE)[list(SCORES_TABLE[0])]
+        unknown = sorted(set(extra["group"].astype(str)) - set(SELECTABLE))
+        if unknown:
+            raise VitplastError(f"{f}: unknown group {unknown[0]!r} (the groups are {', '.join(SELECTABLE)})")
         parts.append(extra[extra["selector"] != "plasticity"])
     return pd.concat(parts, ignore_index=True)
 

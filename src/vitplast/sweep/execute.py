@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.io import write_text_atomic
+from vitplast.reading import read_jsonl
 from vitplast.sweep.plan import Task
 
 EVENTS_FILE = "events.jsonl"
@@ -62,15 +63,8 @@ def log_event(root: Path, task: Task, event: str, **extra: Any) -> None:
 
 
 def read_events(root: Path) -> list[dict[str, Any]]:
-    """Rows of ``DIR/events.jsonl``; a line cut by a kill is skipped."""
-    path = Path(root) / EVENTS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
-    return rows
+    """Rows of ``DIR/events.jsonl`` (:func:`vitplast.reading.read_jsonl`: a last line cut by a kill is dropped)."""
+    return read_jsonl(Path(root) / EVENTS_FILE)
 
 
 def reconcile_events(root: Path, tasks: Sequence[Task]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,15 +129,27 @@ class Plan:
 
     @staticmethod
     def load(root: Path) -> Plan:
+        """The plan in ``root/plan.json``, checked: each task of a known kind, a 12-hex-digit id (its folder
+        name) and a config its kind accepts; anything else is a one-line error naming the file."""
         from vitplast.errors import VitplastError
+        from vitplast.reading import read_json
 
         path = Path(root) / PLAN_FILE
         if not path.is_file():
             raise VitplastError(f"{root} is not a sweep directory (no {PLAN_FILE}); run `vitplast sweep` first")
+        data = read_json(path)
         try:
-            return Plan.from_dict(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError, KeyError) as exc:
-            raise VitplastError(f"unreadable {path}: {exc}") from None
+            plan = Plan.from_dict(data)
+            for t in plan.tasks:
+                if t.kind not in KINDS or not re.fullmatch(r"[0-9a-f]{12}", t.id):
+                    raise ValueError(f"task {t.id!r} of kind {t.kind!r}")
+                if not all(isinstance(v, str) for v in (t.model, t.dataset, t.grid)) or not isinstance(t.options, dict):
+                    raise ValueError(f"task {t.id}: model, dataset and grid must be text, options a mapping")
+                t.spec.config(t)  # builds the kind's typed config: refuses missing, unknown or mistyped keys
+        except (KeyError, TypeError, ValueError, AttributeError, VitplastError) as exc:
+            detail = " ".join(str(exc).split())[:160]
+            raise VitplastError(f"{path} is not a vitplast sweep plan ({type(exc).__name__}: {detail})") from None
+        return plan
 
 
 def build_plan(spec: SweepSpec) -> Plan:

@@ -17,14 +17,16 @@ interruption: a run is either in them with all its results or listed as not done
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from vitplast.errors import VitplastError
 from vitplast.io import write_text_atomic
+from vitplast.reading import BOUNDS_TABLE, PLASTICITY_TABLE, read_json, read_table
 from vitplast.sweep.plan import Plan, Task
 from vitplast.sweep.status import first_error_line, task_state
 
@@ -39,14 +41,6 @@ class SweepTables:
     plasticity: pd.DataFrame
     bounds: pd.DataFrame
     analyses: pd.DataFrame
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def _base(task: Task, root: Path) -> dict[str, Any]:
@@ -67,7 +61,7 @@ def run_row(task: Task, root: Path) -> dict[str, Any]:
     cfg = dict(task.config)
     row["group"] = "+".join(cfg["train"])
     row.update({k: (",".join(v) if k == "train" else v) for k, v in cfg.items()})
-    res = _read_json(task.result_path(root)) if row["status"] == "done" else {}
+    res = read_json(task.result_path(root)) if row["status"] == "done" else {}
     for k, v in res.items():
         if k in _DUPLICATES:
             continue
@@ -89,7 +83,7 @@ def probe_row(task: Task, root: Path) -> dict[str, Any]:
     row = _base(task, root)
     row.update({"model": task.config["model"], "data": task.config["data"],
                 "random_weights": task.config["random_weights"], "C_requested": task.config["C"]})
-    res = _read_json(task.result_path(root)) if row["status"] == "done" else {}
+    res = read_json(task.result_path(root)) if row["status"] == "done" else {}
     row.update({k: v for k, v in res.items() if k not in ("model", "data", "train") and not isinstance(v, (dict, list))})
     return row
 
@@ -99,7 +93,7 @@ def analysis_row(task: Task, root: Path) -> dict[str, Any]:
     row = _base(task, root)
     row.update({"model": task.config["model"], "source": task.config["source"], "data": task.config["target"],
                 "pairs_requested": task.config["pairs"], "mode": task.config["mode"]})
-    rec = _read_json(task.result_path(root)) if row["status"] == "done" else {}
+    rec = read_json(task.result_path(root)) if row["status"] == "done" else {}
     if not rec:
         return row
     row.update({"pairs_used": rec.get("pairs_used"), "pairs_skipped": rec.get("pairs_skipped"),
@@ -125,32 +119,42 @@ def _analysis_tables(tasks: list[Task], root: Path) -> tuple[pd.DataFrame, pd.Da
                   "source": t.config["source"], "analysis_id": t.id}
         p = t.dir(root) / "plasticity.csv"
         if p.is_file():
-            df = pd.read_csv(p)
-            plast.append(df.assign(**labels))
+            plast.append(read_table(p, *PLASTICITY_TABLE).assign(**labels))
         b = t.dir(root) / "bounds.csv"
         if b.is_file():
-            df = pd.read_csv(b)
-            bounds.append(df.assign(**labels))
+            bounds.append(read_table(b, *BOUNDS_TABLE).assign(**labels))
     cat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
     return cat(plast), cat(bounds)
+
+
+def _rows(tasks: list[Task], root: Path, row: Callable[[Task, Path], dict[str, Any]]) -> pd.DataFrame:
+    """``row(task, root)`` of every task; a result file (read with :func:`~vitplast.reading.read_json`) whose
+    values have the wrong types is a one-line error naming it."""
+    out = []
+    for t in tasks:
+        try:
+            out.append(row(t, root))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise VitplastError(f"{t.result_path(root)} is not a vitplast result ({' '.join(str(exc).split())})") from None
+    return pd.DataFrame(out)
 
 
 def collect(root: str | Path, plan: Plan | None = None) -> SweepTables:
     """Build the four tables of the sweep in ``root`` (from ``plan`` or ``DIR/plan.json``)."""
     root = Path(root)
     plan = plan or Plan.load(root)
-    runs = pd.DataFrame([run_row(t, root) for t in plan.of_kind("finetune")])
-    probes = pd.DataFrame([probe_row(t, root) for t in plan.of_kind("probe")])
+    runs = _rows(plan.of_kind("finetune"), root, run_row)
+    probes = _rows(plan.of_kind("probe"), root, probe_row)
     plast, bounds = _analysis_tables(plan.of_kind("plasticity"), root)
-    analyses = pd.DataFrame([analysis_row(t, root) for t in plan.of_kind("plasticity")])
+    analyses = _rows(plan.of_kind("plasticity"), root, analysis_row)
     return SweepTables(runs, probes, plast, bounds, analyses)
 
 
-def write_tables(root: str | Path, plan: Plan | None = None) -> SweepTables:
-    """:func:`collect` and write ``results.csv``, ``probes.csv``, ``plasticity.csv``, ``bounds.csv`` and
-    ``analyses.csv`` atomically."""
+def write_tables(root: str | Path, plan: Plan | None = None, tables: SweepTables | None = None) -> SweepTables:
+    """:func:`collect` (unless ``tables`` were collected already) and write ``results.csv``, ``probes.csv``,
+    ``plasticity.csv``, ``bounds.csv`` and ``analyses.csv`` atomically."""
     root = Path(root)
-    tables = collect(root, plan)
+    tables = tables if tables is not None else collect(root, plan)
     for name, df in (("results", tables.runs), ("probes", tables.probes), ("plasticity", tables.plasticity),
                      ("bounds", tables.bounds), ("analyses", tables.analyses)):
         write_text_atomic(root / f"{name}.csv", df.to_csv(index=False))
@@ -158,16 +162,7 @@ def write_tables(root: str | Path, plan: Plan | None = None) -> SweepTables:
 
 
 def read_metrics(root: Path, run_id: str) -> list[dict[str, Any]]:
-    """The ``metrics.jsonl`` rows of run ``run_id`` (a row cut by an interruption ends the list)."""
-    path = Path(root) / "runs" / run_id / "metrics.jsonl"
-    rows: list[dict[str, Any]] = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+    """The ``metrics.jsonl`` rows of run ``run_id`` (:meth:`RunDir.read_metrics`)."""
+    from vitplast.train.rundir import RunDir
+
+    return RunDir(Path(root) / "runs" / run_id).read_metrics()

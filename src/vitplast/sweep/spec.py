@@ -31,7 +31,8 @@ dataclasses built with :func:`vitplast.configs.from_mapping`, and training setti
 the type of the :class:`~vitplast.train.TrainConfig` field of the same name (a field added there is
 accepted here without change). Errors name the YAML key and the expected type (``probe.batch_size must
 be int, got 'x'``). Only the grid's own rules (lists, uniqueness, inheritance by ablations) are written
-by hand. YAML numbers such as ``1e-3`` (a string for PyYAML) are read as floats.
+by hand. YAML numbers such as ``1e-3`` (a string for PyYAML) are read as floats. The file is read by
+:func:`vitplast.reading.read_yaml`: anchors, aliases, duplicate keys and object tags are refused.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from vitplast.analysis_config import AnalyzeConfig
 from vitplast.configs import _check_field, _split_optional, device_option, from_mapping, option, seed_option, validate
 from vitplast.data.specs import check_prefix
 from vitplast.errors import VitplastError
+from vitplast.reading import read_yaml
 from vitplast.train.config import TrainConfig, parse_groups, recipe_for
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "data"))
@@ -167,6 +169,8 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         validate(self, prefix="run")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", self.device):  # availability is checked per task
+            raise VitplastError(f"run.device must be one of auto, cpu, cuda, cuda:N, mps, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -240,34 +244,21 @@ def _grid_dict(g: Grid) -> dict[str, Any]:
 
 # --- parsing -------------------------------------------------------------------------------------------
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep YAML file."""
-    import yaml
-
+    """Read (:func:`vitplast.reading.read_yaml`: safe YAML, no aliases, no duplicate keys) and validate a sweep
+    YAML file."""
     p = Path(path)
     if not p.is_file():
         raise VitplastError(f"sweep file {p} does not exist")
-    try:
-        data = yaml.load(p.read_text(), Loader=_loader())  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise VitplastError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from None
+    data = read_yaml(p)
     if not isinstance(data, dict):
         raise VitplastError(f"{p} must hold a mapping with at least 'models' and 'datasets'")
-    return parse_sweep(data, default_name=p.stem)
+    try:
+        return parse_sweep(data, default_name=p.stem)
+    except VitplastError as exc:
+        raise VitplastError(f"{p}: {exc}") from None
 
 
 _FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$")
-
-
-def _loader() -> Any:
-    """A ``yaml.SafeLoader`` that also reads ``1e-3`` (YAML 1.2 floats) as a number."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-                                 list("-+0123456789"))
-    return Loader
 
 
 def parse_sweep(data: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec:

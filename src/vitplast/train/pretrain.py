@@ -30,6 +30,7 @@ from vitplast.io import write_json_atomic, write_text_atomic
 from vitplast.models import load_model
 from vitplast.models.micro import ARCH, BUNDLED, CHECKPOINT_NAME
 from vitplast.progress import Progress
+from vitplast.reading import read_json
 from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
 from vitplast.train.config import PRETRAIN_DEFAULTS as DEFAULTS
@@ -107,7 +108,7 @@ def pretrain(
         "train_seconds": result["train_seconds"],
         "images_per_s": result["images_per_s"],
         "device": result["device"],
-        "versions": json.loads((out / "config.json").read_text()).get("versions", {}),
+        "versions": read_json(out / "config.json").get("versions", {}),
     }
     if regime_pairs > 0:
         card["regime"] = regime(f"timm:{ARCH}@{ckpt}", device, regime_pairs)

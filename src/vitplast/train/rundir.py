@@ -21,7 +21,16 @@ from typing import Any
 
 from vitplast.errors import VitplastError
 from vitplast.io import write_json_atomic, write_text_atomic
+from vitplast.reading import NUMBER, NUMBER_OR_NULL, read_json, read_jsonl
 from vitplast.train.config import TrainConfig
+
+#: Keys of ``config.json`` and ``result.json`` that commands read, with their JSON types.
+CONFIG_FIELDS: dict[str, type | tuple[type, ...]] = {"train": dict, "num_classes": int, "data_config": dict,
+                                                     "fingerprint": str}
+RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "test_acc": NUMBER_OR_NULL, "best_val_acc": NUMBER_OR_NULL, "best_step": (int, type(None)),
+    "trainable_params": int, "wall_seconds": NUMBER, "diverged": bool, "diverged_at": (int, type(None)),
+    "evaluations": list}
 
 
 @dataclass(frozen=True)
@@ -104,24 +113,27 @@ class RunDir:
             raise
 
     def read_config(self) -> dict[str, Any]:
+        """``config.json``, checked (:func:`vitplast.reading.read_json`) for the keys that commands use."""
         if not self.config.is_file():
             raise VitplastError(f"{self.path} is not a run directory (no config.json)")
-        try:
-            data: dict[str, Any] = json.loads(self.config.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise VitplastError(f"unreadable {self.config}: {exc}") from None
+        data = read_json(self.config, CONFIG_FIELDS)
+        if data["num_classes"] < 1:
+            raise VitplastError(f"{self.config}: 'num_classes' must be >= 1, not {data['num_classes']}")
         return data
 
     def train_config(self) -> TrainConfig:
         try:
             return TrainConfig.from_dict(self.read_config()["train"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise VitplastError(f"{self.config} is not a vitplast training config ({exc})") from None
 
     def read_result(self) -> dict[str, Any]:
+        """``result.json`` of a finished run, checked for the keys that commands use."""
         if not self.result.is_file():
             raise VitplastError(f"{self.path} holds no finished run (no result.json); resume it first")
-        data: dict[str, Any] = json.loads(self.result.read_text())
+        data = read_json(self.result, RESULT_FIELDS)
+        if not all(isinstance(e, dict) for e in data["evaluations"]):
+            raise VitplastError(f"{self.result}: 'evaluations' must be a list of objects")
         return data
 
     def check_reuse(self, cfg: TrainConfig, resume: bool) -> bool:
@@ -182,20 +194,17 @@ class RunDir:
 
     # --- metrics ---------------------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics.is_file():
-            return []
-        rows = []
-        for line in self.metrics.read_text().splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a row cut by an interruption: it and anything after are discarded
+        """The rows of ``metrics.jsonl`` (:func:`vitplast.reading.read_jsonl`: a row cut by an interruption is
+        dropped), each with an integer ``step``."""
+        rows = read_jsonl(self.metrics)
+        for k, row in enumerate(rows, 1):
+            if not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
+                raise VitplastError(f"{self.metrics} row {k} has no integer 'step': not a vitplast metrics log")
         return rows
 
     def reset_metrics(self, upto_step: int) -> None:
         """Keep only rows with ``step <= upto_step`` (all rows of steps after a checkpoint are redone)."""
-        rows = [r for r in self.read_metrics() if int(r["step"]) <= upto_step]
+        rows = [r for r in self.read_metrics() if r["step"] <= upto_step]
         write_text_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
 
     def write_config(self, config: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ over all ``N`` images, so a partial last batch weighs by its size (not one batch
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,7 @@ def save_hits(path: str | Path, hits: np.ndarray) -> None:
 def load_hits(path: str | Path) -> np.ndarray | None:
     """The bool array :func:`save_hits` wrote, or ``None`` when the file is missing or unreadable."""
     try:
-        with np.load(Path(path)) as z:
+        with np.load(Path(path), allow_pickle=False) as z:
             return np.unpackbits(z["bits"], count=int(z["n"])).astype(bool)
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
