@@ -19,9 +19,15 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache directory per test session (generated data sets are built once and reused)."""
+    """One cache directory per test session, shared by its xdist workers: a generated data set is built once
+    (cache files are written atomically, so two workers building the same set at once is only wasted time)."""
     if "VITPLAST_CACHE" not in os.environ:
-        os.environ["VITPLAST_CACHE"] = str(tmp_path_factory.mktemp("vitplast-cache"))
+        if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' base folders share the session's folder
+            shared = tmp_path_factory.getbasetemp().parent / "vitplast-cache"
+            shared.mkdir(exist_ok=True)
+            os.environ["VITPLAST_CACHE"] = str(shared)
+        else:
+            os.environ["VITPLAST_CACHE"] = str(tmp_path_factory.mktemp("vitplast-cache"))
     return Path(os.environ["VITPLAST_CACHE"])
 
 

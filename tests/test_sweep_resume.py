@@ -1,7 +1,8 @@
 """Sweeps survive SIGKILL (no finished run repeated or lost) and record failing runs without stopping.
 
 Tiny runs: the micro-ViT architecture with random weights on ``random`` images, 2 steps of batch 8.
-The in-process executor is used for the kill test; one ``heavy`` test does the same through Ray Tune.
+The in-process executor is used for the kill test; one ``heavy`` test does the same through Ray Tune
+(in CI without the kill).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import heavy_scale
 from vitplast.sweep import build_plan, parse_sweep, run_sweep, sweep_status
 from vitplast.sweep.execute import log_event, read_events, reconcile_events, task_lock
 
@@ -82,10 +84,17 @@ def test_killed_local_sweep_resumes_without_repeating_or_losing_runs(tmp_path: P
 
 @pytest.mark.heavy
 def test_killed_ray_sweep_resumes_without_repeating_or_losing_runs(tmp_path: Path) -> None:
+    """Full: the Ray sweep killed after its first result resumes. Reduced (CI; one Ray start instead of two): the
+    Ray sweep runs to its end, and run again it repeats and loses nothing."""
     pytest.importorskip("ray")
     out = tmp_path / "sweep"
-    before = _kill_after_first_result(out, "ray", timeout=600)
-    time.sleep(2)  # workers of the killed driver may finish their run; locks keep them out of each other's way
+    if heavy_scale() == "full":
+        before = _kill_after_first_result(out, "ray", timeout=600)
+        time.sleep(2)  # workers of the killed driver may finish their run; locks keep them out of each other's way
+    else:
+        res = subprocess.run(_sweep_cmd(out, "ray"), capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        before = {}
     _check_resumed(out, _finished(out) | before, "ray")
     assert (out / ".ray").is_dir(), "Tune's own files go to DIR/.ray"
     assert not list(out.rglob("events.out.tfevents*")), "no TensorBoard files"

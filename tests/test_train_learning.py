@@ -2,7 +2,8 @@
 
 Needs the bundled micro-ViT checkpoint and the ``mini:`` data sets; skipped until both exist. The run starts
 from the paper's random head (chance: 10 %), so a high accuracy can only come from training. In CI (reduced):
-150 steps must reach 85 % (measured 90.3 %). With VITPLAST_HEAVY=full: 240 steps must beat the mean-pooled
+40 steps must reach 40 % (measured 48.9 %, 56.7 % with seed 1; the same 40 steps with MHA frozen, only the head
+trained, reach 23.3 % and 27.8 %): about 25 s on one core. With VITPLAST_HEAVY=full: 240 steps must beat the mean-pooled
 linear probe (measured 93.6 % vs 89.2 %), and a negative control (the same run with MHA frozen, only the head
 trained: measured 50.6 %) must fall behind by 20 points, so the gain is MHA's own (a broken MHA update fails
 both forms of the check).
@@ -13,11 +14,11 @@ different distribution). SGD learns a new head on this model far more slowly (RE
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
+from tests.conftest import heavy_scale
 from vitplast.models.micro import CHECKPOINT
 
 
@@ -41,12 +42,11 @@ def micro_and_digits() -> None:
 @pytest.mark.heavy
 @pytest.mark.usefixtures("micro_and_digits")
 def test_finetuning_mha_from_a_random_head_learns_digits(monkeypatch: pytest.MonkeyPatch) -> None:
-    full = os.environ.get("VITPLAST_HEAVY") == "full"
-    res = _finetune_mha(240 if full else 150)
-    assert res["trainable_params"] > 0
-    if not full:
-        assert res["test_acc"] >= 0.85, res["test_acc"]
+    if heavy_scale() == "reduced":
+        res = _finetune_mha(40)
+        assert res["trainable_params"] > 0 and res["test_acc"] >= 0.40, res["test_acc"]
         return
+    res = _finetune_mha(240)
     from vitplast.train import groups as groups_mod
     from vitplast.train.probe import linear_probe
 
