@@ -60,6 +60,15 @@ def torch_bytes(obj: object) -> bytes:
     return buf.getvalue()
 
 
+def resume_state_with(**changes: object) -> Callable[[Path], bytes]:
+    """The interrupted run's own resume state with ``changes``: plain data of the wrong shape or type."""
+    def make(tmp: Path) -> bytes:
+        state = torch.load(tmp / "interrupted" / "last.pt", weights_only=True)
+        state.update(changes)
+        return torch_bytes(state)
+    return make
+
+
 Plant = dict[str, bytes | Callable[[Path], bytes]]
 EVALUATE = ["evaluate", "{tmp}/run", "--data", "random:16", "--device", "cpu"]
 REPORT = ["report", "{tmp}/sweep", "--no-figures"]
@@ -116,6 +125,14 @@ ROWS: list[tuple[str, Plant, list[str], str]] = [
     ("resume-rng-not-a-tensor", {"interrupted/last.pt": lambda _: torch_bytes(
         {"weights": {}, "optimizer": {}, "rng": [1], "state": {}})}, RESUME, "last.pt is not a vitplast resume state"),
     ("resume-empty-last", {"interrupted/last.pt": b""}, RESUME, "last.pt is not a torch checkpoint archive"),
+    ("resume-weight-not-a-tensor", {"interrupted/last.pt": resume_state_with(weights={"head.weight": 3})}, RESUME,
+     "checkpoint {tmp}/interrupted/last.pt does not fit this run (checkpoint does not fit the model"),
+    ("resume-step-text", {"interrupted/last.pt": resume_state_with(state={"step": "2"})}, RESUME,
+     "last.pt does not fit this run (its counters must be numbers)"),
+    ("resume-step-beyond-the-run", {"interrupted/last.pt": resume_state_with(state={"step": 10**9})}, RESUME,
+     "last.pt does not fit this run (step 1000000000 is not in [0, 4])"),
+    ("resume-unknown-counter", {"interrupted/last.pt": resume_state_with(state={"step": 2, "eta": 1})}, RESUME,
+     "last.pt does not fit this run"),
     # a run's config.json, metrics.jsonl (finetune --resume) and result.json (evaluate, finetune --resume)
     ("resume-config-truncated", {"interrupted/config.json": cut("interrupted/config.json")}, RESUME,
      "config.json is not valid JSON"),
@@ -252,6 +269,7 @@ def test_bad_file(
     code, _, err = cli([a.replace("{tmp}", str(tmp)) for a in argv], capsys)
     lines = err.splitlines()
     assert code == 2, err
+    message = message.replace("{tmp}", str(tmp))
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert any(str(path) in lines[0] for path in planted), "the line names the file"
     assert "Traceback" not in err
