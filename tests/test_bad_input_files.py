@@ -301,13 +301,14 @@ def test_the_resume_state_round_trips_with_weights_only(scene: Path) -> None:
 
 
 def test_no_source_file_unpickles_or_loads_unsafe_yaml() -> None:
-    """Every ``torch.load`` in the package passes ``weights_only=True``; no pickle, marshal, eval or unsafe YAML."""
+    """Every ``torch.load`` in the package passes ``weights_only=True``; no pickle, marshal, eval, unsafe YAML or
+    ``np.load(allow_pickle=True)``."""
     root = Path(__file__).parents[1] / "src" / "vitplast"
     text = {p: p.read_text() for p in root.rglob("*.py")}
     loads = [(p, m) for p, s in text.items() for m in re.finditer(r"torch\.load\(([^)]*)\)", s)]
     assert loads and all("weights_only=True" in m.group(1) for _, m in loads), loads
     banned = re.compile(r"\bpickle\.loads?\(|\bmarshal\.|(?<![.\w])(?<!def )eval\(|(?<![.\w])exec\(|yaml\.(unsafe_)?load\((?!.*_loader\(\))"
-                        r"|yaml\.full_load|UnsafeLoader|yaml\.Loader\b")
+                        r"|yaml\.full_load|UnsafeLoader|yaml\.Loader\b|allow_pickle=True")
     assert not [(p, m.group(0)) for p, s in text.items() for m in banned.finditer(s)]
 
 
