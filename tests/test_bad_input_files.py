@@ -353,3 +353,16 @@ def test_a_rerun_sweep_refuses_a_planted_resume_state_and_records_it(tmp_path: P
     assert [t.id for t in outcome.failed] == [task.id]
     assert "last.pt holds more than tensors and plain values" in task.error_path(out).read_text().splitlines()[0]
     assert not (tmp_path / "MARKER").exists()
+
+
+def test_the_written_sweep_file_has_no_aliases_and_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML writes a value used twice as an anchor and an alias; ``sweep.yaml`` must not, or it would be refused."""
+    from vitplast.reading import read_yaml
+    from vitplast.sweep import parse_sweep
+    from vitplast.sweep.spec import SweepSpec
+
+    spec = parse_sweep({"models": ["micro"], "datasets": ["random:16"]})
+    shared = [0.1, 0.2]
+    monkeypatch.setattr(SweepSpec, "to_dict", lambda self: {"a": shared, "b": {"lrs": shared}})
+    (tmp_path / "sweep.yaml").write_text(spec.to_yaml())
+    assert read_yaml(tmp_path / "sweep.yaml") == {"a": [0.1, 0.2], "b": {"lrs": [0.1, 0.2]}}
