@@ -60,6 +60,15 @@ def torch_bytes(obj: object) -> bytes:
     return buf.getvalue()
 
 
+def resume_state_with(**changes: object) -> Callable[[Path], bytes]:
+    """The interrupted run's own resume state with ``changes``: plain data of the wrong shape or type."""
+    def make(tmp: Path) -> bytes:
+        state = torch.load(tmp / "interrupted" / "last.pt", weights_only=True)
+        state.update(changes)
+        return torch_bytes(state)
+    return make
+
+
 Plant = dict[str, bytes | Callable[[Path], bytes]]
 EVALUATE = ["evaluate", "{tmp}/run", "--data", "random:16", "--device", "cpu"]
 REPORT = ["report", "{tmp}/sweep", "--no-figures"]
@@ -116,6 +125,14 @@ ROWS: list[tuple[str, Plant, list[str], str]] = [
     ("resume-rng-not-a-tensor", {"interrupted/last.pt": lambda _: torch_bytes(
         {"weights": {}, "optimizer": {}, "rng": [1], "state": {}})}, RESUME, "last.pt is not a vitplast resume state"),
     ("resume-empty-last", {"interrupted/last.pt": b""}, RESUME, "last.pt is not a torch checkpoint archive"),
+    ("resume-weight-not-a-tensor", {"interrupted/last.pt": resume_state_with(weights={"head.weight": 3})}, RESUME,
+     "checkpoint {tmp}/interrupted/last.pt does not fit this run (checkpoint does not fit the model"),
+    ("resume-step-text", {"interrupted/last.pt": resume_state_with(state={"step": "2"})}, RESUME,
+     "last.pt does not fit this run (its counters must be numbers)"),
+    ("resume-step-beyond-the-run", {"interrupted/last.pt": resume_state_with(state={"step": 10**9})}, RESUME,
+     "last.pt does not fit this run (step 1000000000 is not in [0, 4])"),
+    ("resume-unknown-counter", {"interrupted/last.pt": resume_state_with(state={"step": 2, "eta": 1})}, RESUME,
+     "last.pt does not fit this run"),
     # a run's config.json, metrics.jsonl (finetune --resume) and result.json (evaluate, finetune --resume)
     ("resume-config-truncated", {"interrupted/config.json": cut("interrupted/config.json")}, RESUME,
      "config.json is not valid JSON"),
@@ -252,6 +269,7 @@ def test_bad_file(
     code, _, err = cli([a.replace("{tmp}", str(tmp)) for a in argv], capsys)
     lines = err.splitlines()
     assert code == 2, err
+    message = message.replace("{tmp}", str(tmp))
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert any(str(path) in lines[0] for path in planted), "the line names the file"
     assert "Traceback" not in err
@@ -283,13 +301,14 @@ def test_the_resume_state_round_trips_with_weights_only(scene: Path) -> None:
 
 
 def test_no_source_file_unpickles_or_loads_unsafe_yaml() -> None:
-    """Every ``torch.load`` in the package passes ``weights_only=True``; no pickle, marshal, eval or unsafe YAML."""
+    """Every ``torch.load`` in the package passes ``weights_only=True``; no pickle, marshal, eval, unsafe YAML or
+    ``np.load(allow_pickle=True)``."""
     root = Path(__file__).parents[1] / "src" / "vitplast"
     text = {p: p.read_text() for p in root.rglob("*.py")}
     loads = [(p, m) for p, s in text.items() for m in re.finditer(r"torch\.load\(([^)]*)\)", s)]
     assert loads and all("weights_only=True" in m.group(1) for _, m in loads), loads
     banned = re.compile(r"\bpickle\.loads?\(|\bmarshal\.|(?<![.\w])(?<!def )eval\(|(?<![.\w])exec\(|yaml\.(unsafe_)?load\((?!.*_loader\(\))"
-                        r"|yaml\.full_load|UnsafeLoader|yaml\.Loader\b")
+                        r"|yaml\.full_load|UnsafeLoader|yaml\.Loader\b|allow_pickle=True")
     assert not [(p, m.group(0)) for p, s in text.items() for m in banned.finditer(s)]
 
 
@@ -334,3 +353,16 @@ def test_a_rerun_sweep_refuses_a_planted_resume_state_and_records_it(tmp_path: P
     assert [t.id for t in outcome.failed] == [task.id]
     assert "last.pt holds more than tensors and plain values" in task.error_path(out).read_text().splitlines()[0]
     assert not (tmp_path / "MARKER").exists()
+
+
+def test_the_written_sweep_file_has_no_aliases_and_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML writes a value used twice as an anchor and an alias; ``sweep.yaml`` must not, or it would be refused."""
+    from vitplast.reading import read_yaml
+    from vitplast.sweep import parse_sweep
+    from vitplast.sweep.spec import SweepSpec
+
+    spec = parse_sweep({"models": ["micro"], "datasets": ["random:16"]})
+    shared = [0.1, 0.2]
+    monkeypatch.setattr(SweepSpec, "to_dict", lambda self: {"a": shared, "b": {"lrs": shared}})
+    (tmp_path / "sweep.yaml").write_text(spec.to_yaml())
+    assert read_yaml(tmp_path / "sweep.yaml") == {"a": [0.1, 0.2], "b": {"lrs": [0.1, 0.2]}}

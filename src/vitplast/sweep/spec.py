@@ -207,9 +207,15 @@ class SweepSpec:
         return out
 
     def to_yaml(self) -> str:
+        """:meth:`to_dict` as YAML without anchors or aliases (a value used twice is written twice), so that
+        :func:`load_sweep` reads it back."""
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=110)
+        class Dumper(yaml.SafeDumper):
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        return yaml.dump(self.to_dict(), Dumper=Dumper, sort_keys=False, default_flow_style=None, width=110)
 
 
 def _grid_dict(g: Grid) -> dict[str, Any]:

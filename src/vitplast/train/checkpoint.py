@@ -38,7 +38,7 @@ def full_state(vit: ViT) -> dict[str, Tensor]:
 def load_state(vit: ViT, state: dict[str, Tensor]) -> None:
     """Copy ``state`` (a subset of the module's ``state_dict``) into the model in place."""
     own = vit.module.state_dict()
-    bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
+    bad = [k for k in state if k not in own or not isinstance(state[k], Tensor) or own[k].shape != state[k].shape]
     if bad:
         raise VitplastError(f"checkpoint does not fit the model (first mismatching tensor: {bad[0]})")
     with torch.no_grad():

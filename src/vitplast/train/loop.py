@@ -228,19 +228,25 @@ class _Engine:
         self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(logits) if opts.compile else logits
 
     def restore(self) -> TrainState:
-        saved = self.rd.load_resume_state(warn=warn)
-        ck.load_state(self.prep.vit, saved["weights"])
+        saved, path = self.rd.load_resume_state(warn=warn)
         try:
+            ck.load_state(self.prep.vit, saved["weights"])
             self.optimizer.load_state_dict(saved["optimizer"])
             if self.scaler is not None and saved.get("scaler"):
                 self.scaler.load_state_dict(saved["scaler"])
             torch.set_rng_state(saved["rng"])
             if self.device.type == "cuda" and saved.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
-            return TrainState(**saved["state"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            state = TrainState(**saved["state"])
+            fields = vars(state)
+            if not all(isinstance(v, int | float | None) and not isinstance(v, bool) for v in fields.values()):
+                raise TypeError("its counters must be numbers")
+            if not isinstance(state.step, int) or not 0 <= state.step <= self.prep.cfg.steps:
+                raise ValueError(f"step {state.step!r} is not in [0, {self.prep.cfg.steps}]")
+            return state
+        except (KeyError, TypeError, ValueError, RuntimeError, VitplastError) as exc:
             detail = " ".join(str(exc).split())[:120]
-            raise VitplastError(f"--resume: the resume state in {self.rd.path} does not fit this run ({detail})") from None
+            raise VitplastError(f"--resume: checkpoint {path} does not fit this run ({detail})") from None
 
     def save_last(self, state: TrainState) -> None:
         dev = self.device

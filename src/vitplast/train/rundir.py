@@ -171,12 +171,12 @@ class RunDir:
             self.last.replace(self.previous)
         save_torch(self.last, state)
 
-    def load_resume_state(self, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """The newest readable resume state: ``last.pt``, or ``last.prev.pt`` when ``last.pt`` is missing,
-        damaged or refused (``warn`` is told which was skipped). Neither readable: the one-line error of
+    def load_resume_state(self, warn: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path]:
+        """The newest readable resume state and its file: ``last.pt``, or ``last.prev.pt`` when ``last.pt`` is
+        missing, damaged or refused (``warn`` is told which was skipped). Neither readable: the one-line error of
         ``last.pt``. Read with :func:`~vitplast.train.checkpoint.load_torch`: nothing in the file is executed."""
         try:
-            return _resume_state(self.last)
+            return _resume_state(self.last), self.last
         except VitplastError as exc:
             if not self.previous.is_file():
                 raise
@@ -186,7 +186,7 @@ class RunDir:
                 raise exc from None
             if warn is not None:
                 warn(f"{exc}; resuming from the previous checkpoint {self.previous.name}")
-            return state
+            return state, self.previous
 
     def remove_resume_state(self) -> None:
         self.last.unlink(missing_ok=True)
