@@ -15,6 +15,7 @@ from vitplast.cli import app
 from vitplast.configs import BUNDLED_MODELS
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
+from vitplast.sweep.packing import DEFAULT_BUNDLE
 
 console = Console(stderr=True)
 
@@ -24,6 +25,9 @@ GpusOpt = Annotated[
     float | None, typer.Option("--gpus-per-trial", help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0)")
 ]
 ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N trials at once (default: as resources allow)")]
+BundleOpt = Annotated[int | None, typer.Option(
+    "--bundle", help="finetuning runs trained together per trial (a run bundle, docs/mini-protocol.md; 1: one run "
+    f"per trial; default: {DEFAULT_BUNDLE['cpu']} on CPU, {DEFAULT_BUNDLE['cuda']} on a GPU)")]
 ExecOpt = Annotated[str, typer.Option(
     "--executor", help="ray (Ray Tune, the default when installed) or local (one task at a time, in process; "
     "the fallback, with a notice, when Ray is not installed)")]
@@ -150,6 +154,7 @@ def sweep(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
+    bundle: BundleOpt = None,
     executor: ExecOpt = "auto",
     models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
@@ -212,7 +217,7 @@ def sweep(
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
     from vitplast.sweep import Resources
 
-    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent),
+    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle),
                        retry_failed=not no_retry_failed)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
@@ -318,6 +323,7 @@ def reproduce(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
+    bundle: BundleOpt = None,
     executor: ExecOpt = "auto",
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
@@ -387,7 +393,7 @@ def reproduce(
         write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
         print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
         return
-    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent))
+    outcome = _execute(spec, out, executor, Resources(address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle))
     from vitplast.report.selectors import SCORES_FILE
 
     if suite == "mini" and not (out / SCORES_FILE).is_file():

@@ -124,6 +124,16 @@ def is_running(root: Path, task_id: str) -> bool:
         return not got
 
 
+def _setup(env: dict[str, str] | None, threads: int | None) -> None:
+    """The driver's environment (values already set here win) and the torch thread count of this process."""
+    for k, v in (env or {}).items():
+        os.environ.setdefault(k, v)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+
 def execute_task(
     task: Task,
     root: str | Path,
@@ -136,12 +146,7 @@ def execute_task(
     """Run ``task`` with its outputs in ``task.dir(root)`` (module docstring); returns a flat outcome
     ``{"id", "status": done|failed, "skipped", "seconds", "error"}``."""
     root = Path(root)
-    for k, v in (env or {}).items():
-        os.environ.setdefault(k, v)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
+    _setup(env, threads)
     with task_lock(root, task.id):
         if task.is_done(root):
             return {"id": task.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
@@ -159,6 +164,55 @@ def execute_task(
         seconds = time.perf_counter() - t0
         log_event(root, task, "done", seconds=seconds)
         return {"id": task.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
+
+
+def execute_bundle(
+    tasks: Sequence[Task],
+    root: str | Path,
+    device: str = "auto",
+    workers: int | None = None,
+    eval_batch_size: int | None = None,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run finetuning ``tasks`` as one run bundle (one task: :func:`execute_task`); one outcome per task, in order.
+
+    The contract of :func:`execute_task` holds per member: each member's lock is held (taken in id order), a
+    finished member is skipped, each unfinished one is resumed from its own checkpoint, and a failure of the
+    bundle is recorded in the ``error.txt`` of every member it left unfinished (finished members stay done).
+    """
+    root = Path(root)
+    if len(tasks) == 1:
+        return [execute_task(tasks[0], root, device, workers, eval_batch_size, threads, env)]
+    _setup(env, threads)
+    outcomes: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        for t in sorted(tasks, key=lambda t: t.id):
+            stack.enter_context(task_lock(root, t.id))
+        todo = [t for t in tasks if not t.is_done(root)]
+        outcomes = {t.id: {"id": t.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
+                    for t in tasks if t.is_done(root)}
+        for t in todo:
+            t.error_path(root).unlink(missing_ok=True)
+            log_event(root, t, "start", bundle=len(todo))
+        t0 = time.perf_counter()
+        message, details = "", ""
+        try:
+            if todo:
+                todo[0].spec.run_bundle(todo, [t.dir(root) for t in todo], device, workers, eval_batch_size)
+        except Exception as exc:
+            message, details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        seconds = time.perf_counter() - t0
+        for t in todo:
+            if t.is_done(root):
+                log_event(root, t, "done", seconds=seconds, bundle=len(todo))
+                outcomes[t.id] = {"id": t.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
+            else:
+                error = message or "the bundle ended without this run's result"
+                record_error(root, t, error, details)
+                log_event(root, t, "failed", seconds=seconds, error=error)
+                outcomes[t.id] = {"id": t.id, "status": "failed", "skipped": False, "seconds": seconds, "error": error}
+    return [outcomes[t.id] for t in tasks]
 
 
 def record_error(root: Path, task: Task, message: str, details: str = "") -> None:

@@ -1,7 +1,7 @@
 """Run bundles: K finetuning runs of one model on one data set trained together in one process.
 
 ``docs/mini-protocol.md`` ("Run bundles") states what is shared and what is per run. In short: runs whose configs
-agree on :data:`SHARED` (model, data, steps, batch, evaluation schedule, augmentation, precision, optimizer,
+agree on :data:`~vitplast.train.config.BUNDLE_SHARED` (model, data, steps, batch, evaluation schedule, augmentation, precision, optimizer,
 label smoothing; and the seed when the weights are random) may differ in seed, learning rate, schedule, trained
 group (``ln-control`` included), weight decay, momentum, clipping and head initialisation. Each member ``k`` keeps
 every tensor any member trains as ``P[k]`` of a stacked ``[K, *shape]`` tensor; tensors no member trains are the
@@ -46,22 +46,14 @@ from vitplast.train import cache
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.bundle_optim import BatchedOptimizer
-from vitplast.train.config import RunOptions, TrainConfig
+from vitplast.train.config import BUNDLE_SHARED, RunOptions, TrainConfig, bundle_key
 from vitplast.train.loop import Prepared, TrainState, _config_record, _finite, _write, prepare, run
 from vitplast.train.optim import lr_at
 from vitplast.train.rundir import RunDir
 from vitplast.train.scoring import HITS_FILE, Score, save_hits
 
-#: Config fields every member of a bundle shares (the rest may differ per member).
-SHARED = ("model", "data", "steps", "batch_size", "grad_accum", "eval_every", "augment", "random_weights",
-          "precision", "optimizer", "label_smoothing")
 #: Images of one batched evaluation forward (members x batch): members are scored in chunks below it.
 EVAL_IMAGES = 4096
-
-
-def bundle_key(cfg: TrainConfig) -> tuple[Any, ...]:
-    """Runs with equal keys can share a bundle (module docstring); random weights depend on the seed."""
-    return (*(getattr(cfg, f) for f in SHARED), cfg.seed if cfg.random_weights else None)
 
 
 @dataclass
@@ -132,7 +124,7 @@ def train_bundle(cfgs: Sequence[TrainConfig], outs: Sequence[str | Path], opts: 
         raise VitplastError("a bundle needs one output directory per run")
     if len({bundle_key(c) for c in cfgs}) > 1:
         raise VitplastError("these runs cannot share a bundle: they differ in " + ", ".join(
-            f for f in SHARED if len({getattr(c, f) for c in cfgs}) > 1) or "their random weights' seed")
+            f for f in BUNDLE_SHARED if len({getattr(c, f) for c in cfgs}) > 1) or "their random weights' seed")
     if len({Path(o).resolve() for o in outs}) < len(outs):
         raise VitplastError("two runs of a bundle have the same output directory")
     device = resolve_device(opts.device)
