@@ -134,36 +134,10 @@ def _setup(env: dict[str, str] | None, threads: int | None) -> None:
         torch.set_num_threads(max(1, int(threads)))
 
 
-def execute_task(
-    task: Task,
-    root: str | Path,
-    device: str = "auto",
-    workers: int | None = None,
-    eval_batch_size: int | None = None,
-    threads: int | None = None,
-    env: dict[str, str] | None = None,
-) -> dict[str, Any]:
+def execute_task(task: Task, root: str | Path, **options: Any) -> dict[str, Any]:
     """Run ``task`` with its outputs in ``task.dir(root)`` (module docstring); returns a flat outcome
-    ``{"id", "status": done|failed, "skipped", "seconds", "error"}``."""
-    root = Path(root)
-    _setup(env, threads)
-    with task_lock(root, task.id):
-        if task.is_done(root):
-            return {"id": task.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
-        task.error_path(root).unlink(missing_ok=True)
-        log_event(root, task, "start")
-        t0 = time.perf_counter()
-        try:
-            _run(task, root, device, workers, eval_batch_size)
-        except Exception as exc:
-            seconds = time.perf_counter() - t0
-            message = f"{type(exc).__name__}: {exc}"
-            record_error(root, task, message, traceback.format_exc())
-            log_event(root, task, "failed", seconds=seconds, error=message)
-            return {"id": task.id, "status": "failed", "skipped": False, "seconds": seconds, "error": message}
-        seconds = time.perf_counter() - t0
-        log_event(root, task, "done", seconds=seconds)
-        return {"id": task.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
+    ``{"id", "status": done|failed, "skipped", "seconds", "error"}``. ``options``: those of :func:`execute_bundle`."""
+    return execute_bundle([task], root, **options)[0]
 
 
 def execute_bundle(
@@ -175,15 +149,14 @@ def execute_bundle(
     threads: int | None = None,
     env: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run finetuning ``tasks`` as one run bundle (one task: :func:`execute_task`); one outcome per task, in order.
+    """Run ``tasks`` (one task, or finetuning tasks as one run bundle) with their outputs in ``task.dir(root)``;
+    one outcome per task, in order (:func:`execute_task`).
 
-    The contract of :func:`execute_task` holds per member: each member's lock is held (taken in id order), a
-    finished member is skipped, each unfinished one is resumed from its own checkpoint, and a failure of the
-    bundle is recorded in the ``error.txt`` of every member it left unfinished (finished members stay done).
+    The module's contract holds per member of a bundle: each member's lock is held (taken in id order), a finished
+    member is skipped, each unfinished one is resumed from its own checkpoint, and a failure of the bundle is
+    recorded in the ``error.txt`` of every member it left unfinished (finished members stay done).
     """
     root = Path(root)
-    if len(tasks) == 1:
-        return [execute_task(tasks[0], root, device, workers, eval_batch_size, threads, env)]
     _setup(env, threads)
     outcomes: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
@@ -192,20 +165,23 @@ def execute_bundle(
         todo = [t for t in tasks if not t.is_done(root)]
         outcomes = {t.id: {"id": t.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
                     for t in tasks if t.is_done(root)}
+        extra = {"bundle": len(todo)} if len(todo) > 1 else {}
         for t in todo:
             t.error_path(root).unlink(missing_ok=True)
-            log_event(root, t, "start", bundle=len(todo))
+            log_event(root, t, "start", **extra)
         t0 = time.perf_counter()
         message, details = "", ""
         try:
-            if todo:
+            if len(todo) == 1:
+                todo[0].spec.run(todo[0], todo[0].dir(root), device, workers, eval_batch_size)
+            elif todo:
                 todo[0].spec.run_bundle(todo, [t.dir(root) for t in todo], device, workers, eval_batch_size)
         except Exception as exc:
             message, details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         seconds = time.perf_counter() - t0
         for t in todo:
-            if t.is_done(root):
-                log_event(root, t, "done", seconds=seconds, bundle=len(todo))
+            if (t.is_done(root) if len(todo) > 1 else not message):
+                log_event(root, t, "done", seconds=seconds, **extra)
                 outcomes[t.id] = {"id": t.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
             else:
                 error = message or "the bundle ended without this run's result"
@@ -221,10 +197,6 @@ def record_error(root: Path, task: Task, message: str, details: str = "") -> Non
     if details:
         text += "\n" + details
     write_text_atomic(task.error_path(root), text)
-
-
-def _run(task: Task, root: Path, device: str, workers: int | None, eval_batch_size: int | None) -> None:
-    task.spec.run(task, task.dir(root), device, workers, eval_batch_size)
 
 
 def bounds_available() -> bool:
