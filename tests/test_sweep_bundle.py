@@ -33,15 +33,19 @@ def test_pack_groups_compatible_runs_in_plan_order() -> None:
         "models": [MODEL], "datasets": ["random:16", "random:32"], "groups": ["mha", "ln1"], "lrs": [0.01, 0.03],
         "seeds": [0, 1], "train": {"steps": 2, "random_weights": True}, "probe": False, "plasticity": False}))
     runs = plan.of_kind("finetune")
-    packs = pack(runs, 3)
+    packs = pack(runs, 2)
     assert sorted(t.id for p in packs for t in p) == sorted(t.id for t in runs)
     for p in packs:
-        assert len(p) <= 3
+        assert len(p) <= 2
         keys = {(t.config["data"], t.config["seed"]) for t in p}  # random weights: the seed is shared too
         assert len(keys) == 1
-        assert [runs.index(t) for t in p] == sorted(runs.index(t) for t in p)
-    assert sorted(len(p) for p in packs) == [1, 1, 1, 1, 3, 3, 3, 3]
+        assert [runs.index(t) for t in p] == sorted(runs.index(t) for t in p)  # one group: plan order
+        assert len({tuple(t.config["train"]) for t in p}) == 1  # each (data, seed) has 2 lrs of each group
+    assert sorted(len(p) for p in packs) == [2] * 8
     assert [len(p) for p in pack(runs, 1)] == [1] * len(runs)
+    assert sorted(len(p) for p in pack(runs, 3)) == [1] * 4 + [3] * 4  # per (data, seed): [mha, mha, ln1], [ln1]
+    mixed = pack(runs, 3)
+    assert all(len({tuple(t.config["train"]) for t in p}) <= 2 for p in mixed)
     assert bundle_size(None, "auto", cuda=False) != bundle_size(None, "cuda", cuda=False)
     assert bundle_size(5, "cpu", cuda=False) == 5
 

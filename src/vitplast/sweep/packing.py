@@ -1,8 +1,10 @@
 """Packing a sweep's finetuning tasks into run bundles (``docs/mini-protocol.md``, "Run bundles").
 
 Finetuning tasks whose configs have equal :func:`~vitplast.train.config.bundle_key` (same model, data, steps,
-batch, evaluation schedule, ...) are packed, in plan order, into bundles of at most ``size`` runs, each executed
-as one trial (:func:`~vitplast.sweep.execute.execute_bundle`); every other task is a pack of its own. fp16 runs
+batch, evaluation schedule, ...) are packed into bundles of at most ``size`` runs, each executed as one trial
+(:func:`~vitplast.sweep.execute.execute_bundle`); every other task is a pack of its own. Within a key, runs that
+train the same groups are packed together first (plan order otherwise): a bundle computes the weight gradients of
+every tensor any member trains, so an ``ln1`` run bundled with a ``full`` run would pay for ``full``'s gradients. fp16 runs
 (one loss scaler per run) are never bundled. Bundling changes how runs execute, never what they are: each run
 keeps its id, its folder and its files.
 """
@@ -27,20 +29,19 @@ def bundle_size(bundle: int | None, device: str, cuda: bool) -> int:
 
 
 def pack(tasks: Sequence[Task], size: int) -> list[list[Task]]:
-    """``tasks`` in packs (module docstring); the order of the tasks inside and across packs follows ``tasks``."""
+    """``tasks`` in packs (module docstring): unbundled tasks first, in plan order, then the bundles of each key."""
     from vitplast.train.config import TrainConfig, bundle_key
 
     packs: list[list[Task]] = []
-    open_packs: dict[tuple[object, ...], list[Task]] = {}
+    by_key: dict[tuple[object, ...], list[tuple[str, Task]]] = {}
     for t in tasks:
         cfg = TrainConfig.from_dict(t.config) if t.kind == "finetune" and size > 1 else None
         if cfg is None or cfg.precision == "fp16":
             packs.append([t])
             continue
-        key = bundle_key(cfg)
-        current = open_packs.get(key)
-        if current is None or len(current) >= size:
-            current = open_packs[key] = []
-            packs.append(current)
-        current.append(t)
+        by_key.setdefault(bundle_key(cfg), []).append((",".join(cfg.train), t))
+    for runs in by_key.values():
+        groups = list(dict.fromkeys(g for g, _ in runs))
+        ordered = [t for _, t in sorted(runs, key=lambda gt: groups.index(gt[0]))]  # stable: plan order per group
+        packs += [ordered[i:i + size] for i in range(0, len(ordered), size)]
     return packs
