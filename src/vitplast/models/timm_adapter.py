@@ -262,7 +262,7 @@ class TimmViT(ViT):
         loops over the members): use timm's explicit softmax attention instead."""
         for m in self.module.modules():
             if hasattr(m, "fused_attn"):
-                m.fused_attn = False
+                setattr(m, "fused_attn", False)  # noqa: B010  (a plain attribute, not a tensor)
 
     def _reset_classifier(self, num_classes: int) -> None:
         """timm's new head; a distilled DeiT's two new heads are one layer (``head_dist`` is ``head``), so its
