@@ -16,6 +16,7 @@ from vitplast.cli.progress import Heartbeat
 from vitplast.configs import BUNDLED_MODELS, check_model_spec, parse_numbers, split_list
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, mini
+from vitplast.sweep.packing import DEFAULT_BUNDLE
 
 console = Console(stderr=True)
 
@@ -25,6 +26,9 @@ GpusOpt = Annotated[
     float | None, typer.Option("--gpus-per-trial", help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0)")
 ]
 ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N trials at once (default: as resources allow)")]
+BundleOpt = Annotated[int | None, typer.Option(
+    "--bundle", help="finetuning runs trained together per trial (a run bundle, docs/mini-protocol.md; 1: one run "
+    f"per trial; default: {DEFAULT_BUNDLE['cpu']} on CPU, {DEFAULT_BUNDLE['cuda']} on a GPU)")]
 ExecOpt = Annotated[str, typer.Option(
     "--executor", help="ray (Ray Tune, the default when installed) or local (one task at a time, in process; "
     "the fallback, with a notice, when Ray is not installed)")]
@@ -120,7 +124,7 @@ def _executor(executor: str, resources: Any) -> str:
 
 
 def _resources(executor: str, address: str | None, cpus: float | None, gpus: float | None,
-               concurrent: int | None) -> Any:
+               concurrent: int | None, bundle: int | None) -> Any:
     """The executor and resource options, checked (also against this machine and the cluster address; a
     ``ray://`` address needs the Ray client) before a plan is printed or a sweep folder written."""
     import importlib.util
@@ -128,7 +132,7 @@ def _resources(executor: str, address: str | None, cpus: float | None, gpus: flo
     from vitplast.sweep.resources import Resources, check_executor
 
     check_executor(executor)
-    resources = Resources(address, cpus, gpus, concurrent)
+    resources = Resources(address, cpus, gpus, concurrent, bundle)
     if address and address.startswith("ray://") and importlib.util.find_spec("ray") is not None \
             and importlib.util.find_spec("grpc") is None:
         raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
@@ -169,6 +173,7 @@ def sweep(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
+    bundle: BundleOpt = None,
     executor: ExecOpt = "auto",
     models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
@@ -205,7 +210,7 @@ def sweep(
              "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
     if out is None:
         raise VitplastError("--out DIR is required (or use --status DIR)")
-    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent)
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle)
     if sweep_file is not None:
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
@@ -335,6 +340,7 @@ def reproduce(
     cpus_per_trial: CpusOpt = None,
     gpus_per_trial: GpusOpt = None,
     max_concurrent: ConcOpt = None,
+    bundle: BundleOpt = None,
     executor: ExecOpt = "auto",
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
@@ -354,7 +360,7 @@ def reproduce(
     if suite not in SUITES:
         raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
     check_model_spec(model, "--model")
-    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent)
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle)
     if suite == "mini":
         lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
         bundled = model in BUNDLED_MODELS

@@ -253,6 +253,13 @@ class TimmViT(ViT):
         out: nn.Linear = head[0] if isinstance(head, tuple) else head
         return out
 
+    def prefer_batchable_kernels(self) -> None:
+        """timm's fused attention (``scaled_dot_product_attention``) has no vmap batching rule on CPU (vmap then
+        loops over the members): use timm's explicit softmax attention instead."""
+        for m in self.module.modules():
+            if hasattr(m, "fused_attn"):
+                setattr(m, "fused_attn", False)  # noqa: B010  (a plain attribute, not a tensor)
+
     def _reset_classifier(self, num_classes: int) -> None:
         """timm's new head; a distilled DeiT's two new heads are one layer (``head_dist`` is ``head``), so its
         eval forward ``(head(c) + head_dist(t)) / 2`` equals ``classifier(pre_logits)`` with ``pre_logits = (c + t) / 2``."""

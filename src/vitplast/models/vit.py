@@ -303,6 +303,11 @@ class ViT(ABC):
         claim("head", [p for p in self.module.parameters() if id(p) not in owner])
         return groups
 
+    def prefer_batchable_kernels(self) -> None:
+        """Compute attention with kernels that ``torch.func.vmap`` batches (run bundles, ``docs/mini-protocol.md``);
+        the result is the same up to floating-point rounding. A no-op where the library's kernels already batch."""
+        return None
+
     def to(self, device: torch.device | str) -> ViT:
         self.module.to(device)
         return self

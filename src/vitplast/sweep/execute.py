@@ -118,41 +118,71 @@ def is_running(root: Path, task_id: str) -> bool:
         return not got
 
 
-def execute_task(
-    task: Task,
-    root: str | Path,
-    device: str = "auto",
-    workers: int | None = None,
-    eval_batch_size: int | None = None,
-    threads: int | None = None,
-    env: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Run ``task`` with its outputs in ``task.dir(root)`` (module docstring); returns a flat outcome
-    ``{"id", "status": done|failed, "skipped", "seconds", "error"}``."""
-    root = Path(root)
+def _setup(env: dict[str, str] | None, threads: int | None) -> None:
+    """The driver's environment (values already set here win) and the torch thread count of this process."""
     for k, v in (env or {}).items():
         os.environ.setdefault(k, v)
     if threads is not None:
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-    with task_lock(root, task.id):
-        if task.is_done(root):
-            return {"id": task.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
-        task.error_path(root).unlink(missing_ok=True)
-        log_event(root, task, "start")
+
+
+def execute_task(task: Task, root: str | Path, **options: Any) -> dict[str, Any]:
+    """Run ``task`` with its outputs in ``task.dir(root)`` (module docstring); returns a flat outcome
+    ``{"id", "status": done|failed, "skipped", "seconds", "error"}``. ``options``: those of :func:`execute_bundle`."""
+    return execute_bundle([task], root, **options)[0]
+
+
+def execute_bundle(
+    tasks: Sequence[Task],
+    root: str | Path,
+    device: str = "auto",
+    workers: int | None = None,
+    eval_batch_size: int | None = None,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``tasks`` (one task, or finetuning tasks as one run bundle) with their outputs in ``task.dir(root)``;
+    one outcome per task, in order (:func:`execute_task`).
+
+    The module's contract holds per member of a bundle: each member's lock is held (taken in id order), a finished
+    member is skipped, each unfinished one is resumed from its own checkpoint, and a failure of the bundle is
+    recorded in the ``error.txt`` of every member it left unfinished (finished members stay done).
+    """
+    root = Path(root)
+    _setup(env, threads)
+    outcomes: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        for t in sorted(tasks, key=lambda t: t.id):
+            stack.enter_context(task_lock(root, t.id))
+        todo = [t for t in tasks if not t.is_done(root)]
+        outcomes = {t.id: {"id": t.id, "status": "done", "skipped": True, "seconds": 0.0, "error": ""}
+                    for t in tasks if t.is_done(root)}
+        extra = {"bundle": len(todo)} if len(todo) > 1 else {}
+        for t in todo:
+            t.error_path(root).unlink(missing_ok=True)
+            log_event(root, t, "start", **extra)
         t0 = time.perf_counter()
+        message, details = "", ""
         try:
-            _run(task, root, device, workers, eval_batch_size)
+            if len(todo) == 1:
+                todo[0].spec.run(todo[0], todo[0].dir(root), device, workers, eval_batch_size)
+            elif todo:
+                todo[0].spec.run_bundle(todo, [t.dir(root) for t in todo], device, workers, eval_batch_size)
         except Exception as exc:
-            seconds = time.perf_counter() - t0
-            message = f"{type(exc).__name__}: {exc}"
-            record_error(root, task, message, traceback.format_exc())
-            log_event(root, task, "failed", seconds=seconds, error=message)
-            return {"id": task.id, "status": "failed", "skipped": False, "seconds": seconds, "error": message}
+            message, details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         seconds = time.perf_counter() - t0
-        log_event(root, task, "done", seconds=seconds)
-        return {"id": task.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
+        for t in todo:
+            if (t.is_done(root) if len(todo) > 1 else not message):
+                log_event(root, t, "done", seconds=seconds, **extra)
+                outcomes[t.id] = {"id": t.id, "status": "done", "skipped": False, "seconds": seconds, "error": ""}
+            else:
+                error = message or "the bundle ended without this run's result"
+                record_error(root, t, error, details)
+                log_event(root, t, "failed", seconds=seconds, error=error)
+                outcomes[t.id] = {"id": t.id, "status": "failed", "skipped": False, "seconds": seconds, "error": error}
+    return [outcomes[t.id] for t in tasks]
 
 
 def record_error(root: Path, task: Task, message: str, details: str = "") -> None:
@@ -161,10 +191,6 @@ def record_error(root: Path, task: Task, message: str, details: str = "") -> Non
     if details:
         text += "\n" + details
     write_text_atomic(task.error_path(root), text)
-
-
-def _run(task: Task, root: Path, device: str, workers: int | None, eval_batch_size: int | None) -> None:
-    task.spec.run(task, task.dir(root), device, workers, eval_batch_size)
 
 
 def bounds_available() -> bool:

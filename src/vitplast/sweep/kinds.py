@@ -62,6 +62,12 @@ class TaskKind:
     def run(self, task: Task, out: Path, device: str, workers: int | None, eval_batch_size: int | None) -> None:
         raise NotImplementedError
 
+    def run_bundle(self, tasks: list[Task], outs: list[Path], device: str, workers: int | None,
+                   eval_batch_size: int | None) -> None:
+        """Run several tasks of this kind together; by default one after the other."""
+        for t, out in zip(tasks, outs, strict=True):
+            self.run(t, out, device, workers, eval_batch_size)
+
 
 class FinetuneKind(TaskKind):
     name = "finetune"
@@ -89,6 +95,15 @@ class FinetuneKind(TaskKind):
         cfg = self.config(task)
         opts = RunOptions(device=device, workers=workers, eval_batch_size=eval_batch_size)  # no figures in sweeps
         finetune(cfg.model, cfg.data, cfg, opts, out=out, resume=True)
+
+    def run_bundle(self, tasks: list[Task], outs: list[Path], device: str, workers: int | None,
+                   eval_batch_size: int | None) -> None:
+        """Run compatible finetuning tasks as one run bundle (:mod:`vitplast.train.bundle`), resuming each."""
+        from vitplast.train.bundle import train_bundle
+        from vitplast.train.config import RunOptions
+
+        opts = RunOptions(device=device, workers=workers, eval_batch_size=eval_batch_size)
+        train_bundle([self.config(t) for t in tasks], outs, opts, resume=True)
 
 
 class ProbeKind(TaskKind):

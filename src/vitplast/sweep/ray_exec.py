@@ -1,7 +1,8 @@
 """Executing tasks as Ray Tune trials (the default executor).
 
-Each task is one trial of a function trainable that calls :func:`~vitplast.sweep.execute.execute_task`
-with the task's directory inside the sweep directory, so the state that matters (run directories,
+Each pack (one task, or a run bundle of finetuning tasks: :mod:`vitplast.sweep.packing`) is one trial of a
+function trainable that calls :func:`~vitplast.sweep.execute.execute_bundle` with the tasks' directories inside
+the sweep directory, so the state that matters (run directories,
 ``result.json``) is ours, not Tune's: Tune's own experiment directory goes to ``DIR/.ray/`` and is thrown
 away at the next sweep, Tune's loggers (TensorBoard, CSV, JSON) are disabled, its console output is off,
 and the trial keeps the driver's working directory.
@@ -26,7 +27,7 @@ from typing import Any
 
 from vitplast.errors import VitplastError
 from vitplast.reaper import Reaper
-from vitplast.sweep.execute import execute_task, forwarded_env
+from vitplast.sweep.execute import execute_bundle, forwarded_env
 from vitplast.sweep.plan import Task
 
 OBJECT_STORE_BYTES = 96 * 1024 * 1024
@@ -53,10 +54,16 @@ def require_ray() -> None:
         ) from None
 
 
-def _trial(config: dict[str, Any], tasks: dict[str, dict[str, Any]], root: str, run: dict[str, Any]) -> dict[str, Any]:
-    """The function trainable: run one task; the returned dict is the trial's final result."""
-    task = Task.from_dict(tasks[config["id"]])
-    return execute_task(task, root, **run)
+def _trial(config: dict[str, Any], packs: dict[str, list[dict[str, Any]]], root: str,
+           run: dict[str, Any]) -> dict[str, Any]:
+    """The function trainable: run one pack; the trial's final result holds each task's outcome."""
+    tasks = [Task.from_dict(t) for t in packs[config["id"]]]
+    return {"outcomes": execute_bundle(tasks, root, **run)}
+
+
+def pack_id(tasks: list[Task]) -> str:
+    """The trial name of a pack: its task's id, or ``<first id>+<N-1>`` for a bundle of N runs."""
+    return tasks[0].id if len(tasks) == 1 else f"{tasks[0].id}+{len(tasks) - 1}"
 
 
 def _dirname(trial: Any) -> str:
@@ -88,7 +95,7 @@ def init_ray(address: str | None, verbose: bool = False) -> bool:
 
 
 def run_ray(
-    tasks: list[Task],
+    packs: list[list[Task]],
     root: Path,
     on_done: OnDone,
     *,
@@ -98,7 +105,8 @@ def run_ray(
     max_concurrent: int | None = None,
     run: dict[str, Any] | None = None,
 ) -> None:
-    """Run ``tasks`` as Tune trials; ``on_done(task, outcome)`` is called in this process as each ends."""
+    """Run ``packs`` as Tune trials; ``on_done(task, outcome)`` is called in this process for each task of a
+    trial as the trial ends."""
     require_ray()
     verbose = os.environ.get("VITPLAST_RAY_VERBOSE") == "1"
     started = init_ray(address, verbose)
@@ -116,9 +124,10 @@ def run_ray(
             gpus = float(ray.cluster_resources().get("GPU", 0))
             if gpus_per_trial > gpus:
                 raise VitplastError(f"--gpus-per-trial {gpus_per_trial:g} but this machine has {gpus:g} GPUs")
-        by_id = {t.id: t for t in tasks}
+        by_id = {pack_id(p): p for p in packs}
         run_kw = {**(run or {}), "threads": max(1, int(cpus_per_trial)), "env": forwarded_env()}
-        trainable = tune.with_parameters(_trial, tasks={t.id: t.to_dict() for t in tasks}, root=str(root), run=run_kw)
+        trainable = tune.with_parameters(_trial, packs={k: [t.to_dict() for t in p] for k, p in by_id.items()},
+                                         root=str(root), run=run_kw)
         trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         storage = (Path(root) / ".ray").resolve()
         shutil.rmtree(storage, ignore_errors=True)

@@ -26,6 +26,8 @@ class Resources:
     gpus_per_trial: float | None = option(
         None, help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0).", ge=0)
     max_concurrent: int | None = option(None, help="At most N trials at once (default: as resources allow).", ge=1)
+    bundle: int | None = option(None, help="Finetuning runs trained together per trial, a run bundle (default: "
+                                "by device, see docs/mini-protocol.md).", ge=1)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -5,8 +5,9 @@
 1. expands ``spec`` into a :class:`~vitplast.sweep.plan.Plan` (every run validated before anything is
    written) and checks the executor is available;
 2. writes ``DIR/sweep.yaml`` (the normalised spec) and ``DIR/plan.json``;
-3. hands the unfinished tasks to the executor: ``ray`` (Ray Tune trials, the default) or ``local`` (one
-   after the other in this process; also the fallback when Ray is not wanted). Finished tasks are
+3. packs the unfinished finetuning runs into run bundles (:mod:`vitplast.sweep.packing`) and hands the packs to
+   the executor: ``ray`` (one Ray Tune trial per pack, the default) or ``local`` (one after the other in this
+   process; also the fallback when Ray is not wanted). Finished tasks are
    skipped, interrupted finetuning runs resume from their checkpoint, failed ones are tried again
    (``retry_failed=False`` leaves them failed);
 4. rebuilds ``results.csv``, ``probes.csv``, ``plasticity.csv`` and ``bounds.csv`` from the task
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.errors import VitplastError
-from vitplast.sweep.execute import execute_task, reconcile_events
+from vitplast.sweep.execute import execute_bundle, reconcile_events
+from vitplast.sweep.packing import bundle_size, pack
 from vitplast.sweep.plan import PLAN_FILE, SPEC_FILE, Plan, Task, build_plan
-from vitplast.sweep.resources import EXECUTORS, Resources
+from vitplast.sweep.resources import EXECUTORS, Resources, cuda_count
 from vitplast.sweep.results import SweepTables, write_tables
 from vitplast.sweep.spec import SweepSpec
 from vitplast.sweep.status import task_state
@@ -118,15 +120,16 @@ def run_sweep(
             on_done(task, outcome)
 
     run_opts = {"device": spec.run.device, "workers": spec.run.workers, "eval_batch_size": spec.run.eval_batch_size}
+    packs = pack(todo, bundle_size(resources.bundle, spec.run.device, cuda_count() > 0))
     try:
         if todo:
             if executor == "local":
-                run_local(todo, out, done, run_opts, resources.cpus_per_trial)
+                run_local(packs, out, done, run_opts, resources.cpus_per_trial)
             else:
                 from vitplast.sweep.ray_exec import run_ray
 
                 cpus, gpus = resources.resolved()
-                run_ray(todo, out, done, address=resources.address, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                run_ray(packs, out, done, address=resources.address, cpus_per_trial=cpus, gpus_per_trial=gpus,
                         max_concurrent=resources.max_concurrent, run=run_opts)
     finally:
         tables = write_tables(out, plan)
@@ -137,9 +140,11 @@ def run_sweep(
 
 
 def run_local(
-    tasks: list[Task], root: Path, on_done: OnDone, run: dict[str, Any], threads: float | None = None
+    packs: list[list[Task]], root: Path, on_done: OnDone, run: dict[str, Any], threads: float | None = None
 ) -> None:
-    """The in-process executor: tasks one after the other; a failing task is recorded and skipped over."""
-    for task in tasks:
-        outcome = execute_task(task, root, threads=None if threads is None else int(threads), **run)
-        on_done(task, outcome)
+    """The in-process executor: packs (a task, or a run bundle) one after the other; a failing task is recorded
+    and skipped over."""
+    for tasks in packs:
+        outcomes = execute_bundle(tasks, root, threads=None if threads is None else int(threads), **run)
+        for task, outcome in zip(tasks, outcomes, strict=True):
+            on_done(task, outcome)

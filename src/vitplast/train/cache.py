@@ -39,9 +39,13 @@ def _get(store: OrderedDict[Hashable, T], key: Hashable, build: Callable[[], T])
 def model(spec: str, random_weights: bool = False, seed: int = 0) -> ViT:
     """A fresh copy of ``load_model(spec, random_weights=..., seed=...)`` (seed matters only for random weights)."""
     key = (spec, random_weights, seed if random_weights else None)
-    pristine = _get(_MODELS, key, lambda: load_model(spec, random_weights=random_weights, seed=seed))
-    fresh = as_vit(copy.deepcopy(pristine.module), pristine.name)  # the adapter's closures see the copy
-    fresh.data_config = pristine.data_config
+    return fresh_copy(_get(_MODELS, key, lambda: load_model(spec, random_weights=random_weights, seed=seed)))
+
+
+def fresh_copy(vit: ViT) -> ViT:
+    """A deep copy of ``vit``'s module, wrapped anew by the adapters (their closures see the copy)."""
+    fresh = as_vit(copy.deepcopy(vit.module), vit.name)
+    fresh.data_config = vit.data_config
     return fresh
 
 

@@ -229,3 +229,14 @@ class RunOptions:
     def eval_batch(self, cfg: TrainConfig) -> int:
         """Evaluation batch size: explicit, else ``max(256, micro-batch)`` (no gradients: larger batches fit)."""
         return self.eval_batch_size or max(256, cfg.micro_batch)
+
+
+#: Config fields every run of a run bundle shares (``docs/mini-protocol.md``, "Run bundles"); the others (seed, lr,
+#: trained groups, schedule, weight decay, momentum, clipping, head initialisation) may differ per run.
+BUNDLE_SHARED = ("model", "data", "steps", "batch_size", "grad_accum", "eval_every", "augment", "random_weights",
+                 "precision", "optimizer", "label_smoothing")
+
+
+def bundle_key(cfg: TrainConfig) -> tuple[Any, ...]:
+    """Runs with equal keys can train in one bundle (:data:`BUNDLE_SHARED`; random weights depend on the seed)."""
+    return (*(getattr(cfg, f) for f in BUNDLE_SHARED), cfg.seed if cfg.random_weights else None)
