@@ -171,7 +171,7 @@ def _naive_difference(targets: list[dict[str, np.ndarray]], a: list[str], b: lis
             comps.append((w[g] ** 2 * np.var(acc, ddof=1) / s, s - 1))
             res = sum((h[k, i] - acc[k] - h[:, i].mean() + h.mean()) ** 2 for k in range(s) for i in range(n))
             overlap += w[g] ** 2 * res / ((s - 1) * (n - 1)) / (s * n)
-        comps.append((max(np.var(delta, ddof=1) / n - overlap, 0.0), n - 1))
+        comps.append((np.var(delta, ddof=1) / n - overlap, n - 1))
     d = len(targets)
     v = sum(c for c, _ in comps) / d**2
     num = sum((c / d**2) ** 2 / (f + 2) for c, f in comps)

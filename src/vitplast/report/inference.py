@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -171,17 +172,32 @@ def _merge(values: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def stratum_null(rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact null of Spearman's rho of one stratum: every pairing of ``ry`` with ``rx``, equally likely."""
-    perms = np.array(list(itertools.permutations(range(len(ry)))))
-    vals = _rho(rx, ry[perms])
+    return _stratum_null(*_key(rx, ry))
+
+
+def _key(rx: np.ndarray, ry: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A stratum's null depends only on the two multisets of ranks (every pairing is enumerated)."""
+    return tuple(np.sort(np.asarray(rx, dtype=float))), tuple(np.sort(np.asarray(ry, dtype=float)))
+
+
+@functools.lru_cache(maxsize=256)
+def _stratum_null(rx: tuple[float, ...], ry: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(ry)
+    vals = _rho(np.asarray(rx), y[np.array(list(itertools.permutations(range(len(y)))))])
     return _merge(vals, np.full(len(vals), 1.0 / len(vals)))
 
 
 def rank_null(strata: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Exact null of the mean over strata of the within-stratum rho, by convolving the strata's exact nulls
     (values, probabilities). Raises ``ValueError`` when the support would exceed :data:`MAX_SUPPORT`."""
+    return _rank_null(tuple(sorted(_key(rx, ry) for rx, ry in strata)))
+
+
+@functools.lru_cache(maxsize=64)
+def _rank_null(strata: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...]) -> tuple[np.ndarray, np.ndarray]:
     vals, probs = np.array([0.0]), np.array([1.0])
     for rx, ry in strata:
-        v, p = stratum_null(rx, ry)
+        v, p = _stratum_null(rx, ry)
         if len(vals) * len(v) > MAX_SUPPORT:
             raise ValueError("support too large for an exact convolution")
         vals, probs = _merge(vals[:, None] + v[None, :], probs[:, None] * p[None, :])
@@ -330,7 +346,8 @@ def _target_terms(hits: Mapping[str, np.ndarray], weights: Mapping[str, float],
     the seed-by-image noise. The image term: ``K / (K - 1) sum_k T_k^2 / N^2`` with ``T_k`` the cluster sums of
     the centred, seed-averaged, weighted per-image difference, less the seed-by-image noise the seed term
     already counts, ``sum_g w^2 K / ((S - 1)(K - 1)) sum_{s,k} R_sk^2 / (S N^2)`` (``R_sk``: cluster sums of
-    the two-way residuals ``h - row mean - column mean + grand mean``), floored at 0; ``K - 1`` df.
+    the two-way residuals ``h - row mean - column mean + grand mean``); ``K - 1`` df. The image term is an
+    unbiased difference and may be negative; only the total variance is floored at 0.
     """
     n_img = next(iter(hits.values())).shape[-1]
     if clusters is None:
@@ -359,7 +376,7 @@ def _target_terms(hits: Mapping[str, np.ndarray], weights: Mapping[str, float],
             overlap = overlap + w * w * ms / (s * n_img**2)
     tot = agg(delta - delta.mean(axis=-1, keepdims=True))
     v_img = k / max(k - 1, 1) * (tot * tot).sum(axis=-1) / n_img**2
-    terms.append((np.maximum(v_img - overlap, 0.0), float(max(k - 1, 1))))
+    terms.append((v_img - overlap, float(max(k - 1, 1))))
     return effect, terms
 
 
@@ -387,7 +404,7 @@ def difference_test(
         effects.append(e)
         terms += tm
     effect = np.mean(effects, axis=0)
-    var = sum(v for v, _ in terms) / n**2
+    var = np.maximum(sum(v for v, _ in terms) / n**2, 0.0)
     num = sum((v / n**2) ** 2 / (df + 2) for v, df in terms)  # unbiased for sum sigma_k^4 / df_k
     lo_df, hi_df = min(df for _, df in terms), sum(df for _, df in terms)
     with np.errstate(invalid="ignore", divide="ignore"):
