@@ -35,7 +35,7 @@ def _studies(design: D.Design, n: int, seed: int, shift: dict[str, float] | None
 @pytest.mark.parametrize("seed_sd", [0.03, 0.0])
 def test_difference_test_under_a_true_null(seed_sd: float) -> None:
     """MHA/FFN vs LN with no difference: rejection rates at 0.05 and 0.05/21, and the interval's coverage of 0."""
-    n_img, sims = (1000, 40_000) if FULL else (150, 6000)
+    n_img, sims = (500, 20_000) if FULL else (150, 6000)
     design = D.Design((n_img,) * 3, 3, 0.8, seed_sd)
     p, cover = [], []
     for k in range(sims // 2000):
@@ -70,7 +70,7 @@ def test_difference_interval_covers_a_true_difference() -> None:
 def test_rank_and_signed_rank_tests_under_a_true_null() -> None:
     """A predictor unrelated to the (noisy) accuracies: the exact rank test rejects at its attained size, which
     is at most the level; so does the signed-rank test of the per-target MHA/FFN - LN differences."""
-    sims, n_img = (6000, 1000) if FULL else (800, 400)  # fewer images: tied accuracies, slower exact nulls
+    sims, n_img = (4000, 1000) if FULL else (800, 400)  # fewer images: tied accuracies, slower exact nulls
     design = D.Design((n_img,) * 5, 3, 0.8, 0.03)
     rng = np.random.default_rng(5)
     groups = ("ln1", "mha", "ln2", "fc1", "fc2")
