@@ -158,24 +158,29 @@ def test_family_excludes_tests_that_cannot_pass_before_adjusting() -> None:
 def _naive_difference(targets: list[dict[str, np.ndarray]], a: list[str], b: list[str]) -> tuple[float, float, float]:
     """The two-stage variance of docs/statistics.md written with loops: (effect, se, df)."""
     w = {g: 1 / len(a) for g in a} | {g: -1 / len(b) for g in b}
-    effects, comps = [], []
+    effects, comps, dfs = [], [], []  # comps: (variance, half the variance of its estimate)
     for t in targets:
         n = next(iter(t.values())).shape[1]
         effects.append(sum(w[g] * t[g].mean() for g in w))
         delta = [sum(w[g] * t[g][:, i].mean() for g in w) for i in range(n)]
-        overlap = 0.0
+        overlap = np.zeros(n)
         for g in w:
             h = t[g].astype(float)
             s = h.shape[0]
             acc = [h[k].mean() for k in range(s)]
-            comps.append((w[g] ** 2 * np.var(acc, ddof=1) / s, s - 1))
-            res = sum((h[k, i] - acc[k] - h[:, i].mean() + h.mean()) ** 2 for k in range(s) for i in range(n))
-            overlap += w[g] ** 2 * res / ((s - 1) * (n - 1)) / (s * n)
-        comps.append((np.var(delta, ddof=1) / n - overlap, n - 1))
+            v = w[g] ** 2 * np.var(acc, ddof=1) / s
+            comps.append((v, v * v / (s + 1)))
+            dfs.append(s - 1)
+            for i in range(n):
+                res = sum((h[k, i] - acc[k] - h[:, i].mean() + h.mean()) ** 2 for k in range(s))
+                overlap[i] += w[g] ** 2 * n / ((s - 1) * (n - 1)) * res / (s * n * n)
+        q = np.array([n / (n - 1) * (delta[i] - np.mean(delta)) ** 2 / n**2 for i in range(n)]) - overlap
+        comps.append((q.sum(), n / (n - 1) * np.sum((q - q.mean()) ** 2) / 2))
     d = len(targets)
     v = sum(c for c, _ in comps) / d**2
-    num = sum((c / d**2) ** 2 / (f + 2) for c, f in comps)
-    df = min(max((v * v - 2 * num) / num, min(f for _, f in comps)), sum(f for _, f in comps))
+    num = sum(c for _, c in comps) / d**4
+    hi = sum(dfs) + sum(next(iter(t.values())).shape[1] - 1 for t in targets)
+    df = min(max((v * v - 2 * num) / num, min(dfs)), hi)
     return float(np.mean(effects)), math.sqrt(v), df
 
 

@@ -337,8 +337,9 @@ class Difference:
 
 
 def _target_terms(hits: Mapping[str, np.ndarray], weights: Mapping[str, float],
-                  clusters: np.ndarray | None) -> tuple[np.ndarray, list[tuple[np.ndarray, float]]]:
-    """One target's weighted accuracy difference and its variance components ``(variance, df)``.
+                  clusters: np.ndarray | None) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """One target's weighted accuracy difference and its variance components ``(v, c)``: the estimate ``v`` and
+    ``c``, an estimate of half its sampling variance (Satterthwaite's ``sigma^4 / df``).
 
     ``hits[g]``: bool ``[..., seeds, images]`` (leading axes: independent studies); ``N`` images in ``K``
     clusters (source images; each image its own cluster by default). For a group with ``S > 1`` seeds,
@@ -346,8 +347,10 @@ def _target_terms(hits: Mapping[str, np.ndarray], weights: Mapping[str, float],
     the seed-by-image noise. The image term: ``K / (K - 1) sum_k T_k^2 / N^2`` with ``T_k`` the cluster sums of
     the centred, seed-averaged, weighted per-image difference, less the seed-by-image noise the seed term
     already counts, ``sum_g w^2 K / ((S - 1)(K - 1)) sum_{s,k} R_sk^2 / (S N^2)`` (``R_sk``: cluster sums of
-    the two-way residuals ``h - row mean - column mean + grand mean``); ``K - 1`` df. The image term is an
-    unbiased difference and may be negative; only the total variance is floored at 0.
+    the two-way residuals ``h - row mean - column mean + grand mean``). The image term is an unbiased difference
+    and may be negative (only the total variance is floored at 0); as a sum of ``K`` per-cluster parts ``q_k``,
+    its ``c`` is ``K / (K - 1) sum_k (q_k - mean q)^2 / 2``, which holds for the skewed per-image data too. A
+    seed term's ``c`` is ``v^2 / (S + 1)`` (``v^2 / (df + 2)``, unbiased for ``sigma^4 / df``).
     """
     n_img = next(iter(hits.values())).shape[-1]
     if clusters is None:
@@ -362,7 +365,7 @@ def _target_terms(hits: Mapping[str, np.ndarray], weights: Mapping[str, float],
     effect: np.ndarray = np.zeros(())
     delta: np.ndarray = np.zeros(())
     overlap: np.ndarray = np.zeros(())
-    terms: list[tuple[np.ndarray, float]] = []
+    terms: list[tuple[np.ndarray, np.ndarray]] = []
     for g, w in weights.items():
         h = np.asarray(hits[g], dtype=float)
         s = h.shape[-2]
@@ -370,13 +373,14 @@ def _target_terms(hits: Mapping[str, np.ndarray], weights: Mapping[str, float],
         effect = effect + w * rows.mean(axis=-1)
         delta = delta + w * cols
         if s > 1:
-            terms.append((w * w * rows.var(axis=-1, ddof=1) / s, float(s - 1)))
+            v = w * w * rows.var(axis=-1, ddof=1) / s
+            terms.append((v, v * v / (s + 1)))  # v^2 / (df + 2): unbiased for sigma^4 / df
             resid = agg(h - rows[..., :, None] - cols[..., None, :] + rows.mean(axis=-1)[..., None, None])
-            ms = k / ((s - 1) * max(k - 1, 1)) * (resid * resid).sum(axis=(-2, -1))
-            overlap = overlap + w * w * ms / (s * n_img**2)
+            overlap = overlap + w * w * k / ((s - 1) * max(k - 1, 1)) * (resid * resid).sum(axis=-2) / (s * n_img**2)
     tot = agg(delta - delta.mean(axis=-1, keepdims=True))
-    v_img = k / max(k - 1, 1) * (tot * tot).sum(axis=-1) / n_img**2
-    terms.append((v_img - overlap, float(max(k - 1, 1))))
+    q = k / max(k - 1, 1) * tot * tot / n_img**2 - overlap  # per-cluster parts of the image term
+    spread = q - q.mean(axis=-1, keepdims=True)
+    terms.append((q.sum(axis=-1), k / max(k - 1, 1) * (spread * spread).sum(axis=-1) / 2))
     return effect, terms
 
 
@@ -388,7 +392,8 @@ def difference_test(
 
     ``targets[d][g]``: bool ``[seeds, images]`` per group on target ``d`` (a group with one row, e.g. the
     probe, has no seed term). The per-target variances (:func:`_target_terms`) are added over targets and
-    divided by ``D^2``; ``df`` is Welch-Satterthwaite's ``(sum v)^2 / sum(v^2 / df)``; the interval is
+    divided by ``D^2``; ``df`` is Welch-Satterthwaite's ``(sum v)^2 / sum c`` with ``(sum v)^2`` estimated
+    without bias (``var^2 - 2 sum c``), kept between the smallest seed df and the sum of all; the interval is
     ``effect -+ t_{df, (1 + level) / 2} se`` and the p-value that of ``t = effect / se`` (``greater``:
     ``P(T >= t)``, two-sided: twice the smaller tail). Leading axes of the hit arrays are independent studies
     (the design simulation) and give arrays of the same shape in every field but ``n_targets``.
@@ -403,11 +408,13 @@ def difference_test(
         e, tm = _target_terms(t, weights, None if clusters is None else clusters[i])
         effects.append(e)
         terms += tm
+    seeds = [t[g].shape[-2] - 1 for t in targets for g in weights if t[g].shape[-2] > 1]
+    lo_df, hi_df = min(seeds, default=1), sum(seeds) + sum(next(iter(t.values())).shape[-1] - 1 for t in targets)
     effect = np.mean(effects, axis=0)
     var = np.maximum(sum(v for v, _ in terms) / n**2, 0.0)
-    num = sum((v / n**2) ** 2 / (df + 2) for v, df in terms)  # unbiased for sum sigma_k^4 / df_k
-    lo_df, hi_df = min(df for _, df in terms), sum(df for _, df in terms)
+    num = sum(c for _, c in terms) / n**4
     with np.errstate(invalid="ignore", divide="ignore"):
+        # Welch-Satterthwaite with (sum v)^2 estimated without bias: E[var^2] = (sum sigma)^2 + 2 num
         df = np.clip(np.where(num > 0, (var**2 - 2 * num) / np.where(num > 0, num, 1.0), hi_df), lo_df, hi_df)
         se = np.sqrt(var)
         t = np.where(se > 0, effect / np.where(se > 0, se, 1.0), np.sign(effect) * np.where(effect == 0, 0.0, np.inf))
