@@ -88,32 +88,151 @@ def test_stratified_test_permutes_within_strata_only() -> None:
     assert sps.spearmanr(x, y).statistic > 0.7 > r.statistic
 
 
-def test_stratified_monte_carlo_is_close_to_exact() -> None:
+def test_convolved_null_equals_brute_force_over_every_permutation_pair() -> None:
+    """The exact null of the mean rho (per-stratum enumeration, then convolution) is the distribution over all
+    pairs of within-stratum permutations; ties included."""
+    a = (np.array([1.0, 2, 3, 4]), sps.rankdata([0.2, 0.5, 0.5, 0.9]))
+    b = (np.arange(1.0, 6), np.arange(1.0, 6))
+    vals, probs = I.rank_null([a, b])
+    brute = np.array([(I._rho(a[0], a[1][list(p)][None])[0] + I._rho(b[0], b[1][list(q)][None])[0]) / 2
+                      for p in itertools.permutations(range(4)) for q in itertools.permutations(range(5))])
+    for v, pr in zip(vals, probs, strict=True):
+        assert pr == pytest.approx(np.mean(np.abs(brute - v) < 1e-9))
+    assert probs.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("targets", "critical"), [(3, 0.80), (5, 0.62), (9, 7 / 15)])
+def test_smallest_significant_mean_rho_at_the_full_family_level(targets: int, critical: float) -> None:
+    """5 components per target, level 0.05/21: the critical mean rho is 0.80 (3 targets), 0.62 (5), 0.47 (9)."""
+    assert I.rank_critical(targets, 0.05 / 21) == pytest.approx(critical)
+    r = np.arange(1.0, 6)
+    vals, probs = I.rank_null([(r, r)] * targets)
+    upper = lambda c: probs[vals >= c - 1e-9].sum()  # noqa: E731
+    step = 1 / (10 * targets)  # rho of 5 untied points moves in steps of 0.1
+    assert upper(critical) <= 0.05 / 21 < upper(critical - step)
+
+
+def test_perfect_agreement_on_three_targets_is_exact() -> None:
+    r = I.stratified_rank_test(np.tile(np.arange(5.0), 3), np.tile(np.arange(5.0), 3), np.repeat([0, 1, 2], 5),
+                               "greater")
+    assert r.statistic == pytest.approx(1.0) and r.p == pytest.approx(120.0**-3) == r.p_min
+    assert r.p == pytest.approx(5.787e-7, rel=1e-3) and r.method.startswith("exact")
+
+
+def test_many_strata_of_six_are_exact_and_match_monte_carlo() -> None:
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=18), rng.normal(size=18)
-    s = np.repeat(np.arange(3), 6)  # 720^3 permutations: Monte Carlo
+    s = np.repeat(np.arange(3), 6)  # 720^3 permutations: exact by convolution
     r = I.stratified_rank_test(x, y, s, "two-sided")
-    assert r.method.startswith("Monte-Carlo")
-    assert 0 < r.p <= 1 and r.p_min == pytest.approx(1 / (1 + I.N_PERM))
+    assert r.method.startswith("exact")
+    blocks = [(sps.rankdata(x[s == k]), sps.rankdata(y[s == k])) for k in range(3)]
+    draws = np.mean([I._rho(rx, ry[np.argsort(rng.random((40_000, 6)), axis=1)]) for rx, ry in blocks], axis=0)
+    hi, lo = np.mean(draws >= r.statistic - 1e-9), np.mean(draws <= r.statistic + 1e-9)
+    assert r.p == pytest.approx(min(1, 2 * min(hi, lo)), abs=0.01)
 
 
-def test_bootstrap_accuracy_is_paired_and_centred() -> None:
+def test_a_stratum_too_large_to_enumerate_falls_back_to_monte_carlo() -> None:
     rng = np.random.default_rng(0)
-    a = rng.random((3, 400)) < 0.7
-    b = a.copy()
-    b[:, :40] = True  # b = a plus a few fixed images
-    reps = I.bootstrap_accuracy({"a": a, "b": b, "probe": a[:1]}, 2000, np.random.default_rng(1))
-    diff = reps["b"] - reps["a"]
-    assert np.all(diff >= 0)  # paired: the same images in every replicate
-    assert reps["a"].mean() == pytest.approx(a.mean(), abs=0.005)
-    # the image-only standard error of a mean of 3 x 400 Bernoulli(0.7) is close to the binomial closed form
-    one = I.bootstrap_accuracy({"a": a[:1]}, 4000, np.random.default_rng(2))["a"]
-    assert one.std() == pytest.approx(math.sqrt(a[0].mean() * (1 - a[0].mean()) / 400), rel=0.1)
-    lo, hi = I.percentile_interval(diff)
-    assert 0 <= lo <= diff.mean() <= hi
+    r = I.stratified_rank_test(rng.normal(size=9), rng.normal(size=9), np.zeros(9), "two-sided")
+    assert r.method.startswith("Monte-Carlo") and r.p_min == pytest.approx(1 / (1 + I.N_PERM))
 
 
-def test_bootstrap_p_and_design_mde() -> None:
-    assert I.bootstrap_p(np.array([1.0, 2, 3, -1])) == pytest.approx(2 / 5)
-    assert I.design_mde(0.8, 1000, 3, 1, 0.05) == pytest.approx(
-        (sps.norm.ppf(0.95) + sps.norm.ppf(0.8)) * math.sqrt(2 * 0.16 / 3000))
+def test_expected_spearman_closed_form_matches_simulation() -> None:
+    z = np.random.default_rng(3).standard_normal((2, 100_000, 5))
+    y = 0.7 * z[0] + math.sqrt(1 - 0.49) * z[1]
+    rho = I._rho(np.arange(5.0), sps.rankdata(y[np.arange(len(y))[:, None], np.argsort(z[0], axis=1)], axis=1))
+    assert float(I.expected_spearman(0.7)) == pytest.approx(rho.mean(), abs=0.005)
+    assert sps.spearmanr(z[0][0], y[0]).statistic == pytest.approx(rho[0])
+
+
+def test_family_excludes_tests_that_cannot_pass_before_adjusting() -> None:
+    p = np.array([0.001, 0.125, 0.02, np.nan, 0.3])
+    p_min = np.array([0.0, 0.125, 1e-6, 0.0, 0.02])
+    adj, excluded, m = I.family(p, p_min, 0.05)
+    # 0.125 > 0.05/4 goes first; then 0.02 > 0.05/3 goes too; two tests remain
+    assert excluded.tolist() == [False, True, False, False, True] and m == 2
+    assert adj[0] == pytest.approx(0.002) and adj[2] == pytest.approx(0.02)
+    assert np.isnan(adj[[1, 3, 4]]).all()
+
+
+def _naive_difference(targets: list[dict[str, np.ndarray]], a: list[str], b: list[str]) -> tuple[float, float, float]:
+    """The two-stage variance of docs/statistics.md written with loops: (effect, se, df)."""
+    w = {g: 1 / len(a) for g in a} | {g: -1 / len(b) for g in b}
+    effects, comps, dfs = [], [], []  # comps: (variance, half the variance of its estimate)
+    for t in targets:
+        n = next(iter(t.values())).shape[1]
+        effects.append(sum(w[g] * t[g].mean() for g in w))
+        delta = [sum(w[g] * t[g][:, i].mean() for g in w) for i in range(n)]
+        overlap = np.zeros(n)
+        for g in w:
+            h = t[g].astype(float)
+            s = h.shape[0]
+            acc = [h[k].mean() for k in range(s)]
+            v = w[g] ** 2 * np.var(acc, ddof=1) / s
+            comps.append((v, v * v / (s + 1)))
+            dfs.append(s - 1)
+            for i in range(n):
+                res = sum((h[k, i] - acc[k] - h[:, i].mean() + h.mean()) ** 2 for k in range(s))
+                overlap[i] += w[g] ** 2 * n / ((s - 1) * (n - 1)) * res / (s * n * n)
+        q = np.array([n / (n - 1) * (delta[i] - np.mean(delta)) ** 2 / n**2 for i in range(n)]) - overlap
+        comps.append((q.sum(), n / (n - 1) * np.sum((q - q.mean()) ** 2) / 2))
+    d = len(targets)
+    v = sum(c for c, _ in comps) / d**2
+    num = sum(c for _, c in comps) / d**4
+    hi = sum(dfs) + sum(next(iter(t.values())).shape[1] - 1 for t in targets)
+    df = min(max((v * v - 2 * num) / num, min(dfs)), hi)
+    return float(np.mean(effects)), math.sqrt(v), df
+
+
+def test_difference_test_equals_its_definition_written_with_loops() -> None:
+    rng = np.random.default_rng(5)
+    targets = [{"x": rng.random((3, 40)) < 0.7, "y": rng.random((3, 40)) < 0.6, "z": rng.random((2, 40)) < 0.5}
+               for _ in range(2)]
+    effect, se, df = _naive_difference(targets, ["x", "y"], ["z"])
+    r = I.difference_test(targets, ["x", "y"], ["z"], "two-sided")
+    assert (r.effect, r.se, r.df) == pytest.approx((effect, se, df))
+    t = effect / se
+    assert r.p == pytest.approx(2 * sps.t.sf(abs(t), df))
+    assert r.ci_high - r.effect == pytest.approx(sps.t.ppf(0.975, df) * se)
+    assert I.difference_test(targets, ["x", "y"], ["z"], "greater").p == pytest.approx(sps.t.sf(t, df))
+
+
+def test_a_one_row_group_has_no_seed_term() -> None:
+    """The probe (one record) contributes image variance only."""
+    rng = np.random.default_rng(6)
+    probe = rng.random((1, 200)) < 0.6
+    same = np.repeat(probe, 3, axis=0)  # three seeds that agree with the probe on every image
+    r = I.difference_test([{"g": same, "probe": probe}], ["g"], ["probe"], "two-sided")
+    assert r.effect == 0 and r.se == 0 and r.p == 1.0
+
+
+def test_clusters_count_crops_of_one_source_image_once() -> None:
+    """Each source image seen as two identical crops: the cluster variance equals the variance of the source
+    images alone, where treating the crops as independent images understates it."""
+    rng = np.random.default_rng(7)
+    # the groups get different images right (an image-level difference the test images must carry)
+    src = {g: rng.random((3, 300)) < rng.beta(0.3, 0.3, 300) for g in ("a", "b")}
+    crops = {g: np.repeat(h, 2, axis=1) for g, h in src.items()}
+    ids = np.repeat(np.arange(300), 2)
+    single = I.difference_test([src], ["a"], ["b"], "two-sided")
+    clustered = I.difference_test([crops], ["a"], ["b"], "two-sided", clusters=[ids])
+    naive = I.difference_test([crops], ["a"], ["b"], "two-sided")
+    assert clustered.effect == pytest.approx(single.effect)
+    assert clustered.se == pytest.approx(single.se, rel=0.02)
+    assert naive.se < 0.85 * clustered.se
+    unit = I.difference_test([src], ["a"], ["b"], "two-sided", clusters=[np.arange(300)])
+    assert unit.se == pytest.approx(single.se)  # one image per cluster: the plain variance
+
+
+def test_t_power_is_the_noncentral_t_tail_and_grows_with_the_effect() -> None:
+    assert I.t_power(0.02, 0.01, 10, 0.05) == pytest.approx(sps.nct.sf(sps.t.ppf(0.95, 10), 10, 2.0))
+    assert I.t_power(0.0, 0.01, 10, 0.05, two_sided=True) == pytest.approx(0.025)
+    assert I.t_power(0.01, 0.01, 10, 0.01) < I.t_power(0.03, 0.01, 10, 0.01)
+
+
+def test_signed_rank_power_equals_a_direct_simulation() -> None:
+    rng = np.random.default_rng(11)
+    d = rng.normal(0.5, 1.0, (400, 7))
+    direct = np.mean([I.signed_rank_test(x, "greater").p <= 0.05 for x in d])
+    assert I.signed_rank_power(0.5, 1.0, 7, 0.05, sims=20_000) == pytest.approx(direct, abs=0.06)
+    assert I.signed_rank_power(10.0, 1.0, 3, 0.05) == 0.0  # p_min = 1/8 > 0.05

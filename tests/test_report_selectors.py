@@ -17,6 +17,7 @@ from vitplast.report.selectors import (
     ScoreTarget,
     add_section,
     benchmark,
+    distinct_resamples,
     markdown,
     per_target,
     score_sweep,
@@ -31,6 +32,8 @@ GAINS = {  # dataset -> gain per group
     "b": [0.03, -0.05, 0.02, -0.06, 0.06, 0.01],
     "c": [-0.02, -0.20, 0.10, -0.15, 0.04, 0.07],
     "d": [0.00, 0.01, 0.03, 0.01, 0.02, 0.03],
+    "e": [0.02, -0.03, 0.01, -0.02, 0.04, 0.00],
+    "f": [0.05, -0.08, 0.06, -0.09, 0.03, 0.04],
 }
 PARAMS = [22, 2, 889, 2, 889, 886]
 
@@ -60,11 +63,12 @@ def test_per_target_matches_naive() -> None:
             s = scores[(scores["dataset"] == d) & (scores["selector"] == sel)]
             sc = dict(zip(s["group"], s["score"], strict=True))
             common = [g for g in GROUPS if g in sc]
-            top = max(common, key=lambda g: sc[g])
+            tops = [g for g in common if sc[g] == max(sc.values())]  # a tie: each picked with equal chance
             best = max(gain[g] for g in common)
             row = pt[(pt["dataset"] == d) & (pt["selector"] == sel)].iloc[0]
-            assert row["top"] == top and row["regret"] == pytest.approx(best - gain[top])
-            assert row["hit"] == float(gain[top] == best)
+            assert row["top"] == "/".join(tops)
+            assert row["regret"] == pytest.approx(np.mean([best - gain[t] for t in tops]))
+            assert row["hit"] == pytest.approx(np.mean([gain[t] == best for t in tops]))
             rho = sps.spearmanr([sc[g] for g in common], [gain[g] for g in common]).statistic
             assert row["rho"] == pytest.approx(rho)
         # random (expected): average over all 720 rankings of the top choice = uniform over groups
@@ -73,6 +77,10 @@ def test_per_target_matches_naive() -> None:
         assert rnd["regret"] == pytest.approx(np.mean([max(vs) - vs[t] for t in tops]))
         assert rnd["hit"] == pytest.approx(np.mean([vs[t] == max(vs) for t in tops]))
     assert "full" not in set(pt["top"])  # only the selectable groups compete
+    # params ties MHA and FC1 (889 each): on target a the expected regret averages the two, not argmax's first
+    row = pt[(pt["dataset"] == "a") & (pt["selector"] == "params")].iloc[0]
+    assert row["top"] == "mha/fc1" and row["regret"] == pytest.approx(0.08 - (0.08 + 0.05) / 2)
+    assert row["hit"] == pytest.approx(0.5)
     assert np.allclose(pt[pt["selector"] == "plasticity"]["rho"], -1)  # scores = -gain on the 5 components
 
 
@@ -90,12 +98,21 @@ def test_summary_bootstrap_and_verdict() -> None:
         assert t["regret"].min() - 1e-12 <= s.loc[sel, "regret_lo"] and s.loc[sel, "regret_hi"] <= t["regret"].max() + 1e-12
     assert b.summary["regret"].is_monotonic_increasing
     winner = b.summary.iloc[0]["selector"]
-    assert winner == "oracle-ish" and b.text.startswith("Over 4 targets, oracle-ish chose best")
+    assert winner == "oracle-ish" and b.text.startswith("Over 6 targets, oracle-ish chose best")
     runner = b.summary.iloc[1]["selector"]
     diff = (pt[pt["selector"] == runner]["regret"].to_numpy() - pt[pt["selector"] == winner]["regret"].to_numpy()).mean()
     assert f"lost {100 * diff:.2f} points more" in b.text
     assert "Baseline params" in b.text and f"Baseline {RANDOM}" in b.text
     assert math.isclose(s.loc[RANDOM, "rho"], 0.0)
+
+
+def test_three_targets_get_no_interval_and_say_why() -> None:
+    scores, gains = tables()
+    keep = ["a", "b", "c"]
+    b = benchmark(scores[scores["dataset"].isin(keep)], gains[gains["dataset"].isin(keep)], n_boot=200)
+    assert b.summary[["rho_lo", "rho_hi", "regret_lo", "regret_hi", "hit_lo", "hit_hi"]].isna().all().all()
+    assert distinct_resamples(3) == 10 == len({tuple(sorted(c)) for c in itertools.product(range(3), repeat=3)})
+    assert "only 10 distinct resamples" in b.text and "no interval" in b.text
 
 
 def test_report_section_and_files(tmp_path: Path) -> None:

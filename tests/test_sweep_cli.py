@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,12 @@ def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     captured = capsys.readouterr()
     assert "162 runs" in captured.out
     err = " ".join(captured.err.split())
-    assert "minimum detectable accuracy difference" in err and "textures (1200 test images)" in err
+    assert "3 targets of 1200/1200/999 test images, 3 seeds" in err and "80 % power" in err
+    detect = dict(re.findall(r"(MHA/FFN - LN|LN - ln-control|mean within-target rho) ([0-9.]+)", err))
+    # the simulated design's detectable effects are plausible and ordered: the LayerNorm-vs-control contrast
+    # (2 groups against 1) needs a larger difference than MHA/FFN against LN (3 against 2)
+    assert 1.0 < float(detect["MHA/FFN - LN"]) < float(detect["LN - ln-control"]) < 15.0
+    assert 0.6 < float(detect["mean within-target rho"]) <= 1.0
     assert "ln1+ln2 lrs [0.001, 0.01, 0.1]" in err and "ln-control lrs [0.001, 0.01, 0.1]" in err
     assert "grid ln-control: 27 runs" in err
     plan = build_plan(load_sweep(tmp_path / "m" / "sweep.yaml"))
@@ -144,8 +150,6 @@ def test_sweeps_are_checked_against_their_data_before_any_task(
 
 def test_reproduce_help_states_the_mini_suite_it_builds() -> None:
     """The numbers in ``reproduce --help`` (steps, seeds, the quick grid) are those of the runs the suite plans."""
-    import re
-
     import typer
 
     from vitplast.cli import app, load_command

@@ -120,31 +120,48 @@ def _predictors(comp: pd.DataFrame, runs: pd.DataFrame) -> tuple[dict[str, dict[
 
 def test_claims(
     root: Path | None, runs: pd.DataFrame, best: pd.DataFrame, probes: pd.DataFrame, comp: pd.DataFrame,
-    results: pd.DataFrame, probe_dirs: dict[tuple[str, str], Path] | None = None, n_boot: int = E.N_BOOT,
+    results: pd.DataFrame, probe_dirs: dict[tuple[str, str], Path] | None = None,
 ) -> list[C.Claim]:
     """The tested claims and baselines of every ``(model, optimizer)`` (before Holm and the verdicts)."""
     plast, params = _predictors(comp, results)
     out: list[C.Claim] = []
-    for ev in E.collect_evidence(root, runs, best, probes, probe_dirs, n_boot=n_boot):
+    for ev in E.collect_evidence(root, runs, best, probes, probe_dirs):
         out += C.finetune_claims(ev, plast.get(ev.model), params.get(ev.model))
     return out
 
 
 def adjust(claims: list[C.Claim], tests: pd.DataFrame, corr: pd.DataFrame) -> None:
-    """Holm over every p-value the report shows (claims, MHA-vs-group tests, correlations); writes
-    ``p_holm`` into each and decides the claims."""
-    ps = np.concatenate([[c.p for c in claims], tests.get("w_p", pd.Series(dtype=float)).to_numpy(float),
-                         corr.get("p", pd.Series(dtype=float)).to_numpy(float)])
-    adj = I.holm(ps)
-    m = int(np.sum(~np.isnan(ps)))
-    for c, pa in zip(claims, adj[: len(claims)], strict=True):
-        c.p_holm = float(pa)
-    C.decide(claims, m)
-    k = len(claims)
-    if len(tests):
-        tests["w_p_holm"] = adj[k: k + len(tests)]
-    if len(corr):
-        corr["p_holm"] = adj[k + len(tests):]
+    """Holm per family (docs/statistics.md): the primary claims alone; the secondary claims with every other
+    p-value the report shows (MHA-vs-group tests, correlations). Tests that cannot pass their family's corrected
+    level are excluded first. Writes ``p_holm`` (and ``w_p_holm``) and decides the claims."""
+    extra_p = np.concatenate([tests.get("w_p", pd.Series(dtype=float)).to_numpy(float),
+                              _not_pooled(corr)])
+    extra_min = np.concatenate([tests.get("w_p_min", pd.Series(dtype=float)).to_numpy(float),
+                                corr.get("p_min", pd.Series(dtype=float)).to_numpy(float)])
+    for fam in (C.PRIMARY, C.SECONDARY):
+        members = [c for c in claims if c.family == fam]
+        k = len(members)
+        more_p, more_min = (extra_p, extra_min) if fam == C.SECONDARY else (np.array([]), np.array([]))
+        adj, excluded, m = I.family(np.concatenate([[c.p for c in members], more_p]),
+                                    np.concatenate([[c.p_min for c in members], more_min]), C.ALPHA)
+        for c, pa, ex in zip(members, adj[:k], excluded[:k], strict=True):
+            c.p_holm, c.excluded = float(pa), bool(ex)
+        C.decide(members, m)
+        if fam == C.SECONDARY:
+            if len(tests):
+                tests["w_p_holm"] = adj[k: k + len(tests)]
+                tests["excluded"] = excluded[k: k + len(tests)]
+            if len(corr):
+                corr["p_holm"] = adj[k + len(tests):]
+                corr["excluded"] = excluded[k + len(tests):]
+
+
+def _not_pooled(corr: pd.DataFrame) -> np.ndarray:
+    """The correlations' p-values for the secondary family; the pooled row is the primary claim's statistic
+    (there one-sided, on accuracies: the same ranks) and is not tested twice (NaN)."""
+    if corr.empty or "p" not in corr:
+        return np.array([])
+    return np.where(corr["scope"] == "pooled", np.nan, corr["p"].to_numpy(float))
 
 
 def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
@@ -281,6 +298,13 @@ def _counts_text(status: Any) -> str:
     return "; ".join(parts)
 
 
+CLAIMS_NOTE = ("effect: accuracy difference (pp: fraction of images, 0.01 = 1 point) or mean within-target Spearman "
+               "rho; ci: 95 % seed-level t interval (seeds within groups, then test images); p_holm: Holm-adjusted "
+               "within the claim's family (primary: declared in advance; secondary: every other p-value of this "
+               "report); power: of the test at the family's corrected level for min_effect, the declared smallest "
+               "effect of interest (docs/statistics.md).")
+
+
 def _headline(claims: pd.DataFrame) -> tuple[str, str]:
     rows = claims[claims["claim"] == "Plasticity predicts the finetuning order"]
     if rows.empty:
@@ -304,9 +328,7 @@ def _page(
     text, st = _headline(claims)
     page = H.Page(f"vitplast report: {plan.name}", intro + H.verdict(text, st))
     page.add("Claims of the paper",
-             H.paragraph("effect: accuracy difference in points (pp) or mean within-target Spearman rho; ci: 95 % "
-                         "paired bootstrap interval over test images and seeds; p_holm: Holm-adjusted over every "
-                         "p-value of this report; mde: minimum detectable effect (docs/statistics.md).", "note"),
+             H.paragraph(CLAIMS_NOTE, "note"),
              H.table(claims.drop(columns=["rule"]), status_col="status"),
              H.details("Decision rules", H.table(claims[["claim", "rule"]].drop_duplicates())))
     page.add("Figures", *[H.image(p, cap) for p, cap in figures])
@@ -321,7 +343,8 @@ def _page(
              else H.paragraph(NO_SENSITIVITY, "note"))
     page.add("MHA against each other group (paired over datasets)",
              H.paragraph("Exact one-sided signed-rank test, H1: MHA better (zeros dropped, mid-ranks for ties); "
-                         "w_p_holm: Holm-adjusted; w_p_min: the smallest p the test can give with n datasets.",
+                         "w_p_holm: Holm-adjusted in the secondary family; w_p_min: the smallest p the test can give "
+                         "with n datasets (excluded: it cannot pass the family's corrected level).",
                          "note"),
              H.table(tests))
     page.add("Spearman: component plasticity vs relative gain", H.table(corr))

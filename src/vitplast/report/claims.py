@@ -1,27 +1,21 @@
-"""The paper's claims as rows with a test, an effect size, a 95 % interval, raw and Holm-adjusted p and a verdict.
+"""The paper's claims as rows with a test, an effect, a 95 % interval, raw and Holm-adjusted p, the design's
+power and one verdict under one rule (``docs/statistics.md``).
 
-Definitions and decision rules are in ``docs/statistics.md``. In short (alpha = 0.05, Holm over every
-p-value of the report):
-
-* "the finetuning order MHA/FFN > LN holds" and "plasticity predicts the finetuning order" are separate
-  claims. The first is the mean over targets of ``mean(acc MHA, FC1, FC2) - mean(acc LN1, LN2)`` at each
-  group's best lr, tested by the paired bootstrap over test images and seeds (on these targets) and by the
-  exact Wilcoxon signed-rank test over targets (does it generalise across targets). The second is the
-  mean within-target Spearman rho between component plasticity and finetuning accuracy, tested by a
-  permutation test within targets;
-* baselines every predictor must beat, scored the same way: the trainable parameter count, the theory's
-  constant order MHA > FC1 > FC2 > LN2 > LN1, and a random order (its permutation null: mean 0);
-* MHA, FC1 and FC2 have the same parameter count and are compared pairwise (two-sided);
-* when the sweep ran the LayerNorms' parameter-matched control (group ``ln-control``, or ``bias``), the mean
-  over targets of ``mean(acc LN1, LN2) - acc control`` at each group's best lr, paired bootstrap (two-sided);
-* verdict of a claim "effect > 0": *supported* when the adjusted p < alpha and the effect is positive;
-  *not supported* when the 95 % interval lies at or below 0 (for a two-sided comparison: when the reverse
-  is significant after Holm), or when its upper end is below the minimum detectable effect (MDE) and that
-  MDE is an effect the statistic can reach (the data exclude any effect this design could detect; an MDE
-  above 1 for a mean rho, for example, means the design cannot detect anything), or, for the across-target
-  test, when the effect is not positive on most targets; *inconclusive* otherwise, with the MDE (or the
-  smallest attainable p) stated. ``MDE = (z_{1 - alpha/m} + z_{0.8}) * se`` with ``m`` the number of tests and ``se`` the
-  bootstrap standard error (for rank correlations, the standard deviation of the permutation null).
+* Families. The *primary* family is declared in advance: the finetuning order MHA/FFN > LN (mean over
+  targets of ``mean(acc MHA, FC1, FC2) - mean(acc LN1, LN2)``), plasticity predicts the finetuning order (mean
+  within-target Spearman rho) and the LayerNorms against their parameter-matched control. Every other p-value
+  of the report is *secondary*. Each family is Holm-adjusted on its own after excluding, before testing, the
+  tests whose smallest attainable p exceeds the family's corrected level ``alpha / m``
+  (:func:`vitplast.report.inference.family`); an excluded test is listed as such.
+* Tests. Differences of accuracies: two-stage (seeds within groups, then test images) Welch-Satterthwaite t,
+  two-sided (:func:`vitplast.report.inference.difference_test`); rank agreement: exact permutation null of the
+  mean within-target rho; across targets: exact signed-rank test, one-sided.
+* Power: of the test at the family's corrected level ``alpha / m`` for the declared smallest effect of
+  interest (1.5 accuracy points, rho 0.6): noncentral t with the observed standard error and df, or
+  simulation (:func:`vitplast.report.inference.rank_power`, :func:`vitplast.report.inference.signed_rank_power`).
+* Verdict (every tested claim): *supported* when the Holm-adjusted p < alpha and the effect has the claimed
+  sign; *not supported* when the reverse is significant (two-sided tests), or when the power is >= 80 % and
+  the test did not reject; otherwise *inconclusive: underpowered (power X %)*.
 * "the rigorous bounds hold" / "the bounds rank the components as the theory" / the measured plasticity
   ranking are checks without a p-value (every (model, dataset) must agree).
 """
@@ -29,7 +23,7 @@ p-value of the report):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -38,24 +32,31 @@ import pandas as pd
 from vitplast.components import COMPONENTS, DISPLAY, THEORY_RANKING
 from vitplast.report import evidence as E
 from vitplast.report import inference as I
+from vitplast.report.design import ALPHA, MIN_DIFFERENCE, MIN_RHO, POWER
 
-ALPHA = 0.05
-POWER = 0.8
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, REFERENCE = "supported", "not supported", "inconclusive", "reference"
-COLUMNS = ["claim", "scope", "kind", "test", "n_targets", "effect", "unit", "ci_low", "ci_high", "p", "p_holm",
-           "mde", "status", "evidence", "rule"]
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, REFERENCE, EXCLUDED = (
+    "supported", "not supported", "inconclusive", "reference", "excluded")
+PRIMARY, SECONDARY = "primary", "secondary"
+COLUMNS = ["claim", "scope", "kind", "family", "test", "n_targets", "effect", "unit", "ci_low", "ci_high", "p",
+           "p_holm", "min_effect", "power", "status", "evidence", "rule"]
+RULE = ("supported: Holm-adjusted p < 0.05 (own family) and the claimed sign; not supported: the reverse is "
+        "significant, or the power at the corrected level for the declared smallest effect is >= 80 % and the test "
+        "did not reject; otherwise inconclusive (underpowered); excluded before testing when no result could pass")
+T_TEST = "seed-level t: seeds within groups, then test images; Welch-Satterthwaite df (two-sided)"
 
 
 @dataclass
 class Claim:
-    """One row of ``tables/claims.*``; :func:`decide` fills ``p_holm``, ``mde`` and ``status``."""
+    """One row of ``tables/claims.*``; :func:`decide` fills ``p_holm`` (unless set), ``power`` and ``status``."""
 
     claim: str
     scope: str
     status: str = INCONCLUSIVE
     evidence: str = ""
-    rule: str = ""
+    rule: str = RULE
     kind: str = "claim"
+    #: primary or secondary for a tested claim (empty for checks and references)
+    family: str = ""
     test: str = ""
     n_targets: int = 0
     effect: float = math.nan
@@ -64,73 +65,76 @@ class Claim:
     ci_high: float = math.nan
     p: float = math.nan
     p_holm: float = math.nan
-    mde: float = math.nan
-    se: float = field(default=math.nan, repr=False)
+    #: the declared smallest effect of interest the power refers to
+    min_effect: float = math.nan
+    power: float = math.nan
     p_min: float = field(default=math.nan, repr=False)
-    wins: int = field(default=-1, repr=False)
-    #: the largest effect the statistic can take (rho 1, a rho difference 2, an accuracy difference 1)
-    max_effect: float = field(default=math.inf, repr=False)
+    excluded: bool = field(default=False, repr=False)
     two_sided: bool = field(default=False, repr=False)
+    #: the test's power at a level (set by the claim's builder; None: unknown)
+    power_at: Callable[[float], float] | None = field(default=None, repr=False, compare=False)
 
 
-RULE = ("supported: Holm-adjusted p < 0.05 and effect > 0; not supported: the interval lies at or below 0, or its "
-        "upper end is below a minimum detectable effect the statistic can reach; otherwise inconclusive")
-
-
-def _from_reps(c: Claim, point: float, reps: np.ndarray | None, alternative: str) -> Claim:
-    c.effect = point
-    if reps is not None:
-        c.ci_low, c.ci_high = I.percentile_interval(reps)
-        c.se = float(np.nanstd(reps))
-        c.p = I.bootstrap_p(reps, alternative)
-    return c
-
-
-def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[str], alternative: str = "greater",
-                     kind: str = "claim") -> Claim:
-    """"A finetunes better than B" on these targets: paired bootstrap over test images and seeds."""
+def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[str], kind: str = "claim",
+                     family: str = SECONDARY) -> Claim:
+    """"A finetunes better than B" on these targets: :func:`vitplast.report.inference.difference_test`."""
     targets = ev.targets([*a, *b])
-    side = "one-sided" if alternative == "greater" else "two-sided"
-    c = Claim(text, ev.scope, kind=kind, rule=RULE, n_targets=len(targets), unit="pp", max_effect=1.0,
-              two_sided=alternative != "greater",
-              test=f"paired bootstrap over test images and seeds ({side}, {E.N_BOOT} draws)")
+    c = Claim(text, ev.scope, kind=kind, family=family, n_targets=len(targets), unit="pp", two_sided=True,
+              test=T_TEST, min_effect=MIN_DIFFERENCE, p_min=0.0)
     if not targets:
         c.evidence = "no target has results for both sides"
         return c
-    point, reps = E.evaluate(ev, targets, [*a, *b], E.mean_difference(a, b))
-    _from_reps(c, point, reps, alternative)
     d = E.per_target_difference(ev, targets, a, b)
+    c.effect = float(np.mean(d))
     c.evidence = (f"ahead on {int(np.sum(d > 0))}/{len(d)} targets; per target "
                   + ", ".join(f"{t} {100 * x:+.2f}" for t, x in zip(targets, d, strict=True)))
-    if reps is None:
-        c.evidence += "; no per-image records, no interval"
+    if not ev.has_hits(targets, [*a, *b]):
+        c.evidence += "; no per-image records, no test"
+        return c
+    r = I.difference_test([ev.hits[t] for t in targets], a, b, "two-sided",
+                          [ev.clusters.get(t) for t in targets] if ev.clusters else None)
+    c.effect, c.ci_low, c.ci_high, c.p = r.effect, r.ci_low, r.ci_high, r.p
+    c.evidence += f"; se {100 * r.se:.2f} pp, df {r.df:.1f}"
+    c.power_at = lambda level: I.t_power(MIN_DIFFERENCE, r.se, r.df, level, two_sided=True)
+    return c
+
+
+def _signed_rank(c: Claim, d: np.ndarray, min_effect: float) -> Claim:
+    """One-sided exact signed-rank test of the per-target values ``d`` into ``c`` (power by simulation at the
+    observed spread of ``d``)."""
+    r = I.signed_rank_test(d, "greater")
+    c.effect, c.p, c.p_min, c.min_effect = float(np.mean(d)), r.p, r.p_min, min_effect
+    sd = float(np.std(d, ddof=1)) if len(d) > 1 else math.nan
+    c.power_at = lambda level: I.signed_rank_power(min_effect, sd, len(d), level)
+    c.evidence = (f"ahead on {int(np.sum(d > 0))}/{len(d)} targets, W+ = {r.statistic:g}, {r.ties} tied "
+                  f"|differences|, {r.zeros} zero differences dropped; smallest attainable p = {r.p_min:.3g}")
     return c
 
 
 def generalisation_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[str]) -> Claim:
     """The same difference, tested across targets: exact one-sided Wilcoxon signed-rank test."""
     targets = ev.targets([*a, *b])
-    c = Claim(text, ev.scope, kind="claim", n_targets=len(targets), unit="pp",
-              test="exact Wilcoxon signed-rank over targets (one-sided; zeros dropped, mid-ranks for ties)",
-              rule="supported: Holm-adjusted p < 0.05 and ahead on most targets; inconclusive when even a perfect "
-                   "result could not reach it; otherwise not supported")
+    c = Claim(text, ev.scope, family=SECONDARY, n_targets=len(targets), unit="pp",
+              test="exact Wilcoxon signed-rank over targets (one-sided; zeros dropped, mid-ranks for ties)")
     d = E.per_target_difference(ev, targets, a, b)
     if not len(d):
         c.evidence = "no target has results for both sides"
         return c
-    r = I.signed_rank_test(d, "greater")
-    c.effect, c.p, c.p_min, c.wins = float(np.mean(d)), r.p, r.p_min, int(np.sum(d > 0))
-    c.evidence = (f"ahead on {c.wins}/{len(d)} targets, W+ = {r.statistic:g}, {r.ties} tied |differences|, "
-                  f"{r.zeros} zero differences dropped; smallest attainable p = {r.p_min:.3g}")
-    return c
+    return _signed_rank(c, d, MIN_DIFFERENCE)
+
+
+def _per_target_rho(predictor: Mapping[str, Mapping[str, float]], acc: Mapping[str, Mapping[str, float]],
+                    targets: Sequence[str]) -> np.ndarray:
+    return np.array([I.spearman_test([predictor[d][g] for g in COMPONENTS],
+                                     [acc[d][g] for g in COMPONENTS]).statistic for d in targets])
 
 
 def rank_claim(ev: E.Evidence, text: str, predictor: Mapping[str, Mapping[str, float]] | None, kind: str,
-               what: str) -> Claim:
+               what: str, family: str = SECONDARY) -> Claim:
     """"``what`` predicts the finetuning order": mean within-target Spearman rho of the predictor and the
-    accuracy of finetuning each component alone; within-target permutation p; bootstrap interval."""
-    c = Claim(text, ev.scope, kind=kind, rule=RULE, unit="rho", max_effect=1.0,
-              test="mean within-target Spearman rho; permutation within targets (one-sided)")
+    accuracy of finetuning each component alone; exact permutation null within targets (one-sided)."""
+    c = Claim(text, ev.scope, kind=kind, family=family, unit="rho", min_effect=MIN_RHO,
+              test="mean within-target Spearman rho; exact permutation null within targets (one-sided)")
     if not predictor:
         c.evidence = f"no {what}"
         return c
@@ -147,36 +151,34 @@ def rank_claim(ev: E.Evidence, text: str, predictor: Mapping[str, Mapping[str, f
     if not r.n:
         c.evidence = f"the {what} is the same for every component: no rank information"
         return c
-    point, reps = E.evaluate(ev, targets, COMPONENTS, E.rank_agreement(predictor))
-    _from_reps(c, point, reps, "greater")
-    c.p, c.p_min, c.se = r.p, r.p_min, r.null_sd
-    per = [I.spearman_test([predictor[d][g] for g in COMPONENTS], [ev.acc[d][g] for g in COMPONENTS]).statistic
-           for d in targets]
+    c.effect, c.p, c.p_min = r.statistic, r.p, r.p_min
+    c.power_at = lambda level: I.rank_power(MIN_RHO, r.n, level)
+    per = _per_target_rho(predictor, ev.acc, targets)
     c.evidence = (f"{r.method}; {r.ties} tied values; per-target rho "
                   + ", ".join(f"{t} {v:+.2f}" for t, v in zip(targets, per, strict=True)))
     return c
 
 
 def random_baseline(ev: E.Evidence, n_targets: int) -> Claim:
-    """The random order's score: the permutation null of the mean within-target rho (mean 0)."""
+    """The random order's score: the exact permutation null of the mean within-target rho (mean 0)."""
     c = Claim("Baseline: a random order predicts the finetuning order", ev.scope, status=REFERENCE, kind="baseline",
-              unit="rho", n_targets=n_targets, test="permutation null of the mean within-target rho", effect=0.0,
+              unit="rho", n_targets=n_targets, test="exact permutation null of the mean within-target rho", effect=0.0,
               rule="reference: what a predictor scores by chance")
     if n_targets:
-        rng = np.random.default_rng(0)
-        null = np.mean([I._rho(np.arange(5.0), np.argsort(rng.random((20_000, 5)), axis=1).astype(float))
-                        for _ in range(n_targets)], axis=0)
-        c.ci_low, c.ci_high = I.percentile_interval(null)
+        r = np.arange(1.0, len(COMPONENTS) + 1)
+        vals, probs = I.rank_null([(r, r)] * n_targets)
+        cum = np.cumsum(probs)
+        c.ci_low, c.ci_high = float(vals[np.searchsorted(cum, 0.025)]), float(vals[np.searchsorted(cum, 0.975)])
         c.evidence = f"95 % of random orders score between {c.ci_low:+.2f} and {c.ci_high:+.2f}"
     return c
 
 
 def better_predictor_claim(ev: E.Evidence, text: str, p1: Mapping[str, Mapping[str, float]] | None,
                            p2: Mapping[str, Mapping[str, float]] | None) -> Claim:
-    """Predictor 1 agrees better with the finetuning order than predictor 2: difference of the mean
-    within-target rhos, paired bootstrap over test images and seeds (one-sided)."""
-    c = Claim(text, ev.scope, kind="claim", rule=RULE, unit="rho", max_effect=2.0,
-              test=f"paired bootstrap of the rho difference over test images and seeds (one-sided, {E.N_BOOT} draws)")
+    """Predictor 1 agrees better with the finetuning order than predictor 2: per-target difference of the two
+    rhos, exact one-sided signed-rank test over targets."""
+    c = Claim(text, ev.scope, family=SECONDARY, unit="rho",
+              test="per-target rho difference; exact Wilcoxon signed-rank over targets (one-sided)")
     if not p1 or not p2:
         c.evidence = "a predictor is missing"
         return c
@@ -185,53 +187,46 @@ def better_predictor_claim(ev: E.Evidence, text: str, p1: Mapping[str, Mapping[s
     if not targets:
         c.evidence = "no target has both predictors and the finetuning accuracies"
         return c
-    f1, f2 = E.rank_agreement(p1), E.rank_agreement(p2)
-    point, reps = E.evaluate(ev, targets, COMPONENTS, lambda acc: f1(acc) - f2(acc))
-    _from_reps(c, point, reps, "greater")
-    c.evidence = "no per-image records, no test" if reps is None else f"difference of the two mean rhos {point:+.2f}"
-    return c
+    d = np.nan_to_num(_per_target_rho(p1, ev.acc, targets)) - np.nan_to_num(_per_target_rho(p2, ev.acc, targets))
+    return _signed_rank(c, d, MIN_RHO)
 
 
 def decide(claims: list[Claim], m: int | None = None) -> list[Claim]:
-    """Set ``mde`` and the verdicts (module docstring) from ``p_holm``; when ``m`` (the number of tests of
-    the whole report) is not given, the claims are the whole family and are Holm-adjusted here."""
+    """Set ``power`` and the verdicts (module docstring). When ``m`` (the size of the claims' family after
+    exclusion) is not given, ``claims`` are one family: excluded and Holm-adjusted here."""
     if m is None:
-        ps = np.array([c.p for c in claims], dtype=float)
-        m = int(np.sum(~np.isnan(ps)))
-        for c, pa in zip(claims, I.holm(ps), strict=True):
-            c.p_holm = float(pa)
+        adj, excluded, m = I.family([c.p for c in claims], [c.p_min for c in claims], ALPHA)
+        for c, pa, ex in zip(claims, adj, excluded, strict=True):
+            c.p_holm, c.excluded = float(pa), bool(ex)
+    level = ALPHA / max(m, 1)
     for c in claims:
         if c.status == REFERENCE or math.isnan(c.p):
             continue  # a reference row, or nothing to test: stays as built (inconclusive)
-        if not math.isnan(c.se) and m:
-            c.mde = I.detectable_effect(c.se, ALPHA / m, POWER)
-        if c.wins >= 0:  # across-target signed-rank test
-            if c.p_holm < ALPHA and c.effect > 0:
-                c.status = SUPPORTED
-            elif c.wins <= c.n_targets / 2 or not c.effect > 0:
-                c.status = NOT_SUPPORTED
-            elif c.p_min * m >= ALPHA:
-                c.status = INCONCLUSIVE
-                c.evidence += f"; underpowered: with {c.n_targets} targets and {m} tests no result can reach p < {ALPHA}"
-            else:
-                c.status = NOT_SUPPORTED
-        elif c.p_holm < ALPHA and c.effect > 0:
+        if c.excluded:
+            c.status = EXCLUDED
+            c.evidence += (f"; excluded before testing: the smallest attainable p ({c.p_min:.3g}) exceeds the "
+                           f"corrected level {ALPHA}/{m} = {level:.3g}")
+            continue
+        c.power = c.power_at(level) if c.power_at is not None else math.nan
+        if c.p_holm < ALPHA and c.effect > 0:
             c.status = SUPPORTED
         elif c.two_sided and c.p_holm < ALPHA and c.effect < 0:
             c.status = NOT_SUPPORTED
             c.evidence += f"; the reverse holds (two-sided, Holm-adjusted p = {c.p_holm:.3g})"
-        elif c.ci_high <= 0:
-            c.status = NOT_SUPPORTED  # the data exclude any positive effect, whatever the design's power
-        elif not math.isnan(c.mde) and c.mde < c.max_effect and c.ci_high <= c.mde:
+        elif c.power >= POWER:
             c.status = NOT_SUPPORTED
+            c.evidence += (f"; no effect of {_fmt_effect(c.min_effect, c.unit)} or more: the test had "
+                           f"{100 * c.power:.0f} % power for it at level {level:.3g} and did not reject")
         else:
             c.status = INCONCLUSIVE
-            if not math.isnan(c.mde) and c.mde >= c.max_effect:
-                c.evidence += (f"; underpowered: the minimum detectable effect {c.mde:.3g} {c.unit} exceeds the largest "
-                               f"possible effect ({c.max_effect:g})")
-            elif not math.isnan(c.mde):
-                c.evidence += f"; underpowered: minimum detectable effect {c.mde:.3g} {c.unit}"
+            pw = "unknown" if math.isnan(c.power) else f"{100 * c.power:.0f} %"
+            c.evidence += (f"; underpowered: power {pw} for {_fmt_effect(c.min_effect, c.unit)} at level "
+                           f"{level:.3g}")
     return claims
+
+
+def _fmt_effect(x: float, unit: str) -> str:
+    return f"{100 * x:.1f} pp" if unit == "pp" else f"{x:.2g} {unit}"
 
 
 def finetune_claims(ev: E.Evidence, plasticity: Mapping[str, Mapping[str, float]] | None,
@@ -242,9 +237,10 @@ def finetune_claims(ev: E.Evidence, plasticity: Mapping[str, Mapping[str, float]
                                            for d in ev.acc}
     out = [
         difference_claim(ev, "The finetuning order MHA/FFN > LN holds (MHA, FC1, FC2 vs LN1, LN2; these targets)",
-                         high, low),
+                         high, low, family=PRIMARY),
         generalisation_claim(ev, "The finetuning order MHA/FFN > LN generalises across targets", high, low),
-        rank_claim(ev, "Plasticity predicts the finetuning order", plasticity, "claim", "plasticity measurement"),
+        rank_claim(ev, "Plasticity predicts the finetuning order", plasticity, "claim", "plasticity measurement",
+                   family=PRIMARY),
         rank_claim(ev, "Baseline: the trainable parameter count predicts the finetuning order", params, "baseline",
                    "parameter counts"),
         rank_claim(ev, f"Baseline: the theory's constant order {' > '.join(DISPLAY[c] for c in THEORY_RANKING)} "
@@ -259,15 +255,15 @@ def finetune_claims(ev: E.Evidence, plasticity: Mapping[str, Mapping[str, float]
     ]
     for a, b in (("mha", "fc1"), ("mha", "fc2"), ("fc1", "fc2")):
         out.append(difference_claim(ev, f"{DISPLAY[a]} finetunes better than {DISPLAY[b]} (same parameter count)",
-                                    [a], [b], "two-sided", kind="comparison"))
+                                    [a], [b], kind="comparison"))
     out.append(difference_claim(ev, "MHA finetuning beats the linear probe", ["mha"], [E.PROBE]))
     control = next((g for g in ("ln-control", "bias") if any(g in a for a in ev.acc.values())), None)
     if control:
         out.append(difference_claim(ev, f"LN1+LN2 finetune better than a parameter-matched control ({control})",
-                                    low, [control], "two-sided", kind="baseline"))
+                                    low, [control], kind="baseline", family=PRIMARY))
     else:
         out.append(Claim("LN1+LN2 finetune better than a parameter-matched control", ev.scope, kind="baseline",
-                         rule=RULE, test="paired bootstrap (not run)",
+                         family=PRIMARY, test="seed-level t (not run)",
                          evidence="no parameter-matched control group was run (design: docs/statistics.md)"))
     return out
 

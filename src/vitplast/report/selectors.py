@@ -5,11 +5,14 @@ finetuning one group alone) and ``scores`` (``model, dataset, selector, group, s
 ``(model, optimizer, dataset)``) and selector, over the selectable groups with both a gain and a score:
 
 * ``rho``: Spearman correlation between score and gain (NaN with < 3 groups or a constant side);
-* ``hit``: 1 if the selector's top-scored group has the largest gain (ties count as hits), else 0;
-* ``regret``: largest gain - gain of the selector's top-scored group (>= 0; 0 on a hit).
+* ``hit`` and ``regret`` in expectation over the selector's ties: when several groups share the top score the
+  selector picks one of them uniformly at random, so ``hit`` is the fraction of the tied top groups that have
+  the largest gain and ``regret`` = largest gain - mean gain of the tied top groups (>= 0; 0 on a sure hit).
 
 Per selector: the means over targets, each with a percentile bootstrap interval (targets resampled with
-replacement, ``n_boot`` draws, fixed seed). ``random (expected)`` is the exact expectation of a uniformly
+replacement, ``n_boot`` draws, fixed seed) when there are at least :data:`MIN_BOOT_TARGETS` targets. With ``n``
+targets the bootstrap has only ``C(2n - 1, n)`` distinct resamples (10 for 3 targets): below that number of
+targets no interval is given and the text says so. ``random (expected)`` is the exact expectation of a uniformly
 random ranking on each target: rho 0, hit = (#groups at the max gain) / (#groups), regret = max - mean gain.
 The winner is the selector with the lowest mean regret (then the higher mean rho); its margin over the
 runner-up comes with a paired bootstrap interval of the difference in mean regret.
@@ -32,6 +35,8 @@ from vitplast.progress import Progress, phase
 from vitplast.reading import SCORES_TABLE, read_table
 
 RANDOM = "random (expected)"
+#: fewest targets for a bootstrap interval over targets (5 targets: 126 distinct resamples)
+MIN_BOOT_TARGETS = 5
 TARGET = ["model", "optimizer", "dataset"]
 
 
@@ -64,11 +69,12 @@ def per_target(scores: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
             if not common:
                 continue
             x, y = sc[common].to_numpy(float), gain[common].to_numpy(float)
-            top = common[int(np.argmax(x))]
-            best = common[int(np.argmax(y))]
+            tied = x == x.max()  # the selector picks one of its tied top groups at random
             rows.append({"model": model, "optimizer": opt, "dataset": ds, "selector": sel, "n_groups": len(common),
-                         "rho": _rho(x, y), "hit": float(gain[top] >= y.max()), "regret": float(y.max() - gain[top]),
-                         "top": top, "best": best})
+                         "rho": _rho(x, y), "hit": float(np.mean(y[tied] >= y.max())),
+                         "regret": float(y.max() - y[tied].mean()),
+                         "top": "/".join(g for g, t in zip(common, tied, strict=True) if t),
+                         "best": common[int(np.argmax(y))]})
         y = gain.to_numpy(float)
         rows.append({"model": model, "optimizer": opt, "dataset": ds, "selector": RANDOM, "n_groups": len(y),
                      "rho": 0.0, "hit": float(np.sum(y >= y.max()) / len(y)), "regret": float(y.max() - y.mean()),
@@ -76,7 +82,14 @@ def per_target(scores: pd.DataFrame, gains: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*TARGET, "selector", "n_groups", "rho", "hit", "regret", "top", "best"])
 
 
+def distinct_resamples(n: int) -> int:
+    """Distinct bootstrap resamples (multisets) of ``n`` targets: ``C(2n - 1, n)``."""
+    return math.comb(2 * n - 1, n) if n > 0 else 0
+
+
 def _boot(values: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
+    if len(values) < MIN_BOOT_TARGETS:
+        return math.nan, math.nan  # too few distinct resamples for a percentile interval
     means = np.nanmean(values[idx], axis=1) if len(values) else np.array([math.nan])
     means = means[~np.isnan(means)]
     if not len(means):
@@ -116,12 +129,17 @@ def verdict(pt: pd.DataFrame, summary: pd.DataFrame, n_boot: int = 2000, seed: i
     idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
     lo, hi = _boot(d, idx)
     pct = 100.0
+    ci = lambda a, b: "" if math.isnan(a) else f"95 % CI {pct * a:.2f} to {pct * b:.2f}"  # noqa: E731
     text = (f"Over {int(win['targets'])} targets, {win['selector']} chose best: mean regret {pct * win['regret']:.2f} "
-            f"points of relative gain (95 % CI {pct * win['regret_lo']:.2f} to {pct * win['regret_hi']:.2f}), "
+            f"points of relative gain ({ci(win['regret_lo'], win['regret_hi']) or 'no interval'}), "
             f"top-1 hit rate {pct * win['hit']:.0f} %, mean Spearman {win['rho']:.2f}. The runner-up, {run['selector']}, "
-            f"lost {pct * float(np.mean(d)):.2f} points more per target (paired bootstrap 95 % CI {pct * lo:.2f} to "
-            f"{pct * hi:.2f}")
-    text += "; the interval includes 0, so the two are not separated)." if lo <= 0 <= hi else ")."
+            f"lost {pct * float(np.mean(d)):.2f} points more per target (")
+    if math.isnan(lo):
+        text += (f"no interval: a bootstrap over {len(d)} targets has only {distinct_resamples(len(d))} distinct "
+                 f"resamples, too few below {MIN_BOOT_TARGETS} targets; these data do not separate the two).")
+    else:
+        text += f"paired bootstrap {ci(lo, hi)}"
+        text += "; the interval includes 0, so the two are not separated)." if lo <= 0 <= hi else ")."
     for base in ("params", RANDOM):
         r = s[s["selector"] == base]
         if len(r) and base != win["selector"]:
@@ -250,7 +268,9 @@ def figure(bench: SelectorBenchmark, path: Path) -> Path | None:
 
 NOTE = ("Scores: plasticity from this sweep's analyses; the other selectors from selectors/scores.csv when present "
         "(vitplast.report.selectors.score_sweep writes it). Gains: relative gain over the probe at the best lr. "
-        "Regret in points of relative gain; intervals: 95 % percentile bootstrap over targets.")
+        "Regret in points of relative gain; hit and regret in expectation over a selector's tied top groups; intervals: 95 % "
+        f"percentile bootstrap over targets, given from {MIN_BOOT_TARGETS} targets on (fewer have too few distinct "
+        "resamples).")
 
 
 def write(bench: SelectorBenchmark, fig_dir: Path, tab_dir: Path, draw: bool = True) -> list[tuple[Path, str]]:

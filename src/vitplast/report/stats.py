@@ -184,7 +184,7 @@ def plasticity_gain_correlation(comp: pd.DataFrame, gains: pd.DataFrame) -> pd.D
 
     Rows per ``(model, optimizer, scope)`` where scope is each dataset (exact permutation p) and ``pooled``
     (mean of the within-dataset rhos, within-dataset permutation p): ``n`` points, ``rho``, ``p``
-    (two-sided), ``n_datasets``, ``method``.
+    (two-sided), ``p_min`` (the smallest p the test can give), ``n_datasets``, ``method``.
     """
     g = gains[gains["group"].isin(COMPONENTS)][["model", "optimizer", "dataset", "group", "gain"]]
     m = g.merge(comp.rename(columns={"component": "group"}), on=["model", "dataset", "group"]).dropna()
@@ -194,5 +194,5 @@ def plasticity_gain_correlation(comp: pd.DataFrame, gains: pd.DataFrame) -> pd.D
         for scope, d in scopes:
             r = stratified_rank_test(d["plasticity"].to_numpy(), d["gain"].to_numpy(), d["dataset"].to_numpy())
             rows.append({"model": model, "optimizer": opt, "scope": scope, "n": len(d), "rho": r.statistic,
-                         "p": r.p, "n_datasets": d["dataset"].nunique(), "method": r.method})
-    return pd.DataFrame(rows, columns=["model", "optimizer", "scope", "n", "rho", "p", "n_datasets", "method"])
+                         "p": r.p, "p_min": r.p_min, "n_datasets": d["dataset"].nunique(), "method": r.method})
+    return pd.DataFrame(rows, columns=["model", "optimizer", "scope", "n", "rho", "p", "p_min", "n_datasets", "method"])
