@@ -108,7 +108,7 @@ def _member(cfg: TrainConfig, model: ViT | None, data: DataBundle | None, out: P
     m = Member(cfg, rd, names, groups, masks, _config_record(prep, device, workers, prec), prep.param_counts(),
                list(prep.bundle.info.get("warnings", [])), init)
     if existing and rd.has_resume_state():
-        m.saved = rd.load_resume_state(warn=warn)
+        m.saved, _ = rd.load_resume_state(warn=warn)
         m.state = TrainState(**m.saved["state"])
         m.init.update({k: v for k, v in m.saved["weights"].items() if k in m.init})
     return m, None, prep
