@@ -25,7 +25,7 @@ from vitplast.train.scoring import score
 
 
 def cfg(**kw: object) -> TrainConfig:
-    return TrainConfig(model="m", data="d", **kw).validate()  # type: ignore[arg-type]
+    return TrainConfig(model="m", data="d", **kw)  # type: ignore[arg-type]
 
 
 def test_lr_schedule_closed_form() -> None:

@@ -66,7 +66,7 @@ def parse_units(spec: str | Sequence[str]) -> Units:
         raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
     for part in _parts(spec):
         if not part:
-            raise VitplastError(f"{text!r} has an empty item: separate the units by single commas")
+            raise VitplastError(f"--train has an empty item in {text!r}: separate the units by single commas")
         if _INDEX.fullmatch(part) or part[0] in "-0123456789":
             if last is None or chosen[last] is None:
                 raise VitplastError(f"{text!r}: block {part!r} follows no COMPONENT@BLOCKS unit")
