@@ -200,6 +200,12 @@ ROWS: list[tuple[str, Plant, list[str], str]] = [
     ("report-result-evaluations-wrong", {RUN_RESULT: edited(RUN_RESULT, evaluations=[1, 2])}, REPORT,
      "result.json is not a vitplast result"),
     ("report-metrics-garbage", {"sweep/runs/*/metrics.jsonl": NOT_UTF8}, REPORT, "metrics.jsonl is not UTF-8 text"),
+    ("report-metrics-text-loss", {"sweep/runs/*/metrics.jsonl": b'{"kind": "eval", "step": 2, "val_loss": "low"}\n'},
+     REPORT, "metrics.jsonl row 1: loss, lr, grad_norm, val_loss, val_acc and the values of grad_norm_groups must"),
+    ("report-metrics-groups-list", {"sweep/runs/*/metrics.jsonl": b'{"kind": "train", "step": 1, '
+                                    b'"grad_norm_groups": [1, 2]}\n'}, REPORT, "metrics.jsonl row 1"),
+    ("report-metrics-eval-without-loss", {"sweep/runs/*/metrics.jsonl": b'{"kind": "eval", "step": 2}\n'}, REPORT,
+     "metrics.jsonl row 1"),
     ("report-plasticity-not-utf8", {"sweep/plasticity/*/plasticity.csv": NOT_UTF8}, REPORT,
      "plasticity.csv is not UTF-8 text"),
     ("report-plasticity-no-mean", {"sweep/plasticity/*/plasticity.csv": b"model,layer,component\nm,0,mha\n"},
