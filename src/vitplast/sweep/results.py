@@ -26,7 +26,7 @@ import pandas as pd
 
 from vitplast.errors import VitplastError
 from vitplast.io import write_text_atomic
-from vitplast.reading import BOUNDS_TABLE, PLASTICITY_TABLE, read_json, read_table
+from vitplast.reading import BOUNDS_TABLE, NUMBER, NUMBER_OR_NULL, PLASTICITY_TABLE, read_json, read_table
 from vitplast.sweep.plan import Plan, Task
 from vitplast.sweep.status import first_error_line, task_state
 
@@ -41,6 +41,16 @@ class SweepTables:
     plasticity: pd.DataFrame
     bounds: pd.DataFrame
     analyses: pd.DataFrame
+
+
+#: Keys of a task's result file that the report reads as numbers, per task kind (``null``: not measured).
+RESULT_NUMBERS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "finetune": {"test_acc": NUMBER_OR_NULL, "best_val_acc": NUMBER_OR_NULL}, "probe": {"test_acc": NUMBER}}
+
+
+def _result(task: Task, root: Path) -> dict[str, Any]:
+    """The result file of a finished task (:func:`~vitplast.reading.read_json` with :data:`RESULT_NUMBERS`)."""
+    return read_json(task.result_path(root), RESULT_NUMBERS.get(task.kind))
 
 
 def _base(task: Task, root: Path) -> dict[str, Any]:
@@ -61,7 +71,7 @@ def run_row(task: Task, root: Path) -> dict[str, Any]:
     cfg = dict(task.config)
     row["group"] = "+".join(cfg["train"])
     row.update({k: (",".join(v) if k == "train" else v) for k, v in cfg.items()})
-    res = read_json(task.result_path(root)) if row["status"] == "done" else {}
+    res = _result(task, root) if row["status"] == "done" else {}
     for k, v in res.items():
         if k in _DUPLICATES:
             continue
@@ -83,7 +93,7 @@ def probe_row(task: Task, root: Path) -> dict[str, Any]:
     row = _base(task, root)
     row.update({"model": task.config["model"], "data": task.config["data"],
                 "random_weights": task.config["random_weights"], "C_requested": task.config["C"]})
-    res = read_json(task.result_path(root)) if row["status"] == "done" else {}
+    res = _result(task, root) if row["status"] == "done" else {}
     row.update({k: v for k, v in res.items() if k not in ("model", "data", "train") and not isinstance(v, (dict, list))})
     return row
 
@@ -93,7 +103,7 @@ def analysis_row(task: Task, root: Path) -> dict[str, Any]:
     row = _base(task, root)
     row.update({"model": task.config["model"], "source": task.config["source"], "data": task.config["target"],
                 "pairs_requested": task.config["pairs"], "mode": task.config["mode"]})
-    rec = read_json(task.result_path(root)) if row["status"] == "done" else {}
+    rec = _result(task, root) if row["status"] == "done" else {}
     if not rec:
         return row
     row.update({"pairs_used": rec.get("pairs_used"), "pairs_skipped": rec.get("pairs_skipped"),

@@ -33,6 +33,14 @@ RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "evaluations": list}
 
 
+#: Keys of a ``metrics.jsonl`` row that hold a number or null (NaN and infinities are written as null).
+METRIC_NUMBERS = ("loss", "lr", "grad_norm", "val_loss", "val_acc")
+
+
+def _number_or_null(v: Any) -> bool:
+    return isinstance(v, NUMBER_OR_NULL) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -200,6 +208,14 @@ class RunDir:
         for k, row in enumerate(rows, 1):
             if not isinstance(row.get("step"), int) or isinstance(row["step"], bool):
                 raise VitplastError(f"{self.metrics} row {k} has no integer 'step': not a vitplast metrics log")
+            numbers = [row.get(f) for f in METRIC_NUMBERS]
+            groups = row.get("grad_norm_groups") or {}
+            if isinstance(groups, dict):
+                numbers += list(groups.values())
+            if not isinstance(groups, dict) or not all(_number_or_null(v) for v in numbers) or (
+                    row.get("kind") == "eval" and "val_loss" not in row):
+                raise VitplastError(f"{self.metrics} row {k}: {', '.join(METRIC_NUMBERS)} and the values of "
+                                    "grad_norm_groups must be numbers or null")
         return rows
 
     def reset_metrics(self, upto_step: int) -> None:
