@@ -131,7 +131,7 @@ class _Timed:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ks", type=int, nargs="+", default=[1, 3, 9, 27])
+    ap.add_argument("--ks", type=int, nargs="*", default=[1, 3, 9, 27])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", default="mini:digits")
@@ -153,12 +153,18 @@ def main() -> None:
             bt, bw = run_bundle(cfgs, sub, opts)
             st, sw = run_single(cfgs, sub, opts)
             rows.append((k, images / st, images / bt, st / bt, images / sw, images / bw, sw / bw, os.getloadavg()[0]))
-            report(args, rows, load_before, "")
+            report(args, rows, load_before)
         if args.profile:
-            report(args, rows, load_before, profile(configs(args.profile, args.data, args.steps), tmp, opts))
+            text = (f"## Where a bundle's time goes (`benchmarks/bundle_speed.py --profile {args.profile}`)\n\n"
+                    f"{datetime.date.today().isoformat()}, {os.cpu_count()} CPUs, {args.threads} torch thread(s), "
+                    f"load average {os.getloadavg()[0]:.1f}, {args.data}, {args.steps} steps, one validation.\n\n"
+                    + profile(configs(args.profile, args.data, args.steps), tmp, opts))
+            print(text, flush=True)
+            if args.write:
+                write_section("bundle_speed_profile", text)
 
 
-def report(args: argparse.Namespace, rows: list[tuple[float, ...]], load_before: tuple[float, ...], prof: str) -> None:
+def report(args: argparse.Namespace, rows: list[tuple[float, ...]], load_before: tuple[float, ...]) -> None:
     """Print the table so far (and write it with ``--write``)."""
     lines = [
         "## Run bundles against runs one after another (`benchmarks/bundle_speed.py`)",
@@ -177,7 +183,7 @@ def report(args: argparse.Namespace, rows: list[tuple[float, ...]], load_before:
     ]
     for k, st, bt, r, sw, bw, rw, load in rows:
         lines.append(f"| {k:.0f} | {st:.1f} | {bt:.1f} | {r:.2f} | {sw:.1f} | {bw:.1f} | {rw:.2f} | {load:.1f} |")
-    text = "\n".join(lines) + ("\n\n" + prof if prof else "")
+    text = "\n".join(lines)
     print(text, flush=True)
     if args.write:
         write_section("bundle_speed", text)

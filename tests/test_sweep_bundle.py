@@ -79,3 +79,15 @@ def test_bundled_sweep_equals_unbundled_and_resumes_after_a_kill(tmp_path: Path,
     assert stamps == {d.name: (d / "result.json").read_bytes() for d in (out / "runs").iterdir()}
     starts = [e["id"] for e in read_events(out) if e["event"] == "start"]
     assert sorted(starts) == sorted(2 * list(files(out)))
+
+
+def test_ray_runs_one_trial_per_bundle(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    outcome = run_sweep(spec(), out, executor="ray", resources=Resources(cpus_per_trial=1, max_concurrent=1, bundle=3))
+    assert outcome.ran == 6 and not outcome.failed
+    starts = [e for e in read_events(out) if e["event"] == "start"]
+    assert len(starts) == 6 and all(e["bundle"] == 3 for e in starts)
+    assert len({e["pid"] for e in starts}) <= 2  # two trials (a reused actor may run both)
+    trials = sorted(p.name for p in (out / ".ray").rglob("*+2") if p.is_dir())
+    assert len(trials) == 2 and all(t.split("+")[0] in files(out) for t in trials)

@@ -62,6 +62,7 @@ def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         (["sweep", "--out", "X", "--datasets", "random:8", "--executor", "slurm"], "--executor must be one of"),
         (["sweep", "--out", "X", "--datasets", "random:8", "--lrs", "a,b"], "--lrs takes a comma list"),
         (["sweep", "--out", "X", "--datasets", "random:8", "--max-concurrent", "0"], "--max-concurrent must be >= 1"),
+        (["sweep", "--out", "X", "--datasets", "random:8", "--bundle", "0"], "--bundle must be >= 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -206,3 +206,21 @@ def test_bundle_refuses_incompatible_runs(tmp_path: Path) -> None:
         train_bundle([config("full"), config("mha")], [tmp_path / "a", tmp_path / "a"], CPU)
     assert not (tmp_path / "a").exists()
 
+
+
+def test_bundle_too_large_for_the_memory_trains_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vitplast.train import bundle_memory
+
+    torch.set_num_threads(1)
+    data = tiny_train_data()
+    cfgs = [config(g, seed=i, optimizer="adamw", lr=3e-3) for i, g in enumerate(("full", "mha", "ln2"))]
+    vit = tiny_train_vit()
+    per = bundle_memory.member_bytes(vit, cfgs[0], sum(p.numel() for p in vit.module.parameters()))
+    assert per > 4 * 8 * 16 * 5  # at least the activations of one micro-batch
+    monkeypatch.setattr(bundle_memory, "free_bytes", lambda device: int(2.5 * per / bundle_memory.SAFETY))
+    cap = Capture(monkeypatch)
+    train_bundle(cfgs, [tmp_path / f"b{i}" for i in range(3)], CPU, model=vit, data=data)
+    assert [len(members) for members, _ in cap.sessions] == [2, 1]  # 2 members fit: two sessions
+    for i, c in enumerate(cfgs):
+        finetune(tiny_train_vit(), data, c, CPU, out=tmp_path / f"s{i}")
+        assert_same_run(tmp_path / f"s{i}", tmp_path / f"b{i}", c.lr)

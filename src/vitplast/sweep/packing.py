@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 from vitplast.sweep.plan import Task
 
-#: Runs per bundle when ``--bundle`` is not given, per device type (docs/mini-protocol.md: measured ratios).
-DEFAULT_BUNDLE = {"cpu": 9, "cuda": 64}
+#: Runs per bundle when ``--bundle`` is not given, per device type. On a CPU bundles measured no reliable gain
+#: (docs/mini-protocol.md, "Run bundles"), so runs stay one per trial there.
+DEFAULT_BUNDLE = {"cpu": 1, "cuda": 64}
 
 
 def bundle_size(bundle: int | None, device: str, cuda: bool) -> int:

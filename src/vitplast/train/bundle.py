@@ -18,7 +18,8 @@ and removed from the bundle before the update; the others continue unchanged (no
 
 Resume: ``last.pt`` of a member is the single run's file (same optimizer ``state_dict``), written at every
 evaluation. Members restarting at different steps train as separate sessions, one per starting step; finished
-members (``result.json`` present) are not retrained.
+members (``result.json`` present) are not retrained. A bundle larger than the device's memory allows
+(:mod:`vitplast.train.bundle_memory`) is trained as consecutive sessions that fit.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from vitplast.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train import cache
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
+from vitplast.train.bundle_memory import members_that_fit
 from vitplast.train.bundle_optim import BatchedOptimizer
 from vitplast.train.config import BUNDLE_SHARED, RunOptions, TrainConfig, bundle_key
 from vitplast.train.loop import Prepared, TrainState, _config_record, _finite, _write, prepare, run
@@ -150,12 +152,16 @@ def train_bundle(cfgs: Sequence[TrainConfig], outs: Sequence[str | Path], opts: 
             else:
                 members.append((i, m))
         assert base is not None and data is not None
-        starts = sorted({m.state.step for _, m in members})
-        for s in starts:
+        own = dict(base.module.named_parameters())
+        trained = sum(own[n].numel() for n in {n for _, m in members for n in m.names})
+        fit = members_that_fit(base, cfgs[0], trained, device) if members else 1
+        for s in sorted({m.state.step for _, m in members}):
             group = [(i, m) for i, m in members if m.state.step == s]
-            session = _Session([m for _, m in group], base, data, device, workers, prec, opts)
-            for (i, _), result in zip(group, session.run(), strict=True):
-                results[i] = result
+            for a in range(0, len(group), fit):  # a bundle that would not fit trains in consecutive sessions
+                part = group[a:a + fit]
+                session = _Session([m for _, m in part], base, data, device, workers, prec, opts)
+                for (i, _), result in zip(part, session.run(), strict=True):
+                    results[i] = result
     return [results[i] for i in range(len(cfgs))]
 
 

@@ -36,9 +36,19 @@ BETAS = (0.9, 0.999)
 EPS = 1e-8
 
 
-def _col(values: Sequence[float], like: Tensor) -> Tensor:
-    """``values`` as a float32 ``[K, 1, ..., 1]`` tensor broadcasting against ``like`` (``[K, *shape]``)."""
-    return torch.tensor(values, dtype=torch.float32, device=like.device).view(-1, *([1] * (like.ndim - 1)))
+class _Columns:
+    """Per-member factors as float32 ``[K, 1, ..., 1]`` tensors broadcasting against ``[K, *shape]`` tensors, each
+    distinct one built (and copied to the device) once per update."""
+
+    def __init__(self) -> None:
+        self.made: dict[tuple[tuple[float, ...], int, torch.device], Tensor] = {}
+
+    def __call__(self, values: Sequence[float], like: Tensor) -> Tensor:
+        key = (tuple(values), like.ndim, like.device)
+        if key not in self.made:
+            flat = torch.tensor(values, dtype=torch.float32, device=like.device)
+            self.made[key] = flat.view(-1, *([1] * (like.ndim - 1)))
+        return self.made[key]
 
 
 class BatchedOptimizer:
@@ -58,6 +68,7 @@ class BatchedOptimizer:
     def step(self, lrs: Sequence[float]) -> None:
         """One update of every member with learning rate ``lrs[k]``; gradients are the params' ``.grad``."""
         self.steps = [t + 1 for t in self.steps]
+        _col = _Columns()
         for name, p in self.params.items():
             g = p.grad
             if g is None:
