@@ -11,7 +11,7 @@ import pandas as pd
 
 from vitplast.report.tables import fmt
 
-STATUS_COLORS = {"supported": "#d8f0d8", "not supported": "#f6d6d6", "inconclusive": "#f3ecc8"}
+STATUS_COLORS = {"supported": "#d8f0d8", "not supported": "#f6d6d6", "inconclusive": "#f3ecc8", "excluded": "#e8e8e8"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
