@@ -57,6 +57,12 @@ def test_peft_accepts_the_config_and_trains_exactly_the_choice(lib: str, tmp_pat
     ln2 = [n for n in plan.layernorms]
     assert all(any(f"{name}.modules_to_save" in n for n in trainable) for name in ln2 + plan.save)
     assert not any(".fc1." in n or "norm1" in n or "layernorm_before" in n for n in trainable)
+    # the LoRA targets' biases: trained by the parameter list, frozen by the LoRA config, and named in the plan
+    biases = {f"{n}.bias" for n in plan.lora if getattr(m.get_submodule(n), "bias", None) is not None}
+    assert biases and set(plan.lora_biases) == biases and biases <= set(select(m, "mha,ln2"))
+    under_lora = {n: p.requires_grad for n, p in pm.named_parameters()
+                  if n.endswith(".bias") and any(f".{b.removesuffix('.bias')}." in n for b in biases)}
+    assert len(under_lora) == len(biases) and not any(under_lora.values())
     out = pm(x)
     logits = out if isinstance(out, torch.Tensor) else out.logits
     assert torch.allclose(logits, _model(lib)(x) if lib == "timm" else _model(lib)(x).logits, atol=1e-5)  # B = 0

@@ -72,12 +72,17 @@ def select(model: ViT | nn.Module, groups: str | Sequence[str], head: bool = Tru
 class PeftPlan:
     """Module names of a PEFT export: ``lora`` (LoRA targets), ``layernorms`` (LN tuning), ``save`` (trained
     in full: embed modules, head) and ``uncovered``: parameters of a chosen group that no module but the root
-    owns (e.g. a position embedding stored on the model itself), which PEFT cannot train."""
+    owns (e.g. a position embedding stored on the model itself), which PEFT cannot train.
+
+    The PEFT config trains less than ``trainable_parameters.txt`` lists: LoRA learns a low-rank update of each
+    target's weight (not the full weight) and, with PEFT's default ``bias="none"``, leaves the target's bias
+    frozen. ``lora_biases`` names those biases: trained in the parameter list, frozen under the LoRA config."""
 
     lora: list[str] = field(default_factory=list)
     layernorms: list[str] = field(default_factory=list)
     save: list[str] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)
+    lora_biases: list[str] = field(default_factory=list)
 
 
 def peft_plan(model: ViT | nn.Module, groups: str | Sequence[str], head: bool = True) -> PeftPlan:
@@ -101,6 +106,8 @@ def peft_plan(model: ViT | nn.Module, groups: str | Sequence[str], head: bool = 
             plan.uncovered += [n for n, _ in direct]
         elif g in LINEAR_GROUPS and isinstance(mod, nn.Linear):
             plan.lora.append(name)
+            if mod.bias is not None:
+                plan.lora_biases.append(f"{name}.bias")
         elif g in LN_GROUPS and isinstance(mod, nn.LayerNorm):
             plan.layernorms.append(name)
         else:
