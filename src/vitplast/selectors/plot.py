@@ -26,6 +26,7 @@ def plot_recommend(result: RecommendResult, path: Path) -> None:
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows), dpi=120, squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
+        _mark_winner(ax, result, name)
         if result.blockwise:
             _heat_map(ax, result, name)
             continue
@@ -42,13 +43,13 @@ def plot_recommend(result: RecommendResult, path: Path) -> None:
                 ax.patches[i].set_alpha(0.35)
         ax.set_yticks(range(len(order)), [DISPLAY[g] + (" *" if g in chosen else "") for g in order], fontsize=7)
         ax.invert_yaxis()
-        ax.set_title(name, fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     mark = "framed" if result.blockwise else "* ="
+    won = "" if result.winner is None else f"\npilot winner: {','.join(result.winner)} (its selectors' titles in green)"
     fig.suptitle(f"{result.config.model} on {result.config.data}: scores / max ({mark} in the set under a budget of "
-                 f"{result.budget:,} parameters)", fontsize=8)
+                 f"{result.budget:,} parameters){won}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -70,4 +71,11 @@ def _heat_map(ax: Any, result: RecommendResult, name: str) -> None:
     ax.set_xticks(range(len(comps)), [DISPLAY[c] for c in comps], fontsize=6)
     ax.set_yticks(range(grid.shape[0]), [str(b) for b in range(grid.shape[0])], fontsize=6)
     ax.set_ylabel("block", fontsize=6)
-    ax.set_title(name, fontsize=8)
+
+
+def _mark_winner(ax: Any, result: RecommendResult, name: str) -> None:
+    """The panel's title: the selector's name, in bold green with "pilot winner" when the pilot chose its set."""
+    if result.winner is not None and tuple(result.sets[name]) == tuple(result.winner):
+        ax.set_title(f"{name}: pilot winner", fontsize=8, color="#2ca02c", fontweight="bold")
+    else:
+        ax.set_title(name, fontsize=8)
