@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,23 @@ def test_imagenet_val_layouts(tmp_path: Path) -> None:
     assert load_data(f"imagenet-val:{flat}").classes == ["unlabelled"]
     with pytest.raises(VitplastError, match="does not exist"):
         load_data(f"imagenet-val:{tmp_path / 'nope'}")
+
+
+@pytest.mark.parametrize("layout", ["imagenet-val", "domainnet", "domainnet-official"])
+def test_benchmark_folders_verify_every_image_up_front(layout: str, tmp_path: Path) -> None:
+    """A text file with an image name fails when the data set is loaded, naming the file, not mid-training."""
+    if layout == "imagenet-val":
+        for k in range(3):
+            _img(tmp_path / "n01" / f"v{k}.JPEG", (k, 0, 0))
+        bad, spec = tmp_path / "n01" / "v9.JPEG", f"imagenet-val:{tmp_path}"
+    else:
+        _domainnet(tmp_path)
+        bad = tmp_path / "clipart" / "axe" / "clipart_001_000004.jpg"  # listed in clipart_test.txt
+        spec = f"domainnet:{tmp_path}:clipart" + (":official" if layout.endswith("official") else "")
+    assert load_data(spec).num_classes >= 1
+    bad.write_text("not an image")
+    with pytest.raises(VitplastError, match=f"unreadable image {re.escape(str(bad))}"):
+        load_data(spec)
 
 
 def test_cifar10_python_pickle_layout_loads_through_torchvision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

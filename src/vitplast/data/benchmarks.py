@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vitplast.data.base import DataBundle, FileImageSet, Item, TensorImageSet
+from vitplast.data.base import DataBundle, FileImageSet, Item, TensorImageSet, verify_images
 from vitplast.data.folder import IMAGE_SUFFIXES, scan_class_folders
 from vitplast.data.registry import DataContext, register
 from vitplast.errors import VitplastError
@@ -181,6 +181,7 @@ def load_domainnet(arg: str, ctx: DataContext) -> DataBundle:
         tr_p, tr_l, names = _read_split_list(root, lists[0])
         te_p, te_l, te_names = _read_split_list(root, lists[1])
         names = {**te_names, **names}
+        verify_images([*tr_p, *te_p])
         n_cls = max([*tr_l, *te_l]) + 1
         classes = [names.get(i, f"class{i}") for i in range(n_cls)]
         return DataBundle.from_train_test(
@@ -189,6 +190,7 @@ def load_domainnet(arg: str, ctx: DataContext) -> DataBundle:
     classes, pool = scan_class_folders(root / domain)
     if len(pool) == 0:
         raise VitplastError(f"domainnet: no images under {root / domain}/<class>/")
+    verify_images(pool.paths)
     return DataBundle.from_single(name, classes, pool, domain=domain, split="80/20")
 
 
@@ -214,6 +216,7 @@ def load_imagenet_val(arg: str, ctx: DataContext) -> DataBundle:
             layout = "flat, unlabelled"
     if len(pool) == 0:
         raise VitplastError(f"imagenet-val: no images found in {root}")
+    verify_images(pool.paths)
     return DataBundle.from_single("imagenet-val", classes, pool, path=str(root), layout=layout)
 
 
