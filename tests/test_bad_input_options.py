@@ -416,3 +416,30 @@ def test_ctrl_c_says_how_each_command_resumes(command: str, message: str, tmp_pa
     args = {"sweep": SWEEP, "reproduce": ["reproduce", "--random-weights", "--quick"], "pretrain": PRETRAIN}[command]
     code, _, err = cli([*args, "--out", str(tmp_path / "x")], capsys)
     assert code == 130 and err.splitlines()[-1] == message, err
+
+
+def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
+    """A run folder locked by another process is refused here; when that process ends (also by SIGKILL) the
+    lock is gone with it, and the folder can be locked again."""
+    import signal
+    import subprocess
+    import sys
+
+    from vitplast.errors import VitplastError
+    from vitplast.train.rundir import RunDir
+
+    path = tmp_path / "run"
+    code = ("import sys\nfrom pathlib import Path\nfrom vitplast.train.rundir import RunDir\n"
+            f"with RunDir(Path({str(path)!r})).locked():\n    print('held', flush=True)\n    sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(VitplastError, match="is in use by another run"), RunDir(path).locked():
+            pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+    with RunDir(path).locked():  # the killed holder's lock file is still there, but no longer locked
+        assert (path / ".lock").is_file()
