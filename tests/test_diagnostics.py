@@ -195,6 +195,7 @@ def test_cli_prints_and_writes_diagnostics_normalization_and_scales(
     code, stdout, err = run([*common, "--out", str(tmp_path / "m"), "--rank-by", "median_l1"], capsys)
     assert code == 0, err
     assert "rank by median_l1" in stdout and "Per layer" in stdout and "Embedded tokens" in stdout
+    assert "Regime indicators" in stdout and "residual growth" in stdout
     code, _, err = run(
         [*common, "--out", str(tmp_path / "i"), "--normalization", "imagenet", "--embed-scale", "1,2"], capsys
     )
