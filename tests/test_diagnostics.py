@@ -99,6 +99,44 @@ def test_attention_entropy_hidden_scale_and_layernorm_match_naive_loops() -> Non
 
 
 @torch.no_grad()
+def test_regime_indicators_match_naive_loops() -> None:
+    """LN1-output RMS, RMS(E(x)) / RMS(LN1 output), residual growth and attention distance against a literal
+    computation (explicit loops over images, heads, queries and keys; grid positions from the token index)."""
+    vit, x, y, d = _diagnose("embedding")
+    g = 4  # 16 px images, patch 4: a 4 x 4 grid after one class token
+    for stream, img in (("source", x), ("target", y)):
+        h = vit.embed(img).double()
+        rms_e = float(h.pow(2).mean().sqrt())
+        for layer, blk in enumerate(vit.blocks):
+            row = d.layers[(d.layers["layer"] == layer) & (d.layers["stream"] == stream)].iloc[0]
+            a = blk.ln1(h.float()).double()
+            out = blk.forward(h.float()).double()
+            assert row["ln1_out_rms"] == pytest.approx(float(a.pow(2).mean().sqrt()), rel=1e-5)
+            assert row["embed_ln1_ratio"] == pytest.approx(rms_e / float(a.pow(2).mean().sqrt()), rel=1e-5)
+            assert row["residual_growth"] == pytest.approx(
+                float(out.pow(2).mean().sqrt()) / float(h.pow(2).mean().sqrt()), rel=1e-5)
+            w = blk.attention()
+            p = attention_probs(a.float(), w.q, w.q_bias, w.k, w.k_bias, w.num_heads).double()
+            dists = []
+            for b in range(len(img)):
+                for hd in range(w.num_heads):
+                    for qi in range(g * g):
+                        num = den = 0.0
+                        for ki in range(g * g):
+                            wgt = float(p[b, hd, 1 + qi, 1 + ki])
+                            num += wgt * math.hypot(qi // g - ki // g, qi % g - ki % g)
+                            den += wgt
+                        dists.append(num / den)
+            assert row["attn_distance"] == pytest.approx(np.mean(dists), rel=1e-6)
+            h = out
+    pairs = [math.hypot(i // g - j // g, i % g - j % g) for i in range(g * g) for j in range(g * g)]
+    assert d.uniform_attn_distance == pytest.approx(np.mean(pairs))
+    src = d.tokens[(d.tokens["stream"] == "source") & (d.tokens["tokens"] == "all")]["rms"].item()
+    assert d.vitb_scale == pytest.approx(0.70 / src, rel=1e-3)
+    assert {"vitb_scale", "uniform_attn_distance"} <= d.to_dict().keys()
+
+
+@torch.no_grad()
 def test_layernorm_prediction_equals_measurement_for_equal_token_stds_and_constant_gamma() -> None:
     vit, x, y, d = _diagnose()
     e = torch.cat([vit.embed(x), vit.embed(y)]).double()
@@ -157,6 +195,7 @@ def test_cli_prints_and_writes_diagnostics_normalization_and_scales(
     code, stdout, err = run([*common, "--out", str(tmp_path / "m"), "--rank-by", "median_l1"], capsys)
     assert code == 0, err
     assert "rank by median_l1" in stdout and "Per layer" in stdout and "Embedded tokens" in stdout
+    assert "Regime indicators" in stdout and "residual growth" in stdout
     code, _, err = run(
         [*common, "--out", str(tmp_path / "i"), "--normalization", "imagenet", "--embed-scale", "1,2"], capsys
     )

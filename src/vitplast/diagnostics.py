@@ -11,6 +11,10 @@ statistics are streamed over the same embedded sequences the plasticity is measu
   hidden scale; LN1's sigma), the mean per-token std of LN2's input, the attention's normalised entropy
   ``H(row) / log(n)`` averaged over rows and heads and the mean over rows of the row's max weight; the same
   attention statistics on the embedded sequence itself (what MHA receives in embedding mode);
+* per layer, regime indicators of the forward pass: the per-element RMS of LN1's output and the ratio
+  ``RMS(E(x)) / RMS(LN1 output)`` (how small the embedded tokens the embedding-mode estimator feeds every
+  component are, against what the block's MHA really receives), the mean attention distance (patch-grid units,
+  :func:`attention_distance`), and the residual growth ``RMS(block output) / RMS(block input)``;
 * per LayerNorm (weights only): ``rms(gamma)``, ``max|gamma|``, ``rms(gamma - 1)``, and the closed-form
   prediction ``rms(gamma) / sigma`` of its plasticity with sigma the mean per-token std of its input in the
   analysis's mode (both streams pooled).
@@ -67,8 +71,33 @@ def attention_probs(a: Tensor, q_w: Tensor, q_b: Tensor | None, k_w: Tensor, k_b
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
 
 
+def patch_distances(grid: int) -> Tensor:
+    """``[g^2, g^2]`` Euclidean distances between the cells of a ``g x g`` patch grid (row-major), in patches."""
+    r, c = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    pos = torch.stack([r.flatten(), c.flatten()], 1).double()
+    return torch.cdist(pos, pos)
+
+
+def attention_distance(p: Tensor, prefix: int) -> tuple[float, int]:
+    """Sum over patch-token query rows of the mean attention distance ``sum_k p_qk d_qk / sum_k p_qk`` (``k`` over
+    patch keys, ``d`` the grid distance of :func:`patch_distances`), and the row count; ``(nan, 0)`` when the patch
+    tokens do not form a square grid. Uniform attention gives the grid's mean pairwise distance."""
+    n = p.shape[-1] - prefix
+    grid = math.isqrt(n)
+    if n <= 0 or grid * grid != n:
+        return math.nan, 0
+    pp = p[..., prefix:, prefix:].double()
+    d = patch_distances(grid).to(pp.device)
+    per_row = (pp * d).sum(-1) / pp.sum(-1).clamp_min(1e-300)
+    return float(per_row.sum()), int(per_row.numel())
+
+
 def _bias(b: Tensor | None, w: Tensor) -> Tensor:
     return b if b is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+
+
+def _root(x: float) -> float:
+    return math.sqrt(x) if x == x else math.nan  # nan (no forward pairs) stays nan
 
 
 def attention_stats(p: Tensor) -> tuple[float, float, int]:
@@ -102,7 +131,9 @@ class Diagnostics:
 
     ``tokens``: per stream and token group (patch, prefix, all): ``n_tokens``, ``rms``, ``std``, ``r_mean``,
     ``r_max``. ``layers``: per layer and stream: ``hidden_rms``, ``hidden_std``, ``ln2_in_std``,
-    ``attn_entropy``, ``attn_max`` (forward pass), ``attn_entropy_embedded``, ``attn_max_embedded``.
+    ``attn_entropy``, ``attn_max`` (forward pass), ``attn_entropy_embedded``, ``attn_max_embedded``, and the
+    regime indicators ``ln1_out_rms``, ``embed_ln1_ratio`` (layer 0's ``hidden_rms``, i.e. RMS(E(x)), over
+    ``ln1_out_rms``), ``attn_distance`` (forward pass), ``out_rms``, ``residual_growth`` = out_rms / hidden_rms.
     ``layernorm``: per layer and LN: ``gamma_rms``, ``gamma_max_abs``, ``gamma_dev_rms``, ``sigma``,
     ``predicted`` = gamma_rms / sigma, and ``measured`` (the LN plasticity of the analysis, when joined).
     """
@@ -123,8 +154,24 @@ class Diagnostics:
         )
         return Diagnostics(self.tokens, self.layers, ln, self.mode, self.prefix_tokens, self.seq_len, self.normalization)
 
+    @property
+    def vitb_scale(self) -> float:
+        """The embedding scale ``c`` that gives the source tokens ViT-B/16's per-element RMS (``--embed-scale c``)."""
+        t = self.tokens
+        rms = float(t[(t["stream"] == "source") & (t["tokens"] == "all")]["rms"].iloc[0])
+        return float(PAPER_REFERENCE["rms_per_element"] / rms) if rms > 0 else math.nan
+
+    @property
+    def uniform_attn_distance(self) -> float:
+        """Mean attention distance of uniform attention over this model's patch grid (nan if not square)."""
+        n = self.seq_len - self.prefix_tokens
+        g = math.isqrt(max(n, 0))
+        return float(patch_distances(g).mean()) if n > 0 and g * g == n else math.nan
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "vitb_scale": self.vitb_scale,
+            "uniform_attn_distance": self.uniform_attn_distance,
             "mode": self.mode,
             "prefix_tokens": self.prefix_tokens,
             "seq_len": self.seq_len,
@@ -166,13 +213,17 @@ class DiagnosticsAccumulator:
             self.sums.add(key + "/tok", float(norms.numel()))
             self.sums.max(key + "/norm", float(norms.max()))
 
-    def _attention(self, key: str, layer: int, a: Tensor) -> None:
+    def _attention(self, key: str, layer: int, a: Tensor, distance: bool = False) -> None:
         w = self.attn[layer]
         p = attention_probs(a, w.q, w.q_bias, w.k, w.k_bias, w.num_heads)
         ent, mx, rows = attention_stats(p)
         self.sums.add(key + "/ent", ent)
         self.sums.add(key + "/max", mx)
         self.sums.add(key + "/rows", rows)
+        if distance:
+            dist, drows = attention_distance(p, self.prefix)
+            self.sums.add(key + "/dist", dist)
+            self.sums.add(key + "/drows", drows)
 
     @torch.no_grad()
     def update(self, xy: Tensor) -> None:
@@ -201,10 +252,12 @@ class DiagnosticsAccumulator:
             if self.mode == "embedding":
                 self._attention(key + "/embedded", layer, z)
             a = blk.ln1(h)
-            self._attention(key + "/forward", layer, a)
+            self.sums.add(key + "/ln1sq", float(a.double().pow(2).sum()))
+            self._attention(key + "/forward", layer, a, distance=True)
             h = h + blk.mha(a)
             self.sums.add(key + "/ln2std", float(h.double().std(-1, unbiased=False).sum()))
             h = h + blk.fc2(blk.act(blk.fc1(blk.ln2(h))))
+            self.sums.add(key + "/osq", float(h.double().pow(2).sum()))
 
     def result(self, normalization: dict[str, Any] | None = None) -> Diagnostics:
         """The diagnostics of everything added so far."""
@@ -241,9 +294,16 @@ class DiagnosticsAccumulator:
                         "attn_max": s.ratio(k + "/forward/max", k + "/forward/rows"),
                         "attn_entropy_embedded": s.ratio(k + "/embedded/ent", k + "/embedded/rows"),
                         "attn_max_embedded": s.ratio(k + "/embedded/max", k + "/embedded/rows"),
+                        "ln1_out_rms": _root(s.ratio(k + "/ln1sq", k + "/hel")),
+                        "attn_distance": s.ratio(k + "/forward/dist", k + "/forward/drows"),
+                        "out_rms": _root(s.ratio(k + "/osq", k + "/hel")),
                     }
                 )
         lay = pd.DataFrame(layers)
+        if len(lay):
+            embedded = lay["stream"].map(lay[lay["layer"] == 0].set_index("stream")["hidden_rms"])
+            lay["embed_ln1_ratio"] = embedded / lay["ln1_out_rms"]
+            lay["residual_growth"] = lay["out_rms"] / lay["hidden_rms"]
         return Diagnostics(
             tokens=pd.DataFrame(tokens),
             layers=lay,

@@ -149,6 +149,15 @@ def print_diagnostics(console: Console, res: AnalysisResult) -> None:
             cells += [f"{_f(r.gamma_rms)} / {_f(r.gamma_max_abs)}", _f(r.predicted), _f(r.measured)]
         t.add_row(*cells)
     console.print(t)
+    t = Table(title=f"Regime indicators, source / target (docs/diagnostics.md); ViT-B token scale at c = "
+                    f"{_f(d.vitb_scale)}, uniform attention distance {_f(d.uniform_attn_distance)}")
+    for col in ("layer", "RMS(E(x)) / RMS(LN1 out)", "attn distance (patches)", "residual growth"):
+        t.add_column(col, justify="right")
+    for layer in sorted(lay["layer"].unique()):
+        s = lay[(lay["layer"] == layer) & (lay["stream"] == "source")].iloc[0]
+        g = lay[(lay["layer"] == layer) & (lay["stream"] == "target")].iloc[0]
+        t.add_row(str(layer), *(f"{_f(s[k])} / {_f(g[k])}" for k in ("embed_ln1_ratio", "attn_distance", "residual_growth")))
+    console.print(t)
 
 
 def print_scales(console: Console, res: AnalysisResult) -> None:

@@ -14,7 +14,8 @@ PREFIXES: dict[str, str] = {
     "folder": "folder:PATH  class-per-subfolder images (PATH/train, PATH/test used when present)",
     "mini": (
         "mini:NAME  offline mini-suite: source[:SEED], digits, textures, faces, "
-        "source-c[:CORRUPTION[:SEVERITY]], novel[:SEED]"
+        "source-c[:CORRUPTION[:SEVERITY]], novel[:SEED]; graded targets (docs/mini-targets.md): latin, greek, "
+        "cyrillic, digit-glyphs, count, position, textures-c[:CORRUPTION[:SEVERITY]], novel-c[:CORRUPTION[:SEVERITY]]"
     ),
     "cifar10": "cifar10[:ROOT]  CIFAR-10 via torchvision (downloaded to the cache when online)",
     "cifar100": "cifar100[:ROOT]  CIFAR-100 via torchvision (downloaded to the cache when online)",

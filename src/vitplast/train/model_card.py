@@ -2,16 +2,17 @@
 ``model_card.json``.
 
 The regime is measured by the analysis pipeline (``vitplast analyze``'s defaults: ``mini:source`` against
-``mini:digits``, 256 pairs, embedding mode, the model's own normalisation) and compared with three targets
-that a ViT pretrained on a large data set meets (``docs/diagnostics.md``, "Regime targets"):
+``mini:digits``, 256 pairs, embedding mode, the model's own normalisation) and compared with two targets
+that a ViT pretrained on a large data set meets (``docs/diagnostics.md``, "Regime targets and indicators"):
 
 * embedded-token RMS per element on the source stream (patch and class tokens) ``>= 0.5``;
-* LayerNorm scales moved off their initial value: ``rms(|gamma - 1|) >= 0.2`` in at least one LayerNorm;
-* attention in the middle blocks (every block but the first and the last) concentrated: the normalised
-  entropy of each middle block's attention on the embedded source tokens E(x), the input its MHA sees in
-  the embedding-mode estimator, ``<= 0.85`` in each of them. (The entropy of the ordinary forward pass, where
-  each block sees its real input, is recorded beside it; it is far lower on every micro-ViT, even the
-  short-trained ``micro``.)
+* LayerNorm scales moved off their initial value: ``rms(|gamma - 1|) >= 0.2`` in at least one LayerNorm.
+
+Beside them the card records the regime indicators of ``docs/diagnostics.md`` (no thresholds): per block, on the
+source stream, ``RMS(E(x)) / RMS(LN1 output)``, the forward pass's mean attention distance and the residual
+growth; the ranking by the scale-invariant R; with ``vitb_scale``, the ranking at the embedding scale that gives
+the tokens ViT-B/16's RMS; and (:func:`probe_gap`) the linear-probe accuracy of the model against the same
+architecture at random initialisation. Attention entropies are recorded as diagnostics only.
 """
 
 from __future__ import annotations
@@ -19,20 +20,37 @@ from __future__ import annotations
 from typing import Any
 
 #: Regime targets (module docstring).
-REGIME_TARGETS: dict[str, float] = {"token_rms": 0.5, "gamma_dev": 0.2, "attn_entropy": 0.85}
+REGIME_TARGETS: dict[str, float] = {"token_rms": 0.5, "gamma_dev": 0.2}
+#: Per-block regime indicators recorded from the diagnostics' layer table (source stream).
+INDICATORS = ("embed_ln1_ratio", "attn_distance", "residual_growth")
+#: Target of :func:`probe_gap` (12 classes, 1,200 test images; not in the pretraining data).
+PROBE_DATA = "mini:textures"
 
 
-def regime(model: str, device: str = "auto", pairs: int = 256) -> dict[str, Any]:
-    """The regime of ``model`` (a model spec) as recorded in a model card (:func:`regime_from`)."""
+def regime(model: str, device: str = "auto", pairs: int = 256, vitb_scale: float | None = None) -> dict[str, Any]:
+    """The regime of ``model`` (a model spec) as recorded in a model card (:func:`regime_from`); with
+    ``vitb_scale`` the same pass also measures the plasticity at that embedding scale."""
     from vitplast.analysis import run_analysis
     from vitplast.analysis_config import AnalyzeConfig
 
-    return regime_from(run_analysis(AnalyzeConfig(model=model, device=device, pairs=pairs)))
+    scales = (1.0,) if vitb_scale is None else (1.0, vitb_scale)
+    return regime_from(run_analysis(AnalyzeConfig(model=model, device=device, pairs=pairs, embed_scale=scales)))
+
+
+def probe_gap(model: str, data: str = PROBE_DATA, device: str = "auto") -> dict[str, Any]:
+    """Linear-probe test accuracy (``vitplast probe``) of ``model`` and of the same architecture at random
+    initialisation on ``data``: what pretraining contributes to the features."""
+    from vitplast.train.probe import linear_probe
+
+    acc = {k: linear_probe(model, data, device=device, random_weights=k == "random")["test_acc"]
+           for k in ("pretrained", "random")}
+    return {"data": data, **acc}
 
 
 def regime_from(res: Any) -> dict[str, Any]:
-    """Token RMS, per-layer ``rms(|gamma - 1|)`` and attention entropy, the plasticity ranking (mean over
-    layers, and over layers >= 1) and which :data:`REGIME_TARGETS` are met, from an
+    """Token RMS, per-layer ``rms(|gamma - 1|)``, attention entropy (a diagnostic) and the :data:`INDICATORS`
+    (source stream), the plasticity ranking (mean over layers, over layers >= 1, by R, and at the second embedding
+    scale when the analysis has one) and which :data:`REGIME_TARGETS` are met, from an
     :class:`~vitplast.analysis.AnalysisResult`."""
     d, cfg = res.diagnostics, res.config
     tok = d.tokens.set_index(["stream", "tokens"])
@@ -49,8 +67,16 @@ def regime_from(res: Any) -> dict[str, Any]:
     met = {
         "token_rms": token_rms >= REGIME_TARGETS["token_rms"],
         "gamma_dev": max(max(v) for v in gamma_dev.values()) >= REGIME_TARGETS["gamma_dev"],
-        "attn_entropy": all(entropy["source_embedded"][i] <= REGIME_TARGETS["attn_entropy"] for i in middle),
     }
+    from vitplast.plasticity import summarize
+
+    src = lay[lay["stream"] == "source"].sort_values("layer")
+    extra: dict[str, Any] = {}
+    if len(res.scales) > 1:
+        at = res.scales[1]
+        means = summarize(at.table, res.config.rank_by).set_index("component")["mean"]
+        extra = {"vitb_scale": at.embed_scale,
+                 "ranking_vitb_scale": " > ".join(means.sort_values(ascending=False).index.str.upper())}
     return {
         "measured_with": f"vitplast analyze --model SPEC (source {cfg.source}, target {cfg.target}, "
                          f"{res.plasticity.n_pairs} pairs, {cfg.mode} mode, {cfg.normalization} normalisation)",
@@ -62,40 +88,56 @@ def regime_from(res: Any) -> dict[str, Any]:
         "plasticity_mean": {c: float(summary.loc[c, "mean"]) for c in summary.index},
         "ranking_mean": " > ".join(summary.sort_values("mean", ascending=False).index.str.upper()),
         "ranking_mean_l1": " > ".join(summary.sort_values("mean_l1", ascending=False).index.str.upper()),
+        "ranking_relative": " > ".join(
+            res.relative_summary.set_index("component")["mean"].sort_values(ascending=False).index.str.upper()),
+        "indicators": {k: [float(v) for v in src[k]] for k in INDICATORS},
+        "uniform_attn_distance": d.uniform_attn_distance,
+        "token_rms_vitb": d.to_dict()["paper_reference"]["rms_per_element"],
+        **extra,
         "targets": REGIME_TARGETS,
         "met": met,
     }
 
 
 def regime_row(r: dict[str, Any]) -> str:
-    """One table row's cells: token RMS, max ``rms(|gamma - 1|)``, max middle-block entropy, ranking."""
+    """One table row's cells: token RMS, max ``rms(|gamma - 1|)`` (each with its verdict), max middle-block
+    entropy on E(x) (a diagnostic, no target), ranking."""
     gd = max(max(v) for v in r["gamma_dev_rms"].values())
     ent = max(r["attn_entropy"]["source_embedded"][i] for i in r["middle_layers"])
     tick = {True: "yes", False: "no"}
     return (f"{r['token_rms']['source']:.2f} ({tick[r['met']['token_rms']]}) | {gd:.2f} ({tick[r['met']['gamma_dev']]}) "
-            f"| {ent:.2f} ({tick[r['met']['attn_entropy']]}) | {r['ranking_mean']}")
+            f"| {ent:.2f} | {r['ranking_mean']}")
 
 
-def _regime_markdown(r: dict[str, Any] | None) -> list[str]:
+def _regime_markdown(r: dict[str, Any] | None, gap: dict[str, Any] | None = None) -> list[str]:
     if not r:
         return []
     t = r["targets"]
     layers = range(len(r["gamma_dev_rms"]["ln1"]))
+
+    def row(label: str, values: list[float]) -> str:
+        return f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |"
+
+    ind = r.get("indicators", {})
+    labels = {"embed_ln1_ratio": "RMS(E(x)) / RMS(LN1 output)", "attn_distance": "attention distance (patches)",
+              "residual_growth": "residual growth RMS(out) / RMS(in)"}
     lines = [
         "## Regime",
         "",
-        f"Measured with `{r['measured_with']}`; targets from `docs/diagnostics.md` (\"Regime targets\").",
+        f"Measured with `{r['measured_with']}`; targets and indicators from `docs/diagnostics.md` "
+        "(\"Regime targets and indicators\").",
         "",
         f"| token RMS, source (>= {t['token_rms']}) | max rms\\|gamma - 1\\| (>= {t['gamma_dev']}) | max attention "
-        f"entropy on E(x), middle blocks (<= {t['attn_entropy']}) | plasticity ranking (mean over layers) |",
+        "entropy on E(x), middle blocks (diagnostic) | plasticity ranking (mean over layers) |",
         "|---|---|---|---|",
         f"| {regime_row(r)} |",
         "",
         "| layer | " + " | ".join(str(i) for i in layers) + " |",
         "|---|" + "---:|" * len(layers),
-        "| rms\\|gamma - 1\\| LN1 | " + " | ".join(f"{v:.2f}" for v in r["gamma_dev_rms"]["ln1"]) + " |",
-        "| rms\\|gamma - 1\\| LN2 | " + " | ".join(f"{v:.2f}" for v in r["gamma_dev_rms"]["ln2"]) + " |",
-        *[f"| attention entropy, {label} | " + " | ".join(f"{v:.2f}" for v in r["attn_entropy"][key]) + " |"
+        row("rms\\|gamma - 1\\| LN1", r["gamma_dev_rms"]["ln1"]),
+        row("rms\\|gamma - 1\\| LN2", r["gamma_dev_rms"]["ln2"]),
+        *[row(labels[k] + ", source", ind[k]) for k in labels if k in ind],
+        *[row(f"attention entropy, {label}", r["attn_entropy"][key])
           for key, label in (("source_embedded", "source on E(x)"), ("target_embedded", "target on E(x)"),
                              ("source", "source, forward pass"), ("target", "target, forward pass"))],
         "",
@@ -103,6 +145,16 @@ def _regime_markdown(r: dict[str, Any] | None) -> list[str]:
         + f"; ranking over layers >= 1: {r['ranking_mean_l1']}.",
         "",
     ]
+    if "ranking_relative" in r:
+        lines += [f"Ranking by the scale-invariant R (mean over layers): {r['ranking_relative']}.", ""]
+    if "ranking_vitb_scale" in r:
+        lines += [f"At ViT-B/16's token scale (embedding scale c = {r['vitb_scale']:.2f}, per-element RMS "
+                  f"{r['token_rms_vitb']}): {r['ranking_vitb_scale']}.", ""]
+    if "uniform_attn_distance" in r:
+        lines += [f"Uniform attention would give an attention distance of {r['uniform_attn_distance']:.2f} patches.", ""]
+    if gap:
+        lines += [f"Linear probe on `{gap['data']}` (test accuracy): {100 * gap['pretrained']:.1f} % with these weights, "
+                  f"{100 * gap['random']:.1f} % with the same architecture at random initialisation.", ""]
     return lines
 
 
@@ -159,7 +211,7 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "",
         f"SHA-256 of `{card['checkpoint']}`: `{card['checkpoint_sha256']}`",
         "",
-        *_regime_markdown(card.get("regime")),
+        *_regime_markdown(card.get("regime"), card.get("probe_gap")),
         *_search_markdown(card.get("recipe_search", [])),
         *[f"{note}\n" for note in card.get("notes", [])],
         *_reproducing_markdown(card.get("reproductions", [])),

@@ -15,20 +15,31 @@ spec                                          classes  train / val / test     or
 ``mini:faces``                                2        128 / 32 / 40           scikit-image LFW subset
 ``mini:source-c[:CORRUPTION[:SEVERITY]]``     48       3,194 / 799 / 999       corrupted source test set
 ``mini:novel[:SEED]``                         48       4,800 / 1,200 / 1,200   unseen source combinations
+``mini:latin``                                26       4,992 / 1,248 / 1,248   glyphs, fonts held out
+``mini:greek``                                24       4,608 / 1,152 / 1,152   glyphs, fonts held out
+``mini:cyrillic``                             32       6,144 / 1,536 / 1,536   glyphs, fonts held out
+``mini:digit-glyphs``                         10       1,920 / 480 / 480       glyphs, fonts held out
+``mini:count``                                5        5,000 / 1,250 / 1,250   procedural, shapes held out
+``mini:position``                             4        4,800 / 1,200 / 1,200   procedural, shapes held out
+``mini:textures-c[:CORRUPTION[:SEVERITY]]``   12       4,800 / 1,200 / 1,200   corrupted textures
+``mini:novel-c[:CORRUPTION[:SEVERITY]]``      48       4,800 / 1,200 / 1,200   corrupted novel
 ============================================  =======  =====================  ==========================
 
-Details of each construction are in the docstrings of :mod:`~vitplast.data.mini.source`,
+The graded targets (the last eight rows; docs/mini-targets.md lists their linear-probe accuracies) keep train and
+test apart by source: different typefaces, different object shapes, disjoint photo regions, independently
+rendered scenes. Details of each construction are in the docstrings of :mod:`~vitplast.data.mini.source`,
 :mod:`~vitplast.data.mini.procedural`, :mod:`~vitplast.data.mini.real`,
-:mod:`~vitplast.data.mini.textures`, :mod:`~vitplast.data.mini.shifted` and
-:mod:`~vitplast.data.mini.corruptions`.
+:mod:`~vitplast.data.mini.textures`, :mod:`~vitplast.data.mini.shifted`, :mod:`~vitplast.data.mini.glyphs`,
+:mod:`~vitplast.data.mini.relations` and :mod:`~vitplast.data.mini.corruptions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from vitplast.data.base import DataBundle
-from vitplast.data.mini import real, shifted, source, textures
+from vitplast.data.mini import glyphs, real, relations, shifted, source, textures
 from vitplast.data.mini.common import one_torch_thread
 from vitplast.data.registry import DataContext, register
 from vitplast.errors import VitplastError
@@ -40,8 +51,11 @@ SETS: dict[str, Callable[[str, DataContext], DataBundle]] = {
     "faces": real.load_faces,
     "source-c": shifted.load,
     "novel": lambda arg, ctx: source.load("novel", arg, ctx),
+    **{script: partial(glyphs.load, script) for script in glyphs.SCRIPTS},
+    **{task: partial(relations.load, task) for task in relations.TASKS},
+    **{name: partial(shifted.load_graded, name) for name in shifted.GRADED},
 }
-TAKES_ARGUMENT = {"source", "source-c", "novel"}
+TAKES_ARGUMENT = {"source", "source-c", "novel", *shifted.GRADED}
 
 
 @register("mini")

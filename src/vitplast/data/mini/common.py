@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vitplast.data.base import SPLIT_SEED, VAL_FRACTION, DataBundle, TensorImageSet
-from vitplast.data.mini.cache import SPLITS, Splits
+from vitplast.data.mini.cache import SPLITS, Splits, cached
 
 TEST_FRACTION = 0.2
 
@@ -63,3 +64,10 @@ def bundle(name: str, classes: list[str], splits: Splits, **info: Any) -> DataBu
     sets = {s: TensorImageSet(*splits[s]) for s in SPLITS}
     info["sizes"] = {s: len(sets[s]) for s in SPLITS}
     return DataBundle(name, classes, sets["train"], sets["val"], sets["test"], info)
+
+
+def cached_bundle(name: str, classes: list[str], path: Path, build: Callable[[], Splits], **info: Any) -> DataBundle:
+    """:func:`bundle` of the splits cached at ``path`` (built by ``build`` on a miss); ``info`` gains ``cache`` (the
+    path) and ``cache_hit``."""
+    splits, hit = cached(path, build)
+    return bundle(name, classes, splits, **info, cache=str(path), cache_hit=hit)

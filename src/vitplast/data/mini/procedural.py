@@ -136,7 +136,7 @@ def _col(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)[:, None, None]
 
 
-def _rgb(hsv: np.ndarray) -> np.ndarray:
+def hsv_rgb(hsv: np.ndarray) -> np.ndarray:
     return hsv_to_rgb(hsv).astype(np.float32)
 
 
@@ -147,10 +147,10 @@ def _upsample_matrix(n: int, size: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def _background(rng: np.random.Generator, b: int, size: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def background(rng: np.random.Generator, b: int, size: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``[B, 3, S, S]``: two low-saturation colours blended along a random direction, plus 5x5 bilinear noise."""
     hsv = np.stack([rng.random((b, 2)), rng.uniform(0.0, 0.35, (b, 2)), rng.uniform(0.2, 0.85, (b, 2))], -1)
-    c0, c1 = _rgb(hsv[:, 0]), _rgb(hsv[:, 1])  # [B, 3]
+    c0, c1 = hsv_rgb(hsv[:, 0]), hsv_rgb(hsv[:, 1])  # [B, 3]
     ang = rng.uniform(0, 2 * np.pi, b)
     g = (_col(np.cos(ang)) * (x - size / 2) + _col(np.sin(ang)) * (y - size / 2)) / size + 0.5
     g = np.clip(g, 0, 1)[:, None]  # [B, 1, S, S]
@@ -166,7 +166,7 @@ def _background(rng: np.random.Generator, b: int, size: int, x: np.ndarray, y: n
 Item = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _clutter(rng: np.random.Generator, b: int, size: int, x: np.ndarray, y: np.ndarray) -> list[Item]:
+def clutter(rng: np.random.Generator, b: int, size: int, x: np.ndarray, y: np.ndarray) -> list[Item]:
     """Up to ``MAX_CLUTTER`` items per image: slots of (image index [M], alpha [M,1,S,S], colour [M,3,1,1],
     in front [M]).
 
@@ -191,11 +191,11 @@ def _clutter(rng: np.random.Generator, b: int, size: int, x: np.ndarray, y: np.n
         dx, dy = half[li] * np.cos(ang[li]), half[li] * np.sin(ang[li])
         ends = _col(cx[li] - dx), _col(cy[li] - dy), _col(cx[li] + dx), _col(cy[li] + dy)
         sdf[line] = _segment_distance(x[li], y[li], *ends) - _col(width[li])
-        items.append((idx, _coverage(sdf)[:, None], _rgb(hsv[idx])[:, :, None, None], front[idx]))
+        items.append((idx, _coverage(sdf)[:, None], hsv_rgb(hsv[idx])[:, :, None, None], front[idx]))
     return items
 
 
-def _composite(img: np.ndarray, items: list[Item], front: bool) -> None:
+def composite(img: np.ndarray, items: list[Item], front: bool) -> None:
     """Paint the clutter items that are (``front``) or are not in front of the object onto ``img`` in place."""
     for idx, alpha, colour, in_front in items:
         keep = in_front == front
@@ -212,9 +212,9 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 32) -> np.ndarray
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
     x, y = np.broadcast_to(xs, (b, size, size)), np.broadcast_to(ys, (b, size, size))
 
-    img = _background(rng, b, size, x, y)
-    clutter = _clutter(rng, b, size, x, y)
-    _composite(img, clutter, front=False)
+    img = background(rng, b, size, x, y)
+    items = clutter(rng, b, size, x, y)
+    composite(img, items, front=False)
 
     cx, cy = rng.uniform(0.28, 0.72, (2, b)) * size
     radius = rng.uniform(0.2, 0.36, b) * size
@@ -240,7 +240,7 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 32) -> np.ndarray
 
     hue = (np.asarray(HUES)[scene.colour] + rng.uniform(-HUE_JITTER, HUE_JITTER, b)) % 1.0
     hsv = np.stack([hue, rng.uniform(0.65, 1.0, b), rng.uniform(0.7, 1.0, b)], -1)
-    bright = _rgb(hsv)[:, :, None, None]  # [B, 3, 1, 1]
+    bright = hsv_rgb(hsv)[:, :, None, None]  # [B, 3, 1, 1]
     dark = bright * rng.uniform(0.12, 0.3, (b, 1, 1, 1)).astype(np.float32)
     shade_ang = rng.uniform(0, 2 * np.pi, b)
     shade = 1 + _col(rng.uniform(0, 0.25, b)) * (_col(np.cos(shade_ang)) * rx + _col(np.sin(shade_ang)) * ry)
@@ -250,12 +250,17 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 32) -> np.ndarray
     img += dark * lit[:, None]
     img += (bright - dark) * (lit * mask)[:, None]
 
-    _composite(img, clutter, front=True)
+    composite(img, items, front=True)
 
-    # pixel noise: uniform with standard deviation sigma ~ U(0, 0.03) per image
+    return finish(img, rng)
+
+
+def finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add pixel noise (uniform, standard deviation ``U(0, 0.03)`` per image) to float images ``[B, 3, S, S]`` in
+    0..1 (in place) and round them to ``uint8``."""
     noise = rng.random(img.shape, dtype=np.float32)
     noise -= 0.5
-    noise *= rng.uniform(0, 0.03 * 12**0.5, (b, 1, 1, 1)).astype(np.float32)
+    noise *= rng.uniform(0, 0.03 * 12**0.5, (len(img), 1, 1, 1)).astype(np.float32)
     img += noise
     img *= 255.0
     img += 0.5
