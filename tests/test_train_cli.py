@@ -130,7 +130,7 @@ def test_pretrain_short_run_exports_and_installs(tmp_path: Path) -> None:
     assert stored["command"].startswith("vitplast pretrain --steps 3 --batch-size 8")
     assert stored["command"].endswith("--warmup-steps 1 --weight-decay 0.02")  # re-creates the run
     assert (stored["recipe"]["warmup_steps"], stored["recipe"]["weight_decay"]) == (1, 0.02)
-    assert stored["name"] == "micro" and set(stored["regime"]["met"]) == {"token_rms", "gamma_dev", "attn_entropy"}
+    assert stored["name"] == "micro" and set(stored["regime"]["met"]) == {"token_rms", "gamma_dev"}
     assert "## Regime" in (pkg / "model_card.md").read_text()
     # the recorded accuracy is that of the shipped fp16 weights loaded the way load_model loads them
     vit = load_model(f"timm:vit_micro_patch4_32@{ckpt}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vitplast.data.base import DataBundle
-from vitplast.data.mini import source
+from vitplast.data.mini import source, textures
 from vitplast.data.mini.cache import SPLITS, Splits
 from vitplast.data.mini.common import cached_bundle, split_pool
 from vitplast.data.mini.corruptions import CORRUPTIONS, corrupt
@@ -85,10 +85,8 @@ def load(arg: str, ctx: DataContext) -> DataBundle:
 
 def load_graded(name: str, arg: str, ctx: DataContext) -> DataBundle:
     """``mini:textures-c`` / ``mini:novel-c`` (module docstring): every split of the base set corrupted."""
-    from vitplast.data.mini import SETS
-
     corruption, severity = parse(arg, name)
-    base = SETS[GRADED[name]]("", ctx)
+    base = textures.load("", ctx) if GRADED[name] == "textures" else source.load("novel", "", ctx)
     index = list(CORRUPTIONS).index(corruption)
 
     def build() -> Splits:
