@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,15 @@ def test_bad_input(
     tmp = tmp_path / "t"
     shutil.copytree(scene, tmp)
     monkeypatch.chdir(tmp)
+    assert message in refused_line(argv, tmp, capsys, monkeypatch, snapshot)
+
+
+def refused_line(argv: list[str], tmp: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                 snap: Callable[[Path], object]) -> str:
+    """Run ``argv`` in process (``{tmp}`` replaced by ``tmp``; a leading :data:`READ_ONLY`: with temporary files
+    refused as on a read-only disk) and return its error line, after asserting exit code 2, exactly one line on
+    stderr (empty lines count too: a person sees them), starting ``error:``, no traceback, and ``snap(tmp)``
+    unchanged."""
     if argv[0] == READ_ONLY:
         argv = argv[1:]
 
@@ -179,13 +189,14 @@ def test_bad_input(
             raise OSError(errno.EROFS, "Read-only file system")
 
         monkeypatch.setattr("vitplast.io.tempfile.mkstemp", refuse)
-    before = snapshot(tmp)
+    before = snap(tmp)
     code, _, err = cli([a.replace("{tmp}", str(tmp)) for a in argv], capsys)
-    lines = err.splitlines()  # empty lines count too: a person sees them
+    lines = err.splitlines()
     assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
-    assert snapshot(tmp) == before
+    assert snap(tmp) == before
+    return lines[0]
 
 
 def test_the_table_covers_every_command_with_40_rows() -> None:

@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.test_bad_input import READ_ONLY, refused_line
 from tests.test_train_cli import cli
 
 MICRO = ["--model", "timm:vit_micro_patch4_32", "--random-weights"]
@@ -39,7 +40,6 @@ LANDSCAPE = ["landscape", *MICRO, *CPU, "--data", "random:16", "--steps", "3", "
 RECOMMEND = ["recommend", *MICRO, *CPU, "--data", "random:16", "--selectors", "params"]
 SWEEP = ["sweep", "--datasets", "random:16", "--executor", "local"]
 REPRODUCE = ["reproduce", "--dry-run", "--random-weights"]
-READ_ONLY = "READ_ONLY"
 HUGE = "1180591620717411303424"  # 2^70
 LONG = "n" * 300  # longer than any file system's NAME_MAX
 NO_CUDA = not torch.cuda.is_available()
@@ -259,21 +259,7 @@ def tmp(scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize("argv, message", PARAMS)
 def test_bad_input(argv: list[str], message: str, tmp: Path, capsys: pytest.CaptureFixture[str],
                    monkeypatch: pytest.MonkeyPatch) -> None:
-    if argv[0] == READ_ONLY:
-        argv = argv[1:]
-
-        def refuse(*args: object, **kwargs: object) -> None:
-            raise OSError(errno.EROFS, "Read-only file system")
-
-        monkeypatch.setattr("vitplast.io.tempfile.mkstemp", refuse)
-    before = snapshot(tmp)
-    code, _, err = cli([a.replace("{tmp}", str(tmp)) for a in argv], capsys)
-    lines = err.splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert message.replace("{tmp}", str(tmp)) in lines[0], err
-    assert "Traceback" not in err
-    assert snapshot(tmp) == before
+    assert message.replace("{tmp}", str(tmp)) in refused_line(argv, tmp, capsys, monkeypatch, snapshot)
 
 
 def test_the_table_covers_every_kind_of_value_and_every_command_with_a_device_or_an_out() -> None:
