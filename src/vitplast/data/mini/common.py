@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from vitplast.data.base import SPLIT_SEED, VAL_FRACTION, DataBundle, TensorImageSet
 from vitplast.data.mini.cache import SPLITS, Splits, cached
+from vitplast.data.registry import DataContext, default_root
 
 TEST_FRACTION = 0.2
 
@@ -64,6 +65,11 @@ def bundle(name: str, classes: list[str], splits: Splits, **info: Any) -> DataBu
     sets = {s: TensorImageSet(*splits[s]) for s in SPLITS}
     info["sizes"] = {s: len(sets[s]) for s in SPLITS}
     return DataBundle(name, classes, sets["train"], sets["val"], sets["test"], info)
+
+
+def cache_file(ctx: DataContext, name: str) -> Path:
+    """``ROOT/mini/name``, where a mini set is cached (``ROOT``: the context's data root, else the default)."""
+    return (ctx.root if ctx.root is not None else default_root()) / "mini" / name
 
 
 def cached_bundle(name: str, classes: list[str], path: Path, build: Callable[[], Splits], **info: Any) -> DataBundle:

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from vitplast.data.base import DataBundle
 from vitplast.data.mini import procedural
 from vitplast.data.mini.cache import SPLITS, Splits
-from vitplast.data.mini.common import cached_bundle
-from vitplast.data.registry import DataContext, default_root
+from vitplast.data.mini.common import cache_file, cached_bundle
+from vitplast.data.registry import DataContext
 
 VERSION = 1  # bump when the construction changes (invalidates caches)
 #: script name -> its characters (one class each)
@@ -152,8 +152,7 @@ def build(script: str) -> Splits:
 
 def load(script: str, arg: str, ctx: DataContext) -> DataBundle:
     """The cached bundle of ``script`` (``arg``: the spec argument, unused: checked by the caller)."""
-    root = ctx.root if ctx.root is not None else default_root()
-    path = root / "mini" / f"glyphs-{script}-v{VERSION}.pt"
+    path = cache_file(ctx, f"glyphs-{script}-v{VERSION}.pt")
     return cached_bundle(
         f"mini:{script}",
         [f"U+{ord(c):04X} {c}" for c in SCRIPTS[script]],

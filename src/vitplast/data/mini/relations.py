@@ -28,8 +28,8 @@ import torch
 from vitplast.data.base import DataBundle
 from vitplast.data.mini import procedural
 from vitplast.data.mini.cache import SPLITS, Splits
-from vitplast.data.mini.common import cached_bundle
-from vitplast.data.registry import DataContext, default_root
+from vitplast.data.mini.common import cache_file, cached_bundle
+from vitplast.data.registry import DataContext
 
 VERSION = 1  # bump when the construction changes (invalidates caches)
 SIZE = 32
@@ -130,8 +130,7 @@ def build(task: str) -> Splits:
 
 def load(task: str, arg: str, ctx: DataContext) -> DataBundle:
     """The cached bundle of ``task`` (``arg``: the spec argument, unused: checked by the caller)."""
-    root = ctx.root if ctx.root is not None else default_root()
-    path = root / "mini" / f"{task}-v{VERSION}.pt"
+    path = cache_file(ctx, f"{task}-v{VERSION}.pt")
     return cached_bundle(
         f"mini:{task}",
         CLASSES[task],

@@ -22,8 +22,8 @@ from torchvision.ops import roi_align
 
 from vitplast.data.base import SPLIT_SEED, DataBundle
 from vitplast.data.mini.cache import SPLITS, Splits, cached
-from vitplast.data.mini.common import bundle
-from vitplast.data.registry import DataContext, default_root
+from vitplast.data.mini.common import bundle, cache_file
+from vitplast.data.registry import DataContext
 
 PHOTOS = (
     "astronaut",
@@ -106,8 +106,7 @@ def build() -> Splits:
 
 
 def load(arg: str, ctx: DataContext) -> DataBundle:
-    root = ctx.root if ctx.root is not None else default_root()
-    path = root / "mini" / f"textures-v{VERSION}.pt"
+    path = cache_file(ctx, f"textures-v{VERSION}.pt")
     splits, hit = cached(path, build)
     return bundle(
         "mini:textures",
