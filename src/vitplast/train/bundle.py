@@ -39,20 +39,19 @@ from torch.func import functional_call, vmap
 
 from vitplast.data import DataBundle, make_transform
 from vitplast.errors import VitplastError, warn
-from vitplast.io import write_json_atomic
 from vitplast.models.vit import ViT
 from vitplast.precision import Precision, resolve_precision
-from vitplast.runtime import describe_device, resolve_device, resolve_workers
+from vitplast.runtime import resolve_device, resolve_workers
 from vitplast.train import cache
 from vitplast.train import checkpoint as ck
 from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_transform
 from vitplast.train.bundle_memory import members_that_fit
 from vitplast.train.bundle_optim import BatchedOptimizer
 from vitplast.train.config import BUNDLE_SHARED, RunOptions, TrainConfig, bundle_key
-from vitplast.train.loop import Prepared, TrainState, _config_record, _finite, _write, prepare, run
+from vitplast.train.loop import Prepared, TrainState, _config_record, _write, prepare, run, write_result
 from vitplast.train.optim import lr_at
 from vitplast.train.rundir import RunDir
-from vitplast.train.scoring import HITS_FILE, Score, save_hits
+from vitplast.train.scoring import Score
 
 #: Images of one batched evaluation forward (members x batch) per device type: members are scored in chunks
 #: below it. On a CPU a batch of 256 already keeps the cores busy and larger passes only cost memory traffic
@@ -420,24 +419,5 @@ class _Session:
         return [self._result(m, tests.get(id(m)), time.perf_counter() - t0) for m in members]
 
     def _result(self, m: Member, test: Score | None, finish_seconds: float) -> dict[str, Any]:
-        cfg, st = m.cfg, m.state
-        images = st.step * cfg.batch_size
-        result: dict[str, Any] = {
-            "model": cfg.model, "data": cfg.data, "train": ",".join(cfg.train), "lr": cfg.lr,
-            "optimizer": cfg.optimizer, "seed": cfg.seed, "precision": cfg.precision,
-            "precision_used": self.prec.name, "compiled": False, "steps": st.step, "best_step": st.best_step,
-            "best_val_acc": st.best_acc if st.best_step is not None else None, "best_val_loss": st.best_loss,
-            "test_acc": test.acc if test else None, "test_loss": test.loss if test else None,
-            "n_test": test.n if test else 0, "trainable_params": sum(m.counts.values()),
-            "trainable_params_per_group": m.counts, "wall_seconds": st.wall_seconds + finish_seconds,
-            "train_seconds": st.train_seconds,
-            "images_per_s": images / st.train_seconds if st.train_seconds > 0 else None,
-            "diverged": st.diverged_at is not None, "diverged_at": st.diverged_at, "warnings": m.warnings,
-            "device": describe_device(self.device), "evaluations": [],
-        }
-        if test is not None and test.hits is not None:
-            save_hits(m.rd.path / HITS_FILE, test.hits)
-        result = _finite(result)
-        write_json_atomic(m.rd.result, result)
-        m.rd.remove_resume_state()
-        return result
+        return write_result(m.rd, m.cfg, m.state, test, m.counts, self.prec.name, False,
+                            m.state.wall_seconds + finish_seconds, m.warnings, self.device)

@@ -177,6 +177,48 @@ def _run(
     return eng.finish(state)
 
 
+def write_result(rd: RunDir, cfg: TrainConfig, state: TrainState, test: Score | None, counts: dict[str, int],
+                 precision_used: str, compiled: bool, wall_seconds: float, warnings: list[str],
+                 device: torch.device) -> dict[str, Any]:
+    """A finished run's ``result.json`` (its test hits beside it when scored; non-finite floats as null), written
+    atomically; the resume state is removed. The one result record of a run, alone or in a bundle."""
+    images = state.step * cfg.batch_size
+    result: dict[str, Any] = {
+        "model": cfg.model,
+        "data": cfg.data,
+        "train": ",".join(cfg.train),
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "seed": cfg.seed,
+        "precision": cfg.precision,
+        "precision_used": precision_used,
+        "compiled": compiled,
+        "steps": state.step,
+        "best_step": state.best_step,
+        "best_val_acc": state.best_acc if state.best_step is not None else None,
+        "best_val_loss": state.best_loss,
+        "test_acc": test.acc if test else None,
+        "test_loss": test.loss if test else None,
+        "n_test": test.n if test else 0,
+        "trainable_params": sum(counts.values()),
+        "trainable_params_per_group": counts,
+        "wall_seconds": wall_seconds,
+        "train_seconds": state.train_seconds,
+        "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
+        "diverged": state.diverged_at is not None,
+        "diverged_at": state.diverged_at,
+        "warnings": warnings,
+        "device": describe_device(device),
+        "evaluations": [],
+    }
+    if test is not None and test.hits is not None:
+        save_hits(rd.path / HITS_FILE, test.hits)
+    result = _finite(result)
+    write_json_atomic(rd.result, result)
+    rd.remove_resume_state()
+    return result
+
+
 def _config_record(prep: Prepared, device: torch.device, workers: int, prec: Precision) -> dict[str, Any]:
     counts = prep.param_counts()
     return {
@@ -353,43 +395,10 @@ class _Engine:
             ck.load_state(prep.vit, ck.load_tensors(rd.best))
             test = self.evaluate("test")
         prep.vit.eval()
-        counts = prep.param_counts()
-        images = state.step * cfg.batch_size
-        result: dict[str, Any] = {
-            "model": cfg.model,
-            "data": cfg.data,
-            "train": ",".join(cfg.train),
-            "lr": cfg.lr,
-            "optimizer": cfg.optimizer,
-            "seed": cfg.seed,
-            "precision": cfg.precision,
-            "precision_used": self.prec.name,
-            "compiled": self.opts.compile,
-            "steps": state.step,
-            "best_step": state.best_step,
-            "best_val_acc": state.best_acc if state.best_step is not None else None,
-            "best_val_loss": state.best_loss,
-            "test_acc": test.acc if test else None,
-            "test_loss": test.loss if test else None,
-            "n_test": test.n if test else 0,
-            "trainable_params": sum(counts.values()),
-            "trainable_params_per_group": counts,
-            "wall_seconds": state.wall_seconds + time.perf_counter() - t0,
-            "train_seconds": state.train_seconds,
-            "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
-            "diverged": state.diverged_at is not None,
-            "diverged_at": state.diverged_at,
-            "warnings": list(prep.bundle.info.get("warnings", [])),
-            "device": describe_device(self.device),
-            "evaluations": [],
-        }
+        wall = state.wall_seconds + time.perf_counter() - t0  # the figure's time is not the run's
         if self.opts.plots:
             from vitplast.train.plots import plot_curves
 
             plot_curves(rd.read_metrics(), rd.curves, title=f"{cfg.model} on {cfg.data}: {','.join(cfg.train)}")
-        if test is not None and test.hits is not None:
-            save_hits(rd.path / HITS_FILE, test.hits)
-        result = _finite(result)
-        write_json_atomic(rd.result, result)
-        rd.remove_resume_state()
-        return result
+        return write_result(rd, cfg, state, test, prep.param_counts(), self.prec.name, self.opts.compile, wall,
+                            list(prep.bundle.info.get("warnings", [])), self.device)
