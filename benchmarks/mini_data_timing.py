@@ -1,4 +1,4 @@
-"""Benchmark: time to build and to reload every offline mini-suite set (issue 3).
+"""Benchmark: time to build and to reload every offline mini-suite set.
 
 Each measurement runs ``load_data(spec)`` in a fresh Python process (imports excluded from the time)
 against a fresh cache directory: "first build" starts from an empty cache (for ``mini:source-c`` the

@@ -1,4 +1,4 @@
-"""Benchmark: the streaming plasticity estimator against the naive implementation (issue 2).
+"""Benchmark: the streaming plasticity estimator against the naive implementation.
 
 ViT-Base-sized random weights (``timm:vit_base_patch16_224``), 224 px Gaussian images fed as a stream of
 batches. For each implementation and number of pairs, a fresh subprocess measures wall time and peak

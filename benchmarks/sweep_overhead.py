@@ -1,4 +1,4 @@
-"""Benchmark: sweep throughput with 1 vs 2 concurrent trials, and Ray Tune's overhead per trial (issue 6).
+"""Benchmark: sweep throughput with 1 vs 2 concurrent trials, and Ray Tune's overhead per trial.
 
 The same ``N`` tiny finetuning runs (micro-ViT architecture, random weights, ``random`` images) are executed
 from scratch, each configuration in a fresh sweep directory:

@@ -1,4 +1,4 @@
-"""Real learning check (issue 5): finetuning MHA of the pretrained micro-ViT on mini:digits from a new random head.
+"""Real learning check: finetuning MHA of the pretrained micro-ViT on mini:digits from a new random head.
 
 Needs the bundled micro-ViT checkpoint and the ``mini:`` data sets; skipped until both exist. The run starts
 from the paper's random head (chance: 10 %), so a high accuracy can only come from training. In CI (reduced):

@@ -1,4 +1,4 @@
-"""``vitplast pretrain``: train the bundled micro-ViT on ``mini:source`` (issue 3)."""
+"""``vitplast pretrain``: train the bundled micro-ViT on ``mini:source``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``vitplast sweep``, ``vitplast report`` and ``vitplast reproduce`` (issue 6)."""
+"""``vitplast sweep``, ``vitplast report`` and ``vitplast reproduce``."""
 
 from __future__ import annotations
 
