@@ -163,3 +163,20 @@ def test_plasticity_ranking_against_the_theory() -> None:
     assert not bool(rk.loc["b", "matches_theory"]) and rk.loc["b", "spearman_theory"] == pytest.approx(0.9)
     claim = C.ranking_claim(rk.reset_index())
     assert claim.status == C.NOT_SUPPORTED and "1/2" in claim.evidence
+
+
+def test_a_staged_design_chooses_the_lr_on_the_seed_every_lr_has() -> None:
+    """One pilot seed over the lr grid, the other seeds only at the chosen lr: lrs are compared on the pilot
+    seed (comparing 1-seed and 3-seed means would favour whichever lr got the lucky extra seeds), and the
+    accuracy reported at the chosen lr is the mean over all of its seeds."""
+    rows = [("a", 1e-3, 0, 0.50, 0.60), ("a", 3e-3, 0, 0.55, 0.70), ("a", 3e-3, 1, 0.45, 0.80),
+            ("a", 3e-3, 2, 0.40, 0.90), ("a", 1e-2, 0, 0.54, 0.99)]
+    # a naive design that averaged every seed would choose 1e-2 (0.54 against 0.467)
+    table = pd.DataFrame([{"model_label": "m", "optimizer": "adamw", "dataset": "d", "group": g, "lr": lr,
+                           "seed": s, "status": "done", "best_val_acc": v, "test_acc": t}
+                          for g, lr, s, v, t in rows])
+    b = S.best_lr(S.runs_frame(table)).set_index("group").loc["a"]
+    assert b["best_lr"] == 3e-3
+    assert b["acc_mean"] == pytest.approx(0.80) and b["n_seeds"] == 3
+    full = table[table["seed"] == 0]  # every lr with the same seeds: the plain rule
+    assert S.best_lr(S.runs_frame(full)).set_index("group").loc["a", "best_lr"] == 3e-3

@@ -8,8 +8,11 @@ checkpoint; NaN for a run that diverged before its first evaluation) and ``probe
   ``acc`` over seeds. A NaN accuracy makes the mean at that lr NaN (a diverged seed is not averaged away);
 * best lr of ``(model, optimizer, dataset, group)``: the lr with the highest seed-mean *validation*
   accuracy of the best checkpoints (``val_acc``; the test accuracy where no validation accuracy was
-  recorded), so that the test set never chooses the lr (ties: the smallest lr; NaN means never win).
-  The reported accuracy is the test mean +- std at that lr;
+  recorded), so that the test set never chooses the lr (ties: the smallest lr; NaN means never win). The
+  mean is over the seeds that every lr of the group has run: all seeds in a full grid, the pilot seed in a
+  staged design (one seed over the lr grid, the other seeds at the chosen lr; ``docs/mini-protocol.md``),
+  so that lrs are compared on equal terms. The reported accuracy is the test mean +- std over all seeds at
+  that lr;
 * relative gain: ``(acc_mean - probe_acc) / probe_acc`` at the best lr;
 * lr sensitivity: ``max - min`` over lrs of the seed-mean accuracy (NaN means ignored); NaN where fewer
   than two lrs have a mean (one lr says nothing about sensitivity);
@@ -73,15 +76,27 @@ def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=cols)
     g = runs.groupby([*KEYS, "lr"], sort=True)["acc"]
-    sel = runs.groupby([*KEYS, "lr"], sort=True)["val_acc" if "val_acc" in runs else "acc"]
     out = pd.DataFrame(
-        {"acc_mean": g.apply(_mean_keep_nan), "acc_std": g.std(ddof=1), "n_seeds": g.size(),
-         "val_mean": sel.apply(_mean_keep_nan)}
+        {"acc_mean": g.apply(_mean_keep_nan), "acc_std": g.std(ddof=1), "n_seeds": g.size()}
     ).reset_index()
+    out = out.merge(_common_seed_val(runs), on=[*KEYS, "lr"], how="left")
     extra = [c for c in ("grad_norm", "final_val_loss") if c in runs]
     if extra:
         out = out.merge(runs.groupby([*KEYS, "lr"])[extra].mean().reset_index(), on=[*KEYS, "lr"], how="left")
     return out
+
+
+def _common_seed_val(runs: pd.DataFrame) -> pd.DataFrame:
+    """``val_mean`` per ``(*KEYS, lr)``: the mean validation accuracy over the seeds that every lr of the
+    group ``KEYS`` has run (all of its seeds when no lr shares all of them with the others)."""
+    val = "val_acc" if "val_acc" in runs else "acc"
+    rows = []
+    for _, t in runs.groupby(KEYS, sort=True):
+        per_lr = [set(s) for _, s in t.groupby("lr")["seed"]]
+        common = set.intersection(*per_lr)
+        use = t[t["seed"].isin(common)] if common else t
+        rows.append(use.groupby([*KEYS, "lr"])[val].apply(_mean_keep_nan).rename("val_mean").reset_index())
+    return pd.concat(rows, ignore_index=True)
 
 
 def best_lr(runs: pd.DataFrame) -> pd.DataFrame:

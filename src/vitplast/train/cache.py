@@ -4,8 +4,10 @@ A sweep worker runs many finetuning runs of the same model on the same data sets
 process removes that fixed cost from every run after the first. :func:`model` returns a deep copy of a
 pristine cached model's module, wrapped anew by the adapters (a run trains its copy in place, the cached one
 is never handed out); :func:`data`
-returns the cached :class:`~vitplast.data.DataBundle` itself (data sets are read-only). Both keep the
-:data:`SIZE` most recently used entries. :func:`clear` empties the cache.
+returns the cached :class:`~vitplast.data.DataBundle` itself (data sets are read-only); :func:`probe_head`
+keeps the linear-probe head an LP-FT run starts from (``docs/mini-protocol.md``), which depends only on the
+pretrained backbone and the train split. Each keeps the :data:`SIZE` most recently used entries. :func:`clear`
+empties the cache.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
+import torch
+
 from vitplast.data import DataBundle, DataContext, load_data
 from vitplast.models import as_vit, load_model
 from vitplast.models.vit import ViT
@@ -23,6 +27,7 @@ T = TypeVar("T")
 SIZE = 4
 _MODELS: OrderedDict[Hashable, ViT] = OrderedDict()
 _DATA: OrderedDict[Hashable, DataBundle] = OrderedDict()
+_HEADS: OrderedDict[Hashable, tuple[torch.Tensor, torch.Tensor, float]] = OrderedDict()
 
 
 def _get(store: OrderedDict[Hashable, T], key: Hashable, build: Callable[[], T]) -> T:
@@ -54,7 +59,15 @@ def data(spec: str, input_size: int | None) -> DataBundle:
     return _get(_DATA, (spec, input_size), lambda: load_data(spec, DataContext(input_size=input_size)))
 
 
+def probe_head(
+    key: Hashable, fit: Callable[[], tuple[torch.Tensor, torch.Tensor, float]]
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``fit()`` once per process and ``key`` (the model and data identity of the backbone it was fitted on)."""
+    return _get(_HEADS, key, fit)
+
+
 def clear() -> None:
-    """Drop every cached model and data set."""
+    """Drop every cached model, data set and probe head."""
     _MODELS.clear()
     _DATA.clear()
+    _HEADS.clear()

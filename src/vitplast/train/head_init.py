@@ -34,6 +34,22 @@ def classifier_inputs(vit: ViT, dataset: Any, batch_size: int = 256) -> tuple[np
 
 def init_head_from_probe(vit: ViT, bundle: DataBundle, C: float = 1.0, max_iter: int = 2000) -> float:
     """Set the classifier to the standardised logistic-regression probe; returns its train accuracy."""
+    w, b, acc = fit_probe_head(vit, bundle, C, max_iter)
+    set_head(vit, w, b)
+    return acc
+
+
+def set_head(vit: ViT, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Copy ``(weight, bias)`` (from :func:`fit_probe_head`) into the classifier, in its dtype and device."""
+    head = vit.classifier
+    with torch.no_grad():
+        head.weight.copy_(weight.to(head.weight))
+        head.bias.copy_(bias.to(head.bias))
+
+
+def fit_probe_head(vit: ViT, bundle: DataBundle, C: float = 1.0, max_iter: int = 2000) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The standardised probe on the train split (module docstring) as a classifier ``(weight [C, d], bias
+    [C])`` in float64 on the CPU, and its train accuracy. It reads the backbone only, not the current head."""
     from sklearn.linear_model import LogisticRegression
 
     f, y = classifier_inputs(vit, bundle.train)
@@ -46,8 +62,5 @@ def init_head_from_probe(vit: ViT, bundle: DataBundle, C: float = 1.0, max_iter:
     if len(clf.classes_) < vit.num_classes:  # classes absent from train can never win
         missing = np.setdiff1d(np.arange(vit.num_classes), clf.classes_)
         b[missing] = -1e4
-    head = vit.classifier
-    with torch.no_grad():
-        head.weight.copy_(torch.as_tensor(w / sigma, dtype=head.weight.dtype))
-        head.bias.copy_(torch.as_tensor(b - (w / sigma) @ mu, dtype=head.bias.dtype))
-    return float(clf.score((f - mu) / sigma, y))
+    acc = float(clf.score((f - mu) / sigma, y))
+    return torch.as_tensor(w / sigma), torch.as_tensor(b - (w / sigma) @ mu), acc

@@ -100,6 +100,7 @@ def build_model(cfg: TrainConfig, num_classes: int, model: ViT | None = None) ->
 def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None = None) -> Prepared:
     """Build model and data of ``cfg`` (from the in-process :mod:`~vitplast.train.cache` unless given);
     raises :class:`VitplastError` before anything is written."""
+    cached = model is None and data is None
     if model is None:
         model = cache.model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     cfg = cfg.resolved(model.depth)  # block indices checked before the data is loaded
@@ -110,9 +111,12 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
         raise VitplastError(f"--batch-size {cfg.batch_size} is larger than the train split of {cfg.data} ({n_train})")
     vit = build_model(cfg, bundle.num_classes, model)
     if cfg.head_init == "probe":
-        from vitplast.train.head_init import init_head_from_probe
+        from vitplast.train.head_init import fit_probe_head, set_head
 
-        init_head_from_probe(vit, bundle)
+        key = (cfg.model, cfg.random_weights, cfg.seed if cfg.random_weights else None, cfg.data,
+               model.data_config.input_size)
+        w, b, _ = cache.probe_head(key, lambda: fit_probe_head(vit, bundle)) if cached else fit_probe_head(vit, bundle)
+        set_head(vit, w, b)
     groups = freeze_except(vit, cfg.train)
     masks = control_masks(vit, cfg.seed) if cfg.train == (LN_CONTROL,) else []
     return Prepared(cfg, vit, bundle, groups, ck.frozen_fingerprint(vit), masks)
