@@ -160,7 +160,7 @@ def test_reproduce_help_states_the_mini_suite_it_builds() -> None:
     helps = {p.name: str(getattr(p, "help", "")) for p in typer.main.get_group(app).commands["reproduce"].params}
 
     def planned(quick: bool) -> tuple[set[int], list[int], int]:
-        runs = build_plan(mini_suite(quick=quick)).of_kind("finetune")
+        runs = build_plan(mini_suite(quick=quick, project=True)).of_kind("finetune")
         return ({t.config["steps"] for t in runs}, sorted({t.config["seed"] for t in runs}),
                 len({t.config["data"] for t in runs}))
 

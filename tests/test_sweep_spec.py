@@ -145,21 +145,20 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
         load_sweep(bad)
 
 
-@pytest.mark.parametrize("quick", [False, True])
-def test_mini_control_grid_only_adds_tasks(quick: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Appending the ``ln-control`` grid keeps every task id of the suite without it (a finished or running
+def test_mini_control_group_only_adds_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding the ``ln-control`` group keeps every task id of the suite without it (a finished or running
     reproduction is extended, not redone): its ids are a subset, and the extra tasks are exactly the control's."""
     from vitplast.suites import mini
 
-    new = {t.id: t for t in build_plan(mini.mini_suite(quick=quick)).tasks}
-    monkeypatch.setattr(mini, "GROUP_LRS", {k: v for k, v in mini.GROUP_LRS.items() if k != ("ln-control",)})
-    monkeypatch.setattr(mini, "ABLATIONS", mini.ABLATIONS[:-1])
-    old = build_plan(mini.mini_suite(quick=quick)).tasks
+    new = {t.id: t for t in build_plan(mini.mini_suite(project=True)).tasks}
+    monkeypatch.setattr(mini, "GROUPS", tuple(g for g in mini.GROUPS if g != "ln-control"))
+    old = build_plan(mini.mini_suite(project=True)).tasks
     assert {t.id for t in old} <= set(new)
     assert all(new[t.id].grid == t.grid for t in old)  # and they stay in their grids
     extra = [t for i, t in new.items() if i not in {o.id for o in old}]
-    assert len(extra) == (2 * 1 * 2 if quick else 3 * 3 * 3)
-    assert all(t.kind == "finetune" and t.config["train"] == ["ln-control"] and t.grid == "ln-control" for t in extra)
+    assert len(extra) == 9 * (3 + 2)
+    assert all(t.kind == "finetune" and t.config["train"] == ["ln-control"] for t in extra)
+    assert {t.grid for t in extra} == {"pilot-ln-control", "seeds-ln-control"}
 
 
 def test_builtin_suites_have_the_documented_size() -> None:
@@ -176,15 +175,17 @@ def test_builtin_suites_have_the_documented_size() -> None:
     assert dn == {0.003, 0.01, 0.03, 0.06}
     adamw = {t.config["lr"] for t in paper.of_kind("finetune") if t.config["optimizer"] == "adamw"}
     assert adamw == {3e-5, 1e-4, 3e-4, 6e-4}
-    mini = build_plan(mini_suite())
-    assert mini.counts() == {"probe": 3, "plasticity": 3, "finetune": 3 * 6 * 3 * 3}
+    mini = build_plan(mini_suite(project=True))  # the whole design, each pilot choosing its middle lr
+    assert mini.counts() == {"probe": 9, "plasticity": 9, "finetune": 9 * 6 * (3 + 2)}
     runs = mini.of_kind("finetune")
     groups = {tuple(t.config["train"]) for t in runs}
     assert groups == {(g,) for g in ("ln1", "mha", "ln2", "fc1", "fc2", "ln-control")}
-    lrs = {g: sorted({t.config["lr"] for t in runs if t.config["train"] == [g]}) for g in ("mha", "ln1", "ln-control")}
-    # a wider grid for the LayerNorms, and the same one for their parameter-matched control
-    assert lrs == {"mha": [3e-4, 1e-3, 3e-3], "ln1": [1e-3, 1e-2, 1e-1], "ln-control": [1e-3, 1e-2, 1e-1]}
+    pilot = [t for t in runs if t.config["seed"] == 0]
+    lrs = {g: sorted({t.config["lr"] for t in pilot if t.config["train"] == [g]}) for g in ("mha", "ln1", "ln-control")}
+    # the LayerNorms' grid a decade higher, and the same one for their parameter-matched control
+    assert lrs == {"mha": [1e-4, 3e-4, 1e-3], "ln1": [1e-3, 3e-3, 1e-2], "ln-control": [1e-3, 3e-3, 1e-2]}
     assert {t.config["seed"] for t in runs} == {0, 1, 2}
+    assert {t.config["lr"] for t in runs if t.config["seed"] > 0 and t.config["train"] == ["mha"]} == {3e-4}
     from vitplast.suites.mini import mini_sizes
 
-    assert all(mini_sizes(t.config["data"]).test >= 500 for t in runs)
+    assert all(mini_sizes(t.config["data"]).test >= 1000 for t in runs)

@@ -49,12 +49,12 @@ def test_finetune_options_derive_from_train_config() -> None:
 
 
 def test_mini_recipe_is_the_mini_suite_recipe() -> None:
-    from vitplast.suites.mini import mini_suite
+    from vitplast.suites.mini import PROTOCOL, mini_suite
 
     grid = mini_suite().grids[0]
     _, _, run = grid.runs()[0]
     recipe = TrainConfig.for_data(run.model, run.data, train=run.train, seed=run.seed, lr=run.lr, momentum=run.momentum,
-                                  weight_decay=run.weight_decay, clip=run.clip, schedule=run.schedule)
+                                  weight_decay=run.weight_decay, clip=run.clip, schedule=run.schedule, **PROTOCOL)
     assert run.data.startswith("mini:") and recipe_for(run.data)
     assert recipe == run
     assert TrainConfig.for_data("micro", "cifar10") == TrainConfig(model="micro", data="cifar10")

@@ -1,46 +1,44 @@
 """The offline mini suite: the paper's protocol at small scale on the micro-ViT (``docs/mini-protocol.md``).
 
-Targets: three sets with at least 999 test images each: ``mini:textures`` (12 classes, photographs;
-4,800 / 1,200 / 1,200), ``mini:novel`` (48 classes, unseen source combinations; 4,800 / 1,200 / 1,200)
-and ``mini:source-c:gaussian_noise:5`` (48 classes, corrupted source test images; 3,194 / 799 / 999).
-``mini:faces`` (40 test images) and ``mini:digits`` (360; its source, scikit-learn's 1,797 digits, cannot
-give 500 test images with a useful train split) are left out: a test set of 40 images cannot tell two
-groups apart (one image is 2.5 points).
+Targets: the nine graded sets of ``docs/mini-targets.md`` (:data:`TARGETS`): linear-probe accuracy of
+``micro-long`` between 30 % and 92 %, >= 1,152 test images each, train and test apart by source (typeface,
+object shape, photo region, rendered scene). They form five families (textures: 3, novel-c: 2, glyphs: 2,
+count, position); ``mini:textures-c:motion_blur:5`` and ``mini:cyrillic`` are left out (nine targets give the
+mean rho the power the design asks for; each extra target costs 1/9 more time).
 
-Configurations: the five components ``ln1 mha ln2 fc1 fc2`` finetuned alone (the claims compare them;
-``full`` and ``embed`` are not needed for them and would cost 40 % more), the LayerNorms' parameter-matched
-control ``ln-control`` (``docs/statistics.md``: per block, as many randomly chosen linear entries as one
-LayerNorm group has), plus the linear probe; plasticity and bounds of every target against ``mini:source``.
+Configurations: the five components ``ln1 mha ln2 fc1 fc2`` finetuned alone and the LayerNorms'
+parameter-matched control ``ln-control`` (``docs/statistics.md``), plus the linear probe; plasticity and bounds
+of every target against ``mini:source``.
 
-Protocol: AdamW (SGD cannot train a new head on the micro-ViT's class-token features within this
-budget), a per-group lr grid of 3 values: MHA, FC1, FC2 at ``3e-4, 1e-3, 3e-3`` (half-decade steps) and
-the LayerNorm groups, which have 64x fewer parameters and need larger steps, and their control at ``1e-3, 1e-2,
-1e-1`` (a decade apart: a wider range); 3 seeds; 70 steps of batch 32 (2,240 images, about half an epoch of the
-largest target: the most the budget buys at 3 seeds x 3 lrs), warm-up then cosine decay, clipping at 1.0,
-no augmentation, validation at steps 35 and 70 and the test accuracy of the best-validation checkpoint. The best lr of each group is chosen on
-validation accuracy. Each run records the correctness of every test image for the paired bootstrap.
+Protocol (:data:`PROTOCOL` on top of the mini recipe of :data:`vitplast.train.config.RECIPES`): LP-FT, the
+new classifier starts from the fitted linear probe (``head_init="probe"``), so that every group starts from the
+probe's accuracy and finetuning measures what training the group adds to it; AdamW, 150 steps of batch 32,
+warm-up then cosine decay, clipping at 1.0, no augmentation, validation every 50 steps and the test accuracy of
+the best-validation checkpoint. Learning rates are chosen by a staged pilot (:mod:`vitplast.suites.lr_pilot`):
+seed 0 runs the grid of :data:`GROUP_LRS` (half-decades; the LayerNorm groups and their control a decade
+higher), widened by a half-decade while the best lr is on an edge, up to :data:`MAX_LRS` lrs; seeds 1 and 2 then
+run at the lr seed 0 chose on validation. Each run records the correctness of every test image.
 
-Size: 3 targets x (3 + 2 + 1 groups) x 3 lrs x 3 seeds = 162 runs, 3 probes, 3 analyses. The estimate
-printed by ``vitplast reproduce --suite mini --dry-run`` (2.5 single-thread hours: about 75 min with two
-1-thread trials on a 2-core machine) comes from the throughputs measured in the committed reproduction below; that
-run took 90 min in all (probes, analyses, selector scores and reports included, with other work sharing the
-cores part of the time). The ``ln-control`` grid comes last and its tasks' ids are new, so a suite finished
-without it is extended by running it again. The mini data have no further targets with >= 500 test images
-that are not corruptions of the same source test images, so the design stays at 3 targets; its claims are about
-these targets; whether they generalise across targets needs >= 7 targets (the smallest
-one-sided signed-rank p with n targets is 2^-n) and is reported as underpowered.
+Size: 9 targets x 6 groups x (3 pilot lrs + 2 seeds) = 270 runs, plus the widenings, 9 probes and 9 analyses.
+``vitplast reproduce --suite mini --dry-run`` prints the estimate (assuming no widening) and the power of the
+design. A suite is resumable: its runs' ids depend on their settings only, so an interrupted reproduction
+(or one spread over several sittings) continues where it stopped, and each stage's choice is replayed from
+the finished pilot runs.
 
-``quick=True`` shrinks everything (2 targets, 1 lr per group, 2 seeds, 3 steps, 32 pairs) to check the
-chain end to end in minutes; its numbers mean nothing.
+``quick=True`` shrinks everything (2 targets, 1 lr per group, 2 seeds, 3 steps, 32 pairs, no pilot) to check
+the chain end to end in minutes; its numbers mean nothing. ``lrs=...`` replaces the pilot by one grid run on
+every seed.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vitplast.errors import VitplastError
 from vitplast.suites.estimate import Sizes
+from vitplast.suites.lr_pilot import ladder_step, pilot_state
 from vitplast.train.config import RECIPES
 
 if TYPE_CHECKING:
@@ -49,16 +47,11 @@ if TYPE_CHECKING:
 
 MINI_RECIPE = RECIPES["mini:"]
 
-TARGETS: tuple[str, ...] = ("mini:textures", "mini:novel", "mini:source-c:gaussian_noise:5")
-QUICK_TARGETS: tuple[str, ...] = ("mini:digits", "mini:source-c:gaussian_noise:5")
-#: Graded targets for a larger design (docs/mini-targets.md): >= 1,000 test images each, train and test from
-#: different sources, linear-probe accuracy of ``micro-long`` between 30 % and 92 %. Not used by the protocol yet.
-#: ``mini:cyrillic`` (27 %) falls below the band and ``mini:digit-glyphs`` has 480 test images: not listed.
-GRADED_TARGETS: tuple[str, ...] = (
+#: The graded targets (module docstring, ``docs/mini-targets.md``).
+TARGETS: tuple[str, ...] = (
     "mini:textures",
     "mini:textures-c:gaussian_noise:5",
     "mini:textures-c:contrast:5",
-    "mini:textures-c:motion_blur:5",
     "mini:novel-c:motion_blur:5",
     "mini:novel-c:contrast:5",
     "mini:latin",
@@ -66,42 +59,41 @@ GRADED_TARGETS: tuple[str, ...] = (
     "mini:count",
     "mini:position",
 )
+QUICK_TARGETS: tuple[str, ...] = ("mini:digits", "mini:source-c:gaussian_noise:5")
+#: Every target in the 30-92 % band of ``docs/mini-targets.md`` (the suite uses :data:`TARGETS`).
+GRADED_TARGETS: tuple[str, ...] = (*TARGETS[:3], "mini:textures-c:motion_blur:5", *TARGETS[3:])
 #: ``quick=True``: steps per run and seeds.
 QUICK_STEPS = 3
 QUICK_SEEDS = (0, 1)
-LABELS = {
-    "mini:digits": "digits",
-    "mini:textures": "textures",
-    "mini:faces": "faces",
-    "mini:source-c:gaussian_noise:5": "source-c gaussian_noise 5",
-    "mini:source-c:contrast:5": "source-c contrast 5",
-    "mini:novel": "novel",
-}
-#: Groups and their lr grids (AdamW): the LayerNorm groups get a wider grid.
+#: Groups and their initial pilot lr grids (AdamW, half-decades): the LayerNorm groups and their control have
+#: 64x fewer parameters than a linear group and start a decade higher.
 GROUP_LRS: dict[tuple[str, ...], tuple[float, ...]] = {
-    ("mha", "fc1", "fc2"): (3e-4, 1e-3, 3e-3),
-    ("ln1", "ln2"): (1e-3, 1e-2, 1e-1),
-    ("ln-control",): (1e-3, 1e-2, 1e-1),
+    ("mha", "fc1", "fc2"): (1e-4, 3e-4, 1e-3),
+    ("ln1", "ln2", "ln-control"): (1e-3, 3e-3, 1e-2),
 }
-#: Names of the grids after the first (base) one, in :data:`GROUP_LRS` order. A grid's name does not enter its
-#: tasks' ids; appending grids leaves the ids of the others unchanged (an interrupted suite resumes).
-ABLATIONS = ("layernorm-lrs", "ln-control")
 GROUPS = tuple(g for gs in GROUP_LRS for g in gs)
+#: The most lrs the pilot of one (target, group) may try (:func:`vitplast.suites.lr_pilot.pilot_state`).
+MAX_LRS = 5
 SEEDS = (0, 1, 2)
-#: Steps, batch, optimizer and evaluations are declared once, in :data:`vitplast.train.config.RECIPES`
-#: (``vitplast finetune`` on a mini set uses them too).
-STEPS: int = MINI_RECIPE["steps"]
-EVALS: int = STEPS // MINI_RECIPE["eval_every"]
+#: What the suite changes in the mini recipe (:data:`vitplast.train.config.RECIPES`): LP-FT and longer runs.
+PROTOCOL: dict[str, Any] = {"head_init": "probe", "steps": 150, "eval_every": 50}
+STEPS: int = PROTOCOL["steps"]
+EVALS: int = STEPS // PROTOCOL["eval_every"]
 BATCH: int = MINI_RECIPE["batch_size"]
 OPTIMIZER: str = MINI_RECIPE["optimizer"]
 PAIRS = 256
-#: Split sizes of the mini sets (``vitplast.data.mini`` docstring), for the dry-run estimate and power.
+#: Split sizes of the mini sets (``vitplast.data.mini`` docstrings), for the dry-run estimate and power;
+#: a set absent here (the other textures-c and novel-c sets) has the 4,800 / 1,200 / 1,200 of its clean set.
 SIZES: dict[str, Sizes] = {
     "mini:digits": Sizes(1149, 288, 360),
     "mini:textures": Sizes(4800, 1200, 1200),
     "mini:faces": Sizes(128, 32, 40),
     "mini:source-c": Sizes(3194, 799, 999),
     "mini:novel": Sizes(4800, 1200, 1200),
+    "mini:latin": Sizes(4992, 1248, 1248),
+    "mini:greek": Sizes(4608, 1152, 1152),
+    "mini:count": Sizes(5000, 1250, 1250),
+    "mini:position": Sizes(4800, 1200, 1200),
 }
 #: Images per second of one trial on one thread of the 2-core build machine (micro-ViT, 32 px, batch 32): the
 #: medians over the 27 runs of each group of the committed reproduction (``docs/mini-reproduction``, two 1-thread
@@ -123,6 +115,11 @@ DESIGN_SEED_SD = 0.0347
 CPU_TASK_OVERHEAD = 4.0
 
 
+def label(spec: str) -> str:
+    """A target's label in tables: ``mini:textures-c:contrast:5`` -> ``textures-c contrast 5``."""
+    return spec.removeprefix("mini:").replace(":", " ")
+
+
 def mini_suite(
     model: str = "micro",
     random_weights: bool = False,
@@ -130,14 +127,23 @@ def mini_suite(
     steps: int | None = None,
     lrs: tuple[float, ...] | None = None,
     seeds: tuple[int, ...] | None = None,
+    root: Path | None = None,
+    project: bool = False,
 ) -> SweepSpec:
-    """The mini suite as a sweep (module docstring); ``steps``, ``lrs`` (one grid for every group) and
-    ``seeds`` override the defaults (each changes the runs' ids, so results of both sizes never mix)."""
+    """The mini suite as a sweep (module docstring); ``steps``, ``lrs`` (one grid for every group, on every
+    seed: no pilot) and ``seeds`` override the defaults (each changes the runs' ids, so results of both sizes
+    never mix).
+
+    The staged design is planned from what has finished in ``root`` (a sweep folder, or ``None``): the pilot
+    runs of seed ``seeds[0]`` at the lrs :func:`~vitplast.suites.lr_pilot.pilot_state` asks for, and the other
+    seeds at each lr it has chosen. ``project=True`` assumes that every pilot not yet decided chooses the middle
+    of its grid without widening (the dry run's estimate of the whole suite)."""
     if steps is not None and steps < 1:
         raise VitplastError(f"--steps must be >= 1, got {steps}")
     if lrs is not None and (not lrs or any(not (x > 0 and math.isfinite(x)) for x in lrs)):
         raise VitplastError(f"--lrs must be finite numbers > 0, got {lrs}")
     targets = QUICK_TARGETS if quick else TARGETS
+    seeds = seeds or (QUICK_SEEDS if quick else SEEDS)
     steps = steps if steps is not None else (QUICK_STEPS if quick else STEPS)
     train: dict[str, Any] = {
         "steps": steps,
@@ -148,28 +154,81 @@ def mini_suite(
         "clip": 1.0,
         "schedule": "cosine",
         "augment": MINI_RECIPE["augment"],
+        "head_init": PROTOCOL["head_init"],
     }
     if random_weights:
         train["random_weights"] = True
-    grids = [{"name": "mini-quick" if quick else "mini", "groups": list(gs),
-              "lrs": list(lrs or ((grid[1],) if quick else grid))} for gs, grid in GROUP_LRS.items()]
+    datasets = [{"spec": t, "label": label(t)} for t in targets]
+    if quick or lrs:
+        grids = [{"name": "mini-quick" if quick else "mini", "groups": list(gs),
+                  "lrs": list(lrs or (grid[len(grid) // 2],)), "seeds": list(seeds)} for gs, grid in GROUP_LRS.items()]
+    else:
+        grids = _staged_grids(model, targets, seeds, root, project, train)
     base, *rest = grids
     data = {
         **base,
         "models": [{"spec": model, "label": "micro-ViT" if model == "micro" else model}],
-        "datasets": [{"spec": t, "label": LABELS[t]} for t in targets],
+        "datasets": base.get("datasets", datasets),
         "optimizers": [OPTIMIZER],
-        "seeds": list(seeds or (QUICK_SEEDS if quick else SEEDS)),
         "train": train,
         "probe": {"batch_size": 256},
         "plasticity": {"source": "mini:source", "pairs": 32 if quick else PAIRS, "mode": "embedding",
                        "batch_size": 32, "bounds": True},
         "run": {"device": "auto", "eval_batch_size": 256},
-        "ablations": [{**g, "name": name} for g, name in zip(rest, ABLATIONS, strict=True)],
+        "ablations": rest,
     }
     from vitplast.sweep.spec import parse_sweep  # imports torch: not needed for the suite's constants
 
     return parse_sweep(data)
+
+
+def _group_lrs(group: str) -> tuple[float, ...]:
+    return next(grid for gs, grid in GROUP_LRS.items() if group in gs)
+
+
+def _staged_grids(model: str, targets: tuple[str, ...], seeds: tuple[int, ...], root: Path | None, project: bool,
+                  train: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pilot grid of every group (seed ``seeds[0]``, per-target lrs) and, where the pilot has chosen, the
+    grid of the other seeds at the chosen lr (module docstring)."""
+    val = _pilot_results(model, targets, seeds[0], root, train) if root is not None else {}
+    pilots, rest = [], []
+    for g in GROUPS:
+        states = {t: pilot_state(_group_lrs(g), val.get((t, g), {}), MAX_LRS) for t in targets}
+        pilots.append({"name": f"pilot-{g}", "groups": [g], "seeds": [seeds[0]], "lrs": [],
+                       "datasets": [{"spec": t, "label": label(t), "lrs": list(st.lrs)} for t, st in states.items()]})
+        chosen = {t: st.chosen if st.chosen is not None else (st.lrs[len(st.lrs) // 2] if project else None)
+                  for t, st in states.items()}
+        if seeds[1:] and any(lr is not None for lr in chosen.values()):
+            rest.append({"name": f"seeds-{g}", "groups": [g], "seeds": list(seeds[1:]), "lrs": [],
+                         "datasets": [{"spec": t, "label": label(t), "lrs": [lr]} for t, lr in chosen.items()
+                                      if lr is not None]})
+    return [*pilots, *rest]
+
+
+def _pilot_results(model: str, targets: tuple[str, ...], seed: int, root: Path,
+                   train: dict[str, Any]) -> dict[tuple[str, str], dict[float, float | None]]:
+    """Validation accuracy of the best checkpoint of every finished pilot run in ``root``, per (target, group)
+    and lr (``None``: diverged): every lr the pilot could ever ask for is looked up by its run id."""
+    from vitplast.reading import read_json
+    from vitplast.sweep import build_plan
+    from vitplast.sweep.spec import parse_sweep
+
+    candidates = []
+    for g in GROUPS:
+        ladder = sorted(_group_lrs(g))
+        for _ in range(MAX_LRS - len(ladder)):
+            ladder = [ladder_step(ladder[0], up=False), *ladder, ladder_step(ladder[-1], up=True)]
+        candidates.append({"name": f"pilot-{g}", "groups": [g], "lrs": ladder})
+    base, *rest = candidates
+    spec = parse_sweep({**base, "models": [model], "datasets": list(targets), "optimizers": [OPTIMIZER],
+                        "seeds": [seed], "train": train, "probe": False, "plasticity": False, "ablations": rest})
+    out: dict[tuple[str, str], dict[float, float | None]] = {}
+    for t in build_plan(spec).tasks:
+        if t.kind == "finetune" and t.is_done(root):
+            v = read_json(t.result_path(root)).get("best_val_acc")
+            key = (t.config["data"], "+".join(t.config["train"]))
+            out.setdefault(key, {})[float(t.config["lr"])] = v if isinstance(v, int | float) else None
+    return out
 
 
 def design_power(spec: SweepSpec, sims: int = 400) -> list[Detectable]:
