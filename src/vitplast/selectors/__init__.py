@@ -3,8 +3,8 @@
 Every selector has the same interface, ``selector(model, data) -> Scores``: a score per selectable group
 (``embed ln1 mha ln2 fc1 fc2``) and, where defined, per block. Higher = train it. Look one up by name with
 :func:`get_selector` or run it with :func:`score`; :data:`REGISTRY` maps each selector to its function and
-:class:`SelectorInfo` (the registry's metadata: docs/contributing.md). Importing this package does not import torch: the
-names below that need it are imported on first use.
+:class:`SelectorInfo` (the registry's metadata: docs/contributing.md). Importing this package does not import
+torch: the names below that need it are imported on first use.
 """
 
 from __future__ import annotations

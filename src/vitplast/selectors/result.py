@@ -1,8 +1,9 @@
 """What :func:`~vitplast.selectors.recommend.recommend` returns, and how it is saved and drawn.
 
-:class:`RecommendResult` holds each selector's scores and budgeted set (and the pilot's runs); :meth:`~RecommendResult.save`
-writes its record, its table and the figure :func:`plot_recommend` draws from it: one panel per selector, its
-scores per group (at block granularity a heat map of blocks x components), the budgeted set highlighted.
+:class:`RecommendResult` holds each selector's scores and budgeted set (and the pilot's runs);
+:meth:`~RecommendResult.save` writes its record, its table and the figure :func:`plot_recommend` draws from it: one
+panel per selector, its scores per group (at block granularity a heat map of blocks x components), the budgeted
+set highlighted.
 """
 
 from __future__ import annotations
