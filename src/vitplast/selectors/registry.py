@@ -89,8 +89,10 @@ def selector_info(name: str) -> SelectorInfo:
 
 
 def get_selector(name: str) -> SelectorFn:
-    """The selector called ``name`` (its module is imported on first use); unknown names as :func:`selector_info`."""
-    importlib.import_module(selector_info(name).module)
+    """The selector called ``name``: one registered already, or one of the package (its module is imported on
+    first use); unknown names as :func:`selector_info`."""
+    if name not in REGISTRY:
+        importlib.import_module(selector_info(name).module)
     return REGISTRY[name][0]
 
 
