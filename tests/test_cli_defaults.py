@@ -12,7 +12,7 @@ from vitplast.analysis_config import AnalyzeConfig
 from vitplast.cli import app, command_index, load_command
 from vitplast.configs import default_of
 from vitplast.landscape.config import LandscapeConfig
-from vitplast.recommend_config import RecommendConfig
+from vitplast.selectors.config import RecommendConfig
 from vitplast.train.config import PRETRAIN_DEFAULTS, RunOptions, TrainConfig
 
 #: command -> (config classes whose fields its options mirror, {option: field} where the names differ).

@@ -25,8 +25,6 @@ KNOWN_CYCLES: tuple[frozenset[str], ...] = (
     # sweep/: the kinds plan their tasks through plan.py (a type-checking import back to kinds), and the
     # executor looks up the kinds while the kinds call the executor's helpers (function-level)
     frozenset({"vitplast.sweep.execute", "vitplast.sweep.kinds", "vitplast.sweep.plan"}),
-    # selectors/: recommend draws its figure (function-level import of plot), plot reads recommend's result
-    frozenset({"vitplast.selectors.plot", "vitplast.selectors.recommend"}),
 )
 
 

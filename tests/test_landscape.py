@@ -145,5 +145,5 @@ def test_model_is_restored_and_only_the_group_is_recorded(tiny_run: tuple) -> No
     assert all(p.requires_grad for p in vit.module.parameters())
     table, traj = res.landscape_table(), res.trajectory_table()
     assert len(table) == 2 * 9 and len(traj) == 2 * 5 and list(traj.columns) == ["group", "step", "alpha", "beta", "loss"]
-    rec = res.record()
+    rec = res.to_dict()
     assert rec["evaluation_set"]["n_images"] == 16 and rec["config"]["groups"] == ("mha", "ln1")

@@ -54,6 +54,15 @@ def _library_states(vit: ViT, x: torch.Tensor) -> tuple[torch.Tensor | None, tor
     return out.hidden_states[0], final_norm(vit, out.hidden_states[-1])
 
 
+def test_every_timm_block_parser_has_a_row_in_the_family_table() -> None:
+    """The timm rows of the table build exactly the block classes that have a registered parser."""
+    from vitplast.models.timm_adapter import BLOCK_PARSERS
+
+    built = {f"{type(b).__module__}.{type(b).__name__}" for n in FAMILIES if n.startswith("timm-")
+             for b in family(n).module.blocks}
+    assert built == set(BLOCK_PARSERS)
+
+
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_components_compose_to_the_library_forward(name: str) -> None:
     """embed -> blocks (each as ln1, mha, ln2, fc1, act, fc2) -> final norm equals the library's forward."""

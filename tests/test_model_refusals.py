@@ -11,7 +11,7 @@ import torch
 from timm.layers import HybridEmbed, RmsNorm
 from timm.models import register_model
 from timm.models.eva import Eva
-from timm.models.vision_transformer import ParallelScalingBlock, ResPostBlock, VisionTransformer
+from timm.models.vision_transformer import Block, ParallelScalingBlock, ResPostBlock, VisionTransformer
 from torch import nn
 
 from tests.test_cli_analyze import run
@@ -27,11 +27,16 @@ def _hybrid(**kw: Any) -> VisionTransformer:
     return VisionTransformer(embed_layer=embed, **(TINY | kw))  # type: ignore[arg-type]
 
 
+class OwnBlock(Block):
+    """A block class no parser is registered for (same layout as timm's, still refused: parsers go by class)."""
+
+
 UNSUPPORTED: dict[str, tuple[Any, str]] = {
     "post_norm": (lambda **kw: VisionTransformer(block_fn=ResPostBlock, **(TINY | kw)), "post-norm blocks"),
     "eva_post_norm": (lambda **kw: Eva(use_post_norm=True, **(TINY | kw)), "post-norm blocks"),
     "parallel": (lambda **kw: VisionTransformer(block_fn=ParallelScalingBlock, **(TINY | kw)), "parallel blocks"),
     "hybrid_cnn": (_hybrid, "hybrid CNN stems"),
+    "unknown_block": (lambda **kw: VisionTransformer(block_fn=OwnBlock, **(TINY | kw)), "block type OwnBlock is not"),
     "rmsnorm": (lambda **kw: VisionTransformer(norm_layer=RmsNorm, **(TINY | kw)), "not a LayerNorm"),
 }
 for _name, (_make, _) in UNSUPPORTED.items():
@@ -53,7 +58,7 @@ def test_unsupported_architectures_are_refused_at_load(name: str) -> None:
         as_vit(make())
 
 
-@pytest.mark.parametrize("name", ["post_norm", "parallel", "hybrid_cnn"])
+@pytest.mark.parametrize("name", ["post_norm", "parallel", "hybrid_cnn", "unknown_block"])
 def test_cli_refuses_them_with_one_line_and_exit_2(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from tests.test_cli_analyze import run
+from tests.tiny_models import tiny_train_vit
 from vitplast.errors import VitplastError
 from vitplast.selectors.base import Scores
+from vitplast.selectors.config import default_selectors
 from vitplast.selectors.recommend import RecommendConfig, budget_set, candidates, halving_schedule
 
 SIZES = {"embed": 50, "ln1": 4, "mha": 300, "ln2": 4, "fc1": 300, "fc2": 290}
@@ -42,12 +46,38 @@ def test_budget_fraction_count_and_bad_values() -> None:
         RecommendConfig(selectors=("params", "rgn"))
 
 
-def test_config_selector_names_are_the_registered_selectors() -> None:
-    """The torch-free config checks names against its own list; it must be exactly the registry."""
-    from vitplast.recommend_config import DEFAULT_ORDER
-    from vitplast.selectors import REGISTRY
+def test_the_index_read_from_the_sources_is_the_registry() -> None:
+    """The torch-free index (read from the ``@register`` decorators) holds exactly what importing registers."""
+    from vitplast.selectors import REGISTRY, selector_index
 
-    assert sorted(DEFAULT_ORDER) == sorted(REGISTRY) and len(set(DEFAULT_ORDER)) == len(DEFAULT_ORDER)
+    index = selector_index()
+    assert {n: info for n, (_, info) in REGISTRY.items()} == index
+    assert list(index) == sorted(index, key=lambda n: index[n].order) == list(REGISTRY)
+    assert default_selectors("block") == tuple(index)
+    assert default_selectors("group") == tuple(n for n in index if n not in ("last-k", "first-k"))
+
+
+def test_needs_source_is_what_the_selector_needs() -> None:
+    """Exactly the selectors marked ``needs_source`` refuse data without source images."""
+    from vitplast.selectors import SelectorData, score, selector_index
+
+    vit = tiny_train_vit()
+    data = SelectorData(torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1]), 2)
+    for name, info in selector_index().items():
+        if info.needs_source:
+            with pytest.raises(VitplastError, match="needs source images"):
+                score(name, vit, data)
+        else:
+            assert score(name, vit, data).selector == name
+
+
+def test_docs_table_rows_are_the_registry() -> None:
+    """docs/selectors.md lists every selector, in table order, its formula cell being the registry's formula."""
+    from vitplast.selectors import selector_index
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "selectors.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| `([^`]*)` \|", text, flags=re.M)
+    assert rows == [(n, i.formula) for n, i in selector_index().items()]
 
 
 def test_halving_and_candidates() -> None:

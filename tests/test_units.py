@@ -280,8 +280,8 @@ def test_last_and_first_k_take_whole_blocks(name: str, expect: Any) -> None:
 def test_selectors_without_block_scores_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    from vitplast.recommend_config import RecommendConfig
     from vitplast.selectors import SelectorData
+    from vitplast.selectors.config import RecommendConfig
 
     R = importlib.import_module("vitplast.selectors.recommend")  # the package's `recommend` is the function
     real = R.get_selector

@@ -15,10 +15,10 @@ from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
 from vitplast.configs import default_of, help_of, split_list
 from vitplast.errors import VitplastError
-from vitplast.recommend_config import RecommendConfig
+from vitplast.selectors.config import RecommendConfig
 
 if TYPE_CHECKING:
-    from vitplast.selectors.recommend import RecommendResult
+    from vitplast.selectors.result import RecommendResult
 
 C = RecommendConfig
 
@@ -58,13 +58,12 @@ def recommend(
                           images=images, pilot=pilot, candidates=candidates, seed=seed, device=device,
                           random_weights=random_weights)
     from vitplast.selectors.recommend import recommend as run_recommend
-    from vitplast.selectors.recommend import save
 
     with rich_progress(Console(stderr=True)) as progress:
         result = run_recommend(cfg, progress=progress)
     if export is not None and not result.recommended:
         raise VitplastError(f"nothing to export: nothing fits in the budget of {result.budget:,} parameters")
-    save(result, out)
+    result.save(out)
     print_result(result)
     if export is not None:
         _export(cfg.model, cfg.random_weights, cfg.seed, result.recommended, export)

@@ -1,8 +1,8 @@
 """What :func:`~vitplast.landscape.run.compute_landscape` returns, and how it is saved and drawn.
 
-:class:`LandscapeResult` holds one :class:`GroupLandscape` per group; its tables and record are the files
-:meth:`LandscapeResult.save` writes, and :func:`plot_landscape` draws its figure: one contour panel per group,
-shared colour scale.
+:class:`LandscapeResult` holds one :class:`GroupLandscape` per group; its tables and
+:meth:`~LandscapeResult.to_dict` are the files :meth:`LandscapeResult.save` writes, and :func:`plot_landscape`
+draws its figure: one contour panel per group, shared colour scale.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class LandscapeResult:
         ]
         return pd.concat(frames, ignore_index=True)
 
-    def record(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The content of ``landscape.json``."""
         return {
             "config": asdict(self.config),
@@ -97,7 +97,7 @@ class LandscapeResult:
         with output_dir(out) as stage:
             write_text_atomic(stage / "landscape.csv", self.landscape_table().to_csv(index=False))
             write_text_atomic(stage / "trajectory.csv", self.trajectory_table().to_csv(index=False))
-            write_json_atomic(stage / "landscape.json", self.record())
+            write_json_atomic(stage / "landscape.json", self.to_dict())
             plot_landscape(self, stage / "landscape.png")
 
 

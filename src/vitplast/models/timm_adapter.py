@@ -3,12 +3,15 @@
 Supported (``docs/model-families.md``): ``VisionTransformer`` (class token or none, register tokens,
 ``norm_pre``, LayerScale, qk-norm, gated MLPs, average / attention-pool heads), ``VisionTransformerDistilled``
 (class and distillation token), ``Eva`` (EVA-02, ``vit_*_rope_*``: rotary position embedding, SwiGLU, MLP
-norm) and ``Beit`` (relative position bias, separate q/v biases). Every block is parsed in :func:`_parse_block`;
-a block type, attention or MLP not listed there is refused at load, so no model is half-supported.
+norm) and ``Beit`` (relative position bias, separate q/v biases). Each block class has one parser, registered with
+:func:`block_parser` (as timm registers its models); a block class without one, or an attention or MLP it does
+not accept, is refused at load, so no model is half-supported.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,35 @@ REFUSED_BLOCKS = {
     "ParallelThingsBlock": "parallel blocks (attention and MLP on the same input) are not supported",
     "DiffParallelScalingBlock": "parallel blocks (attention and MLP on the same input) are not supported",
 }
-_FAMILIES = {  # block class -> (family, accepted attention classes)
-    "timm.models.vision_transformer.Block": ("vit", {"timm.layers.attention.Attention"}),
-    "timm.models.eva.EvaBlock": ("eva", {"timm.models.eva.EvaAttention", "timm.layers.attention.AttentionRope"}),
-    "timm.models.beit.Block": ("beit", {"timm.models.beit.Attention"}),
-}
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """What a block class decides of its :class:`Block`: the LayerScale of each branch (None: none), the attention
+    as a function of the tokens, and why the attention bound does not apply (its own reasons)."""
+
+    scale1: Tensor | None
+    scale2: Tensor | None
+    call: Callable[[Tensor], Tensor]
+    reasons: tuple[str, ...] = ()
+
+
+#: ``(model, block index, block) -> BlockLayout``.
+BlockParser = Callable[[Any, int, Any], BlockLayout]
+#: Block class (module-qualified) -> (the attention classes it accepts, its parser). Filled by :func:`block_parser`.
+BLOCK_PARSERS: dict[str, tuple[frozenset[str], BlockParser]] = {}
+
+
+def block_parser(block_class: str, attentions: tuple[str, ...]) -> Callable[[BlockParser], BlockParser]:
+    """Decorator registering the parser of timm's ``block_class``, whose attention must be one of ``attentions``."""
+
+    def add(fn: BlockParser) -> BlockParser:
+        BLOCK_PARSERS[block_class] = (frozenset(attentions), fn)
+        return fn
+
+    return add
+
+
 _MLPS = {"timm.layers.mlp.Mlp", "timm.layers.mlp.GluMlp", "timm.layers.mlp.SwiGLU"}
 
 
@@ -112,6 +139,48 @@ def _mlp_parts(mlp: Any, where: str) -> tuple[LinearMap, Any, list[nn.Parameter]
     return LinearMap([mlp.fc1]), act, extra
 
 
+@block_parser("timm.models.vision_transformer.Block", attentions=("timm.layers.attention.Attention",))
+def _vit_block(model: Any, i: int, blk: Any) -> BlockLayout:
+    """LayerScale modules ``ls1`` / ``ls2`` (Identity when absent); the attention sees the tokens alone."""
+    s1 = None if _is_identity(blk.ls1) else blk.ls1.gamma
+    return BlockLayout(s1, None if _is_identity(blk.ls2) else blk.ls2.gamma, blk.attn)
+
+
+@block_parser("timm.models.eva.EvaBlock",
+              attentions=("timm.models.eva.EvaAttention", "timm.layers.attention.AttentionRope"))
+def _eva_block(model: Any, i: int, blk: Any) -> BlockLayout:
+    """LayerScale parameters ``gamma_1`` / ``gamma_2`` (None when absent); the attention takes the model's rotary
+    embedding for the native patch grid (as ``Eva._pos_embed``)."""
+    attn = blk.attn
+
+    def call(x: Tensor) -> Tensor:
+        rope = model.rope
+        emb = None
+        if rope is not None:
+            emb = rope.get_embed() if hasattr(rope, "feat_shape") else rope.get_embed(model.patch_embed.grid_size)
+            if getattr(model, "rope_mixed", False):
+                emb = emb[i]
+        out: Tensor = attn(x, rope=emb)
+        return out
+
+    return BlockLayout(blk.gamma_1, blk.gamma_2, call, ("rotary position embedding",) if model.rope is not None else ())
+
+
+@block_parser("timm.models.beit.Block", attentions=("timm.models.beit.Attention",))
+def _beit_block(model: Any, i: int, blk: Any) -> BlockLayout:
+    """LayerScale parameters ``gamma_1`` / ``gamma_2``; the attention takes the model's shared relative position
+    bias (its own table is inside the attention)."""
+    attn = blk.attn
+
+    def call(x: Tensor) -> Tensor:
+        shared = model.rel_pos_bias() if model.rel_pos_bias is not None else None
+        out: Tensor = attn(x, shared_rel_pos_bias=shared)
+        return out
+
+    relative = attn.relative_position_bias_table is not None or model.rel_pos_bias is not None
+    return BlockLayout(blk.gamma_1, blk.gamma_2, call, ("relative position bias",) if relative else ())
+
+
 class TimmViT(ViT):
     """The :class:`ViT` view of a timm ``VisionTransformer``, ``VisionTransformerDistilled``, ``Eva`` or ``Beit``."""
 
@@ -134,15 +203,15 @@ class TimmViT(ViT):
             blocks[0].params["mha"] += list(shared.parameters())
         super().__init__(model, blocks, _data_config(model), name, int(getattr(model, "num_classes", 0)))
 
-    # --- parsing: the one place that knows timm's block layouts --------------------------------------
+    # --- parsing: the common checks; what differs per block class is in BLOCK_PARSERS ----------------------
     def _parse_block(self, i: int, blk: Any, name: str) -> Block:
         where = f"{name}: block {i}"
         kind = type(blk).__name__
         if kind in REFUSED_BLOCKS:
             raise VitplastError(f"{where} is a {kind}: {REFUSED_BLOCKS[kind]}")
-        family, attentions = _FAMILIES.get(_qualname(blk), ("", set()))
-        if not family:
+        if _qualname(blk) not in BLOCK_PARSERS:
             raise VitplastError(f"{where}: block type {kind} is not supported")
+        attentions, parse = BLOCK_PARSERS[_qualname(blk)]
         for attr in ("norm1", "norm2"):
             if not isinstance(getattr(blk, attr, None), nn.LayerNorm):
                 norm = type(getattr(blk, attr, None)).__name__
@@ -153,7 +222,6 @@ class TimmViT(ViT):
         if getattr(attn, "num_kv_heads", attn.num_heads) != attn.num_heads:
             raise VitplastError(f"{where}: grouped-query attention is not supported")
         fc1, act, act_params = _mlp_parts(blk.mlp, where)
-        model: Any = self.module
         reasons = []
         if not (_is_identity(getattr(attn, "q_norm", None)) and _is_identity(getattr(attn, "k_norm", None))):
             reasons.append("qk-norm")
@@ -161,22 +229,11 @@ class TimmViT(ViT):
             reasons.append("a norm inside attention")
         if getattr(attn, "gate", None) is not None:
             reasons.append("gated attention")
-        s1: Tensor | None
-        s2: Tensor | None
-        if family == "vit":  # LayerScale modules ls1 / ls2 (Identity when absent)
-            s1 = None if _is_identity(blk.ls1) else blk.ls1.gamma
-            s2 = None if _is_identity(blk.ls2) else blk.ls2.gamma
-            call = attn
-        else:  # EVA / BEiT: LayerScale parameters gamma_1 / gamma_2 (None when absent)
-            s1, s2 = blk.gamma_1, blk.gamma_2
-            call = self._rope_call(i, attn) if family == "eva" else self._beit_call(attn)
-        if family == "eva" and model.rope is not None:
-            reasons.append("rotary position embedding")
-        if family == "beit" and (attn.relative_position_bias_table is not None or model.rel_pos_bias is not None):
-            reasons.append("relative position bias")
+        layout = parse(self.module, i, blk)
+        s1, s2 = layout.scale1, layout.scale2
         return Block(
             ln1=blk.norm1,
-            mha=scaled(call, lambda: s1),
+            mha=scaled(layout.call, lambda: s1),
             ln2=blk.norm2,
             fc1=fc1,
             act=act,
@@ -189,35 +246,8 @@ class TimmViT(ViT):
                 "fc1": list(fc1.parameters()) + act_params,
                 "fc2": list(blk.mlp.fc2.parameters()) + ([] if s2 is None else [s2]),
             },
-            mha_unbounded=", ".join(reasons) or None,
+            mha_unbounded=", ".join([*reasons, *layout.reasons]) or None,
         )
-
-    def _rope_call(self, i: int, attn: Any) -> Any:
-        """EVA attention with the model's rotary embedding for the native patch grid (as ``Eva._pos_embed``)."""
-        model: Any = self.module
-
-        def call(x: Tensor) -> Tensor:
-            rope = model.rope
-            emb = None
-            if rope is not None:
-                emb = rope.get_embed() if hasattr(rope, "feat_shape") else rope.get_embed(model.patch_embed.grid_size)
-                if getattr(model, "rope_mixed", False):
-                    emb = emb[i]
-            out: Tensor = attn(x, rope=emb)
-            return out
-
-        return call
-
-    def _beit_call(self, attn: Any) -> Any:
-        """BEiT attention with the model's shared relative position bias (its own table is inside ``attn``)."""
-        model: Any = self.module
-
-        def call(x: Tensor) -> Tensor:
-            shared = model.rel_pos_bias() if model.rel_pos_bias is not None else None
-            out: Tensor = attn(x, shared_rel_pos_bias=shared)
-            return out
-
-        return call
 
     # --- forward pieces --------------------------------------------------------------------------------
     def embed(self, x: Tensor) -> Tensor:

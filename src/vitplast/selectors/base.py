@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from vitplast.errors import VitplastError
 from vitplast.models import ViT, as_vit
+from vitplast.selectors.registry import get_selector
 from vitplast.train.groups import SELECTABLE
 
 
@@ -71,28 +72,6 @@ class Scores:
 
 def _num(x: float) -> float:
     return 0.0 if math.isnan(x) else x
-
-
-SelectorFn = Callable[[ViT, SelectorData], Scores]
-#: name -> (function, one-line formula). Filled by :func:`register`.
-REGISTRY: dict[str, tuple[SelectorFn, str]] = {}
-
-
-def register(name: str, formula: str) -> Callable[[SelectorFn], SelectorFn]:
-    """Decorator adding a selector to :data:`REGISTRY` under ``name``."""
-
-    def add(fn: SelectorFn) -> SelectorFn:
-        REGISTRY[name] = (fn, formula)
-        return fn
-
-    return add
-
-
-def get_selector(name: str) -> SelectorFn:
-    """The selector called ``name``; an unknown name is a :class:`VitplastError` listing the known ones."""
-    if name not in REGISTRY:
-        raise VitplastError(f"unknown selector {name!r}: use one of {', '.join(REGISTRY)}")
-    return REGISTRY[name][0]
 
 
 def score(name: str, model: ViT | nn.Module, data: SelectorData) -> Scores:

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vitplast.models import ViT, as_vit
-from vitplast.selectors.base import Scores, SelectorData, by_group, memo, numel, register, total_norm
+from vitplast.selectors.base import Scores, SelectorData, by_group, memo, numel, total_norm
+from vitplast.selectors.registry import register
 
 
 def with_new_head(vit: ViT, data: SelectorData) -> ViT:
@@ -62,13 +63,13 @@ def _grad_scores(vit: ViT, data: SelectorData, name: str, per_param: bool = Fals
     return by_group(clone, fn, name)
 
 
-@register("grad-norm", "||grad_g L||_2")
+@register("grad-norm", order=40, formula="||grad_{theta_g} L||_2")
 def grad_norm(vit: ViT, data: SelectorData) -> Scores:
     """Gradient norm with a new head: ``s(g) = ||grad_{theta_g} L||_2`` over all tensors of group g."""
     return _grad_scores(vit, data, "grad-norm")
 
 
-@register("grad-norm-param", "||grad_g L||_2 / sqrt(|theta_g|)")
+@register("grad-norm-param", order=50, formula="||grad_{theta_g} L||_2 / sqrt(|theta_g|)")
 def grad_norm_per_param(vit: ViT, data: SelectorData) -> Scores:
     """Gradient norm per parameter: ``s(g) = ||grad_{theta_g} L||_2 / sqrt(|theta_g|)`` (RMS gradient entry)."""
     return _grad_scores(vit, data, "grad-norm-param", per_param=True)
@@ -88,7 +89,7 @@ def _rgn(vit: ViT, data: SelectorData, name: str, weights_only: bool) -> Scores:
     return by_group(clone, fn, name)
 
 
-@register("auto-rgn", "mean over weight matrices W of g: ||grad_W L|| / ||W||")
+@register("auto-rgn", order=70, formula="mean_{W in g, W a matrix} ||grad_W L|| / ||W||")
 def auto_rgn(vit: ViT, data: SelectorData) -> Scores:
     """Auto-RGN (relative gradient norm), weights only: ``s(g) = mean_{W in g, W.ndim >= 2} ||grad_W L|| / ||W||``.
 
@@ -97,13 +98,13 @@ def auto_rgn(vit: ViT, data: SelectorData) -> Scores:
     return _rgn(vit, data, "auto-rgn", weights_only=True)
 
 
-@register("auto-rgn-all", "mean over all tensors T of g: ||grad_T L|| / ||T||")
+@register("auto-rgn-all", order=80, formula="mean_{T in g} ||grad_T L|| / ||T||")
 def auto_rgn_all(vit: ViT, data: SelectorData) -> Scores:
     """Auto-RGN over all tensors: ``s(g) = mean_{T in g} ||grad_T L|| / ||T||`` (tensors with ||T|| = 0 skipped)."""
     return _rgn(vit, data, "auto-rgn-all", weights_only=False)
 
 
-@register("taylor", "sum over g of |theta * grad L|")
+@register("taylor", order=90, formula="sum_{theta in g} |theta * dL/dtheta|")
 def taylor(vit: ViT, data: SelectorData) -> Scores:
     """First-order Taylor sensitivity (SPT, GPS): ``s(g) = sum_{theta in g} |theta * dL/dtheta|``.
 
@@ -159,7 +160,7 @@ class _Logits(nn.Module):
         return self._vit[0].logits(x)
 
 
-@register("fisher", "(1/N) sum_i ||grad_g l_i||^2")
+@register("fisher", order=60, formula="(1/N) sum_i ||grad_{theta_g} l_i||_2^2")
 def fisher(vit: ViT, data: SelectorData) -> Scores:
     """Fisher trace from per-sample gradients: ``s(g) = (1/N) sum_i ||grad_{theta_g} l_i||_2^2``.
 

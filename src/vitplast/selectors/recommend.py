@@ -16,107 +16,22 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from vitplast.data import DataBundle, DataContext, load_data
 from vitplast.errors import VitplastError, warn
-from vitplast.io import output_dir, write_json_atomic, write_text_atomic
 from vitplast.models import ViT, as_vit, load_model
 from vitplast.progress import Progress, phase
-from vitplast.recommend_config import RecommendConfig
-from vitplast.selectors.base import REGISTRY, Scores, SelectorData, block_params, get_selector, group_params, numel
+from vitplast.selectors.base import Scores, SelectorData, block_params, group_params, numel
+from vitplast.selectors.config import RecommendConfig
 from vitplast.selectors.data import load_selector_data
+from vitplast.selectors.registry import get_selector, selector_index
+from vitplast.selectors.result import RecommendResult
 from vitplast.train.groups import SELECTABLE
-from vitplast.units import format_units, resolve, split_item
+from vitplast.units import format_units, resolve
 
 #: The pilot's finetuning recipe: the mini suite's (AdamW lr 1e-3, batch 32, no augmentation, new random head).
 PILOT_RECIPE: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32, "augment": "none"}
-
-
-@dataclass
-class RecommendResult:
-    """Scores, rankings and budgeted sets per selector; the pilot's runs and winner when it ran. ``sizes``:
-    parameters per group; ``unit_sizes[c][b]``: parameters of component ``c`` in block ``b``; ``skipped``: the
-    selectors that cannot score at the granularity, with the reason."""
-
-    config: RecommendConfig
-    scores: dict[str, Scores]
-    sizes: dict[str, int]
-    budget: int
-    sets: dict[str, tuple[str, ...]]
-    pilot: list[dict[str, Any]] = field(default_factory=list)
-    winner: tuple[str, ...] | None = None
-    images_used: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    unit_sizes: dict[str, list[int]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def recommended(self) -> tuple[str, ...]:
-        """The pilot's winner, or else the set of the first selector that ran."""
-        return self.winner if self.winner is not None else self.sets[next(iter(self.scores))]
-
-    @property
-    def blockwise(self) -> bool:
-        return self.config.granularity == "block"
-
-    def params_of(self, items: tuple[str, ...]) -> int:
-        """Parameters of a set of groups and unit sets."""
-        total = 0
-        for item in items:
-            c, blocks = split_item(item)
-            total += self.sizes[c] if blocks is None else sum(self.unit_sizes[c][b] for b in blocks)
-        return total
-
-    def chosen_units(self, name: str) -> set[tuple[str, int]]:
-        """The ``(component, block)`` units of selector ``name``'s set."""
-        depth = len(next(iter(self.unit_sizes.values())))
-        return {(c, b) for c, blocks in (split_item(i) for i in self.sets[name]) if c in self.unit_sizes
-                for b in (range(depth) if blocks is None else blocks)}
-
-    def table(self) -> pd.DataFrame:
-        """One row per (selector, group): ``score``, ``rank`` (1 = train first; NaN unscored), ``params``, ``chosen``;
-        at block granularity one row per (selector, component, block), with a ``block`` column."""
-        rows = []
-        for name, s in self.scores.items():
-            if self.blockwise:
-                chosen = self.chosen_units(name)
-                for rank, (c, b) in enumerate(s.unit_ranking(), 1):
-                    v = s.blocks[c][b]
-                    rows.append({"selector": name, "group": c, "block": b, "score": v,
-                                 "rank": math.nan if math.isnan(v) else rank, "params": self.unit_sizes[c][b],
-                                 "chosen": (c, b) in chosen})
-                continue
-            ranking = s.ranking()
-            for g in ranking:
-                ok = not math.isnan(s.groups[g])
-                rows.append({"selector": name, "group": g, "score": s.groups[g],
-                             "rank": ranking.index(g) + 1 if ok else math.nan, "params": self.sizes[g],
-                             "chosen": g in self.sets[name]})
-        cols = ["selector", "group", *(["block"] if self.blockwise else []), "score", "rank", "params", "chosen"]
-        return pd.DataFrame(rows, columns=cols)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": asdict(self.config),
-            "budget_params": self.budget,
-            "backbone_params": sum(self.sizes.values()),
-            "group_params": self.sizes,
-            "unit_params": self.unit_sizes,
-            "selectors": {n: {"formula": REGISTRY[n][1], "scores": s.groups, "per_block": s.blocks,
-                              "ranking": s.ranking(), "set": list(self.sets[n]), "set_params": self.params_of(
-                                  self.sets[n])} for n, s in self.scores.items()},
-            "skipped": self.skipped,
-            "pilot": self.pilot,
-            "winner": list(self.winner) if self.winner is not None else None,
-            "recommended": list(self.recommended),
-            "images_used": self.images_used,
-            "warnings": self.warnings,
-        }
 
 
 def budget_set(s: Scores, sizes: dict[str, int], budget: int) -> tuple[str, ...]:
@@ -210,26 +125,14 @@ def run_pilot(
     return rows, alive[0]
 
 
-def save(result: RecommendResult, out: Path) -> list[Path]:
-    """Write ``recommend.json``, ``recommend.csv`` (:meth:`RecommendResult.table`) and ``recommend.png`` into
-    ``out`` atomically (nothing is left behind on failure); return the paths."""
-    from vitplast.selectors.plot import plot_recommend
-
-    names = ["recommend.json", "recommend.csv", "recommend.png"]
-    with output_dir(out) as stage:
-        write_json_atomic(stage / names[0], result.to_dict())
-        write_text_atomic(stage / names[1], result.table().to_csv(index=False))
-        plot_recommend(result, stage / names[2])
-    return [out / n for n in names]
-
-
 def recommend(cfg: RecommendConfig, progress: Progress | None = None) -> RecommendResult:
-    """Load the model and data of ``cfg``, run its selectors, budget their sets and (``cfg.pilot``) run the pilot."""
+    """Load the model and data of ``cfg``, run its selectors, budget their sets and (``cfg.pilot``) run the pilot.
+    Nothing is written: :meth:`RecommendResult.save` writes the files and draws the figure."""
     vit = load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
     from vitplast.runtime import resolve_device
 
     vit.to(resolve_device(cfg.device))
-    needs_source = any(n in ("plasticity", "plasticity-insitu") for n in cfg.selectors)
+    needs_source = any(selector_index()[n].needs_source for n in cfg.selectors)
     advance = phase(progress, "loading images", 1)
     data = load_selector_data(vit, cfg.data, cfg.images, cfg.seed, source=cfg.source if needs_source else None)
     advance(1)

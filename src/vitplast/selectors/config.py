@@ -12,20 +12,14 @@ from dataclasses import dataclass
 
 from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
+from vitplast.selectors.registry import selector_index, selector_info
 
-#: Every selector (the names :mod:`vitplast.selectors` registers), plasticity first, the baselines last.
-DEFAULT_ORDER = (
-    "plasticity", "plasticity-insitu", "plasticity-target", "grad-norm", "grad-norm-param", "fisher", "auto-rgn",
-    "auto-rgn-all", "taylor", "params", "last-k", "first-k", "random",
-)
-#: Selectors that choose whole blocks and score no group: they run at ``--granularity block`` only.
-BLOCK_ONLY = ("last-k", "first-k")
 GRANULARITIES = ("group", "block")
 
 
 def default_selectors(granularity: str) -> tuple[str, ...]:
-    """Every selector that scores at ``granularity``, in table order."""
-    return tuple(n for n in DEFAULT_ORDER if granularity == "block" or n not in BLOCK_ONLY)
+    """Every registered selector that scores at ``granularity``, in table order (:mod:`vitplast.selectors.registry`)."""
+    return tuple(n for n, i in selector_index().items() if granularity == "block" or not i.block_only)
 
 
 @dataclass(frozen=True)
@@ -56,8 +50,7 @@ class RecommendConfig:
         if not self.selectors:
             object.__setattr__(self, "selectors", default_selectors(self.granularity))
         for name in self.selectors:
-            if name not in DEFAULT_ORDER:
-                raise VitplastError(f"unknown selector {name!r}: use one of {', '.join(DEFAULT_ORDER)}")
+            selector_info(name)  # an unknown name is refused
         if self.budget > 1 and self.budget != int(self.budget):
             raise VitplastError(f"--budget must be a fraction in (0, 1] or a whole number of parameters, got {self.budget}")
 
