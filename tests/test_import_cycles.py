@@ -22,9 +22,6 @@ ANYWHERE = frozenset({"module", "typing", "function"})
 #: Circles that exist today and are waiting for their rework; remove a set (or names from it) when its
 #: circle is gone (the test below says when).
 KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # sweep/: the kinds plan their tasks through plan.py (a type-checking import back to kinds), and the
-    # executor looks up the kinds while the kinds call the executor's helpers (function-level)
-    frozenset({"vitplast.sweep.execute", "vitplast.sweep.kinds", "vitplast.sweep.plan"}),
     # selectors/: recommend draws its figure (function-level import of plot), plot reads recommend's result
     frozenset({"vitplast.selectors.plot", "vitplast.selectors.recommend"}),
 )
