@@ -15,7 +15,7 @@ from vitplast.cli import app
 from vitplast.cli.progress import Heartbeat
 from vitplast.configs import check_model_spec, parse_numbers, split_list
 from vitplast.errors import VitplastError
-from vitplast.suites import SUITES, mini
+from vitplast.suites import SUITES, SuiteOptions, mini
 from vitplast.sweep.packing import DEFAULT_BUNDLE
 
 console = Console(stderr=True)
@@ -331,10 +331,10 @@ def reproduce(
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
     quick: Annotated[bool, typer.Option("--quick", help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, "
-                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = False,
-    model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
-    random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
-    data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
+                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = SuiteOptions.quick,
+    model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = SuiteOptions.model,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = SuiteOptions.random_weights,
+    data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = SuiteOptions.data_root,
     steps: Annotated[int | None, typer.Option("--steps", help=f"mini: steps per run (default {mini.STEPS})")] = None,
     lrs: Annotated[str | None, typer.Option(
         "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
@@ -348,7 +348,7 @@ def reproduce(
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic
-    from vitplast.suites import SuiteOptions, suite_of
+    from vitplast.suites import suite_of
     from vitplast.sweep import build_plan
 
     chosen = suite_of(suite)

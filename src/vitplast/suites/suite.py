@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from vitplast.configs import BUNDLED_MODELS
+from vitplast.configs import BUNDLED_MODELS, option
 from vitplast.errors import VitplastError
 from vitplast.suites import mini, paper
 from vitplast.suites.estimate import Estimate, Sizes, estimate
@@ -33,13 +33,13 @@ class SuiteOptions:
     """The options of ``vitplast reproduce`` that shape a suite (each suite reads its own; ``check`` refuses one
     given to a suite that has no use for it)."""
 
-    quick: bool = False
-    model: str = "micro"
-    random_weights: bool = False
-    data_root: str = "data"
-    steps: int | None = None
-    lrs: tuple[float, ...] | None = None
-    seeds: tuple[int, ...] | None = None
+    quick: bool = option(False, help="mini: a tiny grid to check the chain")
+    model: str = option("micro", help="mini: the model (default: the bundled micro-ViT)")
+    random_weights: bool = option(False, help="mini: random weights (no checkpoint needed)")
+    data_root: str = option("data", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")
+    steps: int | None = option(None, help="mini: steps per run (default: the suite's)")
+    lrs: tuple[float, ...] | None = option(None, help="mini: AdamW lrs for every group (default: per-group grids)")
+    seeds: tuple[int, ...] | None = option(None, help="mini: seeds (default: the suite's)")
 
 
 @dataclass(frozen=True)
