@@ -19,13 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 AT_IMPORT = frozenset({"module", "typing"})
 ANYWHERE = frozenset({"module", "typing", "function"})
 
-#: Circles that exist today and are waiting for their rework; remove a set (or names from it) when its
+#: Circles allowed while they wait for their rework (none left); a set may only shrink and is removed when its
 #: circle is gone (the test below says when).
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # sweep/: the kinds plan their tasks through plan.py (a type-checking import back to kinds), and the
-    # executor looks up the kinds while the kinds call the executor's helpers (function-level)
-    frozenset({"vitplast.sweep.execute", "vitplast.sweep.kinds", "vitplast.sweep.plan"}),
-)
+KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 
 
 def module_files(src: Path, benchmarks: Path | None = None) -> dict[str, Path]:

@@ -51,6 +51,39 @@ def test_mini_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert len(build_plan(load_sweep(tmp_path / "q" / "sweep.yaml")).of_kind("finetune")) == 2 * 6 * 2
 
 
+def test_a_new_suite_is_one_entry_of_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reproduce`` knows a suite only through the :class:`~vitplast.suites.Suite` interface: one entry of
+    ``SUITES`` is planned, costed (its sizes and throughputs) and written with its module's docstring."""
+    import types
+
+    from vitplast.suites import SUITES, Sizes, Suite, SuiteOptions
+    from vitplast.sweep import parse_sweep
+    from vitplast.sweep.spec import SweepSpec
+
+    def build(o: SuiteOptions, dry_run: bool) -> SweepSpec:
+        assert dry_run and o.model == "micro" and o.steps == 3000
+        return parse_sweep({"name": "toy", "models": [o.model], "datasets": ["random:16"], "groups": ["mha"],
+                            "lrs": [0.1, 0.2], "train": {"steps": o.steps, "batch_size": 4, "eval_every": 3000},
+                            "probe": False, "plasticity": False})
+
+    doc = types.ModuleType("toy", "A toy suite.\n\nTwo runs.")
+    monkeypatch.setitem(SUITES, "toy", Suite("toy", build, lambda spec: Sizes(10, 5, 20),
+                                             lambda model, group: (2.0, 10.0), "toy device", doc, overhead=1.0))
+    out = tmp_path / "t"
+    assert _run(["reproduce", "--suite", "toy", "--dry-run", "--steps", "3000", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    # per run: 3000 steps * 4 images / 2 per s + (1 validation * 5 + 20 test images) / 10 per s + 1 s = 6003.5 s
+    hours = 2 * 6003.5 / 3600
+    assert captured.out.strip() == f"2 runs, 6000 steps, {hours:.1f} toy device hours -> {out / 'sweep.yaml'}"
+    err = " ".join(captured.err.split())
+    assert "suite toy: 2 finetuning runs (6,000 steps, 24,000 training images), 0 probes, 0 plasticity analyses" in err
+    assert f"grid toy: 2 runs, {hours:,.1f} toy device hours" in err
+    text = (out / "sweep.yaml").read_text()
+    assert text.startswith("# A toy suite.\n#\n# Two runs.\n\n")
+    assert len(build_plan(load_sweep(out / "sweep.yaml")).tasks) == 2
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

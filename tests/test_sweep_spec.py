@@ -10,7 +10,7 @@ import yaml
 
 from vitplast.errors import VitplastError
 from vitplast.sweep import build_plan, load_sweep, parse_sweep
-from vitplast.sweep.plan import task_id
+from vitplast.sweep.task import task_id
 
 BASE = {
     "models": ["timm:vit_micro_patch4_32", {"spec": "timm:vit_tiny_patch16_224", "label": "tiny"}],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,9 +13,9 @@ from rich.table import Table
 
 from vitplast.cli import app
 from vitplast.cli.progress import Heartbeat
-from vitplast.configs import BUNDLED_MODELS, check_model_spec, parse_numbers, split_list
+from vitplast.configs import check_model_spec, parse_numbers, split_list
 from vitplast.errors import VitplastError
-from vitplast.suites import SUITES, mini
+from vitplast.suites import SUITES, SuiteOptions, mini
 from vitplast.sweep.packing import DEFAULT_BUNDLE
 
 console = Console(stderr=True)
@@ -84,9 +83,11 @@ class _Bar:
         self.advance: Any = None
 
     def start(self, plan: Any, todo: list[Any], skipped: int) -> None:
+        from vitplast.sweep.kinds import ANALYSIS, FINETUNE, PROBE
+
         c = plan.counts()
         console.print(
-            f"sweep '{plan.name}': {c['finetune']} runs, {c['probe']} probes, {c['plasticity']} analyses; "
+            f"sweep '{plan.name}': {c[FINETUNE.name]} runs, {c[PROBE.name]} probes, {c[ANALYSIS.name]} analyses; "
             f"{skipped} finished (skipped), {len(todo)} to run"
         )
         self.progress.start()
@@ -244,6 +245,7 @@ def sweep(
 def _print_status(root: Path) -> None:
     from vitplast.sweep import sweep_status
     from vitplast.sweep.status import STATES
+    from vitplast.sweep.task import kinds
 
     st = sweep_status(root)
     t = Table(title=f"sweep '{st.plan.name}' in {root}")
@@ -251,10 +253,10 @@ def _print_status(root: Path) -> None:
     for s in STATES:
         t.add_column(s, justify="right")
     t.add_column("total", justify="right")
-    for kind in ("finetune", "probe", "plasticity"):
+    for kind in kinds():
         c = st.counts(kind)
         if sum(c.values()):
-            t.add_row(kind, *[str(c[s]) for s in STATES], str(sum(c.values())))
+            t.add_row(kind.name, *[str(c[s]) for s in STATES], str(sum(c.values())))
     c = st.counts()
     t.add_row("all", *[str(c[s]) for s in STATES], str(sum(c.values())), style="bold")
     Console().print(t)
@@ -325,14 +327,14 @@ def _print_claims(claims: Any) -> None:
 
 @app.command()
 def reproduce(
-    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = SUITES[0],
+    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = next(iter(SUITES)),
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
     quick: Annotated[bool, typer.Option("--quick", help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, "
-                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = False,
-    model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = "micro",
-    random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = False,
-    data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = "data",
+                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = SuiteOptions.quick,
+    model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = SuiteOptions.model,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = SuiteOptions.random_weights,
+    data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = SuiteOptions.data_root,
     steps: Annotated[int | None, typer.Option("--steps", help=f"mini: steps per run (default {mini.STEPS})")] = None,
     lrs: Annotated[str | None, typer.Option(
         "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
@@ -346,95 +348,31 @@ def reproduce(
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
     from vitplast.io import write_text_atomic
-    from vitplast.suites import (
-        estimate,
-        mini_sizes,
-        mini_suite,
-        mini_throughput,
-        paper_sizes,
-        paper_suite,
-        paper_throughput,
-    )
-    from vitplast.suites.mini import CPU_TASK_OVERHEAD
-    from vitplast.suites.paper import GPU_NAME
-
-    if suite not in SUITES:
-        raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
-    check_model_spec(model, "--model")
-    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle)
-    if suite == "mini":
-        lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
-        bundled = model in BUNDLED_MODELS
-        # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
-        spec = mini_suite("timm:vit_micro_patch4_32" if bundled and random_weights else model,
-                          random_weights, quick, steps, tuple(lr_list) if lr_list else None,
-                          tuple(seed_list) if seed_list else None)
-        if bundled and not random_weights and not dry_run:
-            from vitplast.models.micro import checkpoint_path
-
-            try:
-                checkpoint_path(model)
-            except VitplastError as exc:
-                raise VitplastError(f"{exc}, or pass --random-weights to check the chain") from None
-        sizes, throughput, device_word = mini_sizes, mini_throughput, "CPU (1 thread per trial)"
-        overhead = CPU_TASK_OVERHEAD
-    else:
-        if quick or steps or lrs or seeds:
-            raise VitplastError("--quick, --steps, --lrs and --seeds apply to the mini suite")
-        spec = paper_suite(data_root)
-        sizes, throughput, device_word = paper_sizes, paper_throughput, f"GPU ({GPU_NAME})"
-        overhead = 0.0
-    out = out or Path(f"vitplast-out/reproduce-{suite}{'-quick' if quick else ''}")
+    from vitplast.suites import suite_of
     from vitplast.sweep import build_plan
 
+    chosen = suite_of(suite)
+    check_model_spec(model, "--model")
+    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle)
+    lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
+    options = SuiteOptions(quick, model, random_weights, data_root, steps, tuple(lr_list) if lr_list else None,
+                           tuple(seed_list) if seed_list else None)
+    spec = chosen.spec(options, dry_run)
+    out = out or chosen.default_out(options)
     plan = build_plan(spec)
-    est = estimate(plan, sizes, throughput, overhead)
-    c = plan.counts()
-    console.print(f"suite {spec.name}: {c['finetune']} finetuning runs ({est.steps:,} steps, {est.images:,} training "
-                  f"images), {c['probe']} probes, {c['plasticity']} plasticity analyses")
-    for grid, (n, sec) in est.by_grid.items():
-        console.print(f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {device_word} hours")
-    console.print(f"estimated {est.hours:,.1f} {device_word} hours in total"
-                  + (f", about {est.hours * 60 / 2:,.0f} minutes on 2 cores if two concurrent 1-thread trials keep that rate" if suite == "mini" else ""))
-    if suite == "mini":
-        base = spec.grids[0]
-        console.print(f"grid: {', '.join(d.label for d in base.datasets)}; seeds {list(base.seeds)}; "
-                      + "; ".join(f"{'+'.join('+'.join(g) for g in grid.groups)} lrs {list(grid.lrs)}"
-                                  for grid in spec.grids)
-                      + f"; {base.train.get('steps')} steps, validation every {base.train.get('eval_every')}")
-    if suite == "mini" and not quick:  # the quick suite's numbers mean nothing: no power for it
-        from vitplast.suites.mini import DESIGN_ACCURACY, DESIGN_SEED_SD, design_power, mini_sizes
-
-        base = spec.grids[0]
-        sizes_text = "/".join(str(mini_sizes(d.spec).test) for d in base.datasets)
-        console.print(f"power, from simulation of this design ({len(base.datasets)} targets of {sizes_text} test "
-                      f"images, {len(base.seeds)} seeds, seed SD {100 * DESIGN_SEED_SD:.1f} pp at accuracy "
-                      f"{100 * DESIGN_ACCURACY:.0f} % as micro-long's graded target, per-image difficulty shared by "
-                      "the groups): smallest effect detected with 80 % power at the primary family's level 0.05/3: "
-                      + "; ".join(f"{d.test} {_fmt_detectable(d.effect, d.unit)}" for d in design_power(spec)))
+    est = chosen.estimate(plan)
+    for line in chosen.summary(spec, plan, est, options):
+        console.print(line)
     if dry_run:
         path = out / "sweep.yaml"
-        write_text_atomic(path, _yaml_header(suite) + spec.to_yaml())
-        print(f"{c['finetune']} runs, {est.steps} steps, {est.hours:.1f} {device_word} hours -> {path}")
+        write_text_atomic(path, chosen.yaml_header() + spec.to_yaml())
+        print(chosen.dry_run_line(est, path))
         return
     outcome = _execute(spec, out, executor, resources)
     from vitplast.report.selectors import SCORES_FILE
 
-    if suite == "mini" and not (out / SCORES_FILE).is_file():
+    if chosen.score_selectors and not (out / SCORES_FILE).is_file():
         _score_selectors(out)
     _report(out)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
-
-
-def _fmt_detectable(x: float, unit: str) -> str:
-    if math.isnan(x):
-        return "not reachable"
-    return f"{100 * x:.1f} pp" if unit == "pp" else f"{x:.2f}"
-
-
-def _yaml_header(suite: str) -> str:
-    from vitplast.suites import paper
-
-    doc = (paper.__doc__ if suite == "paper" else mini.__doc__) or ""
-    return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"

@@ -28,9 +28,11 @@ from vitplast.report import inference as I
 from vitplast.report import selectors as SB
 from vitplast.report import stats as S
 from vitplast.report import tables as T
+from vitplast.sweep.kinds import PROBE
 from vitplast.sweep.plan import Plan
 from vitplast.sweep.results import SweepTables, collect, read_metrics, write_tables
 from vitplast.sweep.status import sweep_status
+from vitplast.sweep.task import kinds
 
 
 @dataclass
@@ -184,7 +186,7 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
     ranking = S.plasticity_ranking(comp)
     corr = S.plasticity_gain_correlation(comp, gains)
     advance(1)
-    probe_dirs = {(t.model, t.dataset): t.dir(root) for t in plan.of_kind("probe")}
+    probe_dirs = {(t.model, t.dataset): t.dir(root) for t in plan.of_kind(PROBE)}
     tested = test_claims(root, runs, best, probes, comp, tables.runs, probe_dirs)
     adjust(tested, tests, corr)
     claims = C.claims_table([
@@ -289,12 +291,12 @@ def _has_sensitivity(best: pd.DataFrame) -> bool:
 
 def _counts_text(status: Any) -> str:
     parts = []
-    for kind in ("finetune", "probe", "plasticity"):
+    for kind in kinds():
         c = status.counts(kind)
         total = sum(c.values())
         if total:
             extra = ", ".join(f"{v} {k}" for k, v in c.items() if v and k != "done")
-            parts.append(f"{kind}: {c['done']}/{total} done" + (f" ({extra})" if extra else ""))
+            parts.append(f"{kind.name}: {c['done']}/{total} done" + (f" ({extra})" if extra else ""))
     return "; ".join(parts)
 
 

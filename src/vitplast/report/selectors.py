@@ -191,15 +191,16 @@ class ScoreTarget:
 def plan_targets(root: Path) -> tuple[list[ScoreTarget], str]:
     """The (model, target) cells of the sweep in ``root`` (from its finetuning runs) and the source set of its
     plasticity analyses (``mini:source`` when it has none)."""
+    from vitplast.sweep.kinds import ANALYSIS, FINETUNE
     from vitplast.sweep.plan import Plan
 
     plan = Plan.load(root)
     cells: dict[tuple[str, str], ScoreTarget] = {}
-    for t in plan.of_kind("finetune"):
+    for t in plan.of_kind(FINETUNE):
         c = t.config
         cells.setdefault((t.model, t.dataset), ScoreTarget(t.model, c["model"], t.dataset, c["data"],
                                                            bool(c.get("random_weights", False))))
-    sources = [t.config["source"] for t in plan.of_kind("plasticity")]
+    sources = [t.config["source"] for t in plan.of_kind(ANALYSIS)]
     return list(cells.values()), (sources[0] if sources else "mini:source")
 
 

@@ -15,15 +15,14 @@ assumed not to be the bottleneck.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vitplast.sweep.task import Throughput  # (model, group) -> (train img/s, eval img/s)
+
 if TYPE_CHECKING:
     from vitplast.sweep.plan import Plan
-
-Throughput = Callable[[str, str], tuple[float, float]]  # (model, group) -> (train img/s, eval img/s)
 
 
 @dataclass(frozen=True)
@@ -50,27 +49,19 @@ class Estimate:
 
 
 def estimate(plan: Plan, sizes: Callable[[str], Sizes], throughput: Throughput, overhead: float = 0.0) -> Estimate:
-    """Device seconds of every task of ``plan`` (module docstring)."""
-    total, steps, images = 0.0, 0, 0
+    """Device seconds of every task of ``plan`` (module docstring; each kind's
+    :meth:`~vitplast.sweep.task.TaskKind.cost`). ``runs``, ``steps`` and ``images`` count the training tasks
+    (those with steps), ``by_grid`` their seconds per grid."""
+    total, steps, images, runs = 0.0, 0, 0, 0
     by_kind: dict[str, float] = {}
     by_grid: dict[str, tuple[int, float]] = {}
     for t in plan.tasks:
-        c = t.config
-        if t.kind == "finetune":
-            sz = sizes(c["data"])
-            train_ips, eval_ips = throughput(c["model"], "+".join(c["train"]))
-            evals = math.ceil(c["steps"] / c["eval_every"])
-            sec = c["steps"] * c["batch_size"] / train_ips + (evals * sz.val + sz.test) / eval_ips
-            steps += c["steps"]
-            images += c["steps"] * c["batch_size"]
-            n, s = by_grid.get(t.grid, (0, 0.0))
-            by_grid[t.grid] = (n + 1, s + sec + overhead)
-        elif t.kind == "probe":
-            sz = sizes(c["data"])
-            sec = (sz.train + sz.val + sz.test) / throughput(c["model"], "full")[1]
-        else:
-            sec = 2 * c["pairs"] / throughput(c["model"], "full")[1]
+        sec, n_steps, n_images = t.spec.cost(t, sizes, throughput)
         sec += overhead
+        if n_steps:
+            runs, steps, images = runs + 1, steps + n_steps, images + n_images
+            n, s = by_grid.get(t.grid, (0, 0.0))
+            by_grid[t.grid] = (n + 1, s + sec)
         by_kind[t.kind] = by_kind.get(t.kind, 0.0) + sec
         total += sec
-    return Estimate(len(plan.of_kind("finetune")), steps, images, total, by_kind, by_grid)
+    return Estimate(runs, steps, images, total, by_kind, by_grid)

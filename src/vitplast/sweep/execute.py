@@ -29,7 +29,8 @@ from typing import Any
 
 from vitplast.io import write_text_atomic
 from vitplast.reading import read_jsonl
-from vitplast.sweep.plan import Task
+from vitplast.sweep.kinds import kind_of  # registers the built-in kinds
+from vitplast.sweep.task import Task
 
 EVENTS_FILE = "events.jsonl"
 LOCK_DIR = ".locks"
@@ -167,9 +168,9 @@ def execute_bundle(
         message, details = "", ""
         try:
             if len(todo) == 1:
-                todo[0].spec.run(todo[0], todo[0].dir(root), device, workers, eval_batch_size)
+                kind_of(todo[0].kind).run(todo[0], todo[0].dir(root), device, workers, eval_batch_size)
             elif todo:
-                todo[0].spec.run_bundle(todo, [t.dir(root) for t in todo], device, workers, eval_batch_size)
+                kind_of(todo[0].kind).run_bundle(todo, [t.dir(root) for t in todo], device, workers, eval_batch_size)
         except Exception as exc:
             message, details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         seconds = time.perf_counter() - t0
@@ -192,11 +193,3 @@ def record_error(root: Path, task: Task, message: str, details: str = "") -> Non
         text += "\n" + details
     write_text_atomic(task.error_path(root), text)
 
-
-def bounds_available() -> bool:
-    """Whether ``vitplast.bounds`` can add bounds to an analysis (``bounds.csv`` beside ``plasticity.csv``)."""
-    try:
-        import vitplast.bounds as b  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return False
-    return hasattr(b, "analyze_extra") or hasattr(b, "ranking_agreement")

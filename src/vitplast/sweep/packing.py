@@ -1,7 +1,7 @@
 """Packing a sweep's finetuning tasks into run bundles (``docs/mini-protocol.md``, "Run bundles").
 
-Finetuning tasks whose configs have equal :func:`~vitplast.train.config.bundle_key` (same model, data, steps,
-batch, evaluation schedule, ...) are packed into bundles of at most ``size`` runs, each executed as one trial
+Tasks whose kinds give them equal bundle keys (:meth:`~vitplast.sweep.task.TaskKind.bundle_key`; finetuning runs:
+:func:`~vitplast.train.config.bundle_key`, same model, data, steps, batch, evaluation schedule, ...) are packed into bundles of at most ``size`` runs, each executed as one trial
 (:func:`~vitplast.sweep.execute.execute_bundle`); every other task is a pack of its own. Within a key, runs that
 train the same groups are packed together first (plan order otherwise): a bundle computes the weight gradients of
 every tensor any member trains, so an ``ln1`` run bundled with a ``full`` run would pay for ``full``'s gradients. fp16 runs
@@ -11,9 +11,9 @@ keeps its id, its folder and its files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
-from vitplast.sweep.plan import Task
+from vitplast.sweep.task import Task
 
 #: Runs per bundle when ``--bundle`` is not given, per device type. On a CPU bundles measured no reliable gain
 #: (docs/mini-protocol.md, "Run bundles"), so runs stay one per trial there.
@@ -31,16 +31,14 @@ def bundle_size(bundle: int | None, device: str, cuda: bool) -> int:
 
 def pack(tasks: Sequence[Task], size: int) -> list[list[Task]]:
     """``tasks`` in packs (module docstring): unbundled tasks first, in plan order, then the bundles of each key."""
-    from vitplast.train.config import TrainConfig, bundle_key
-
     packs: list[list[Task]] = []
-    by_key: dict[tuple[object, ...], list[tuple[str, Task]]] = {}
+    by_key: dict[Hashable, list[tuple[str, Task]]] = {}
     for t in tasks:
-        cfg = TrainConfig.from_dict(t.config) if t.kind == "finetune" and size > 1 else None
-        if cfg is None or cfg.precision == "fp16":
+        key = t.spec.bundle_key(t) if size > 1 else None
+        if key is None:
             packs.append([t])
             continue
-        by_key.setdefault(bundle_key(cfg), []).append((",".join(cfg.train), t))
+        by_key.setdefault(key[0], []).append((key[1], t))
     for runs in by_key.values():
         groups = list(dict.fromkeys(g for g, _ in runs))
         ordered = [t for _, t in sorted(runs, key=lambda gt: groups.index(gt[0]))]  # stable: plan order per group

@@ -2,8 +2,8 @@
 
 :func:`preflight` loads every distinct model of the plan once (so missing weights, e.g. an offline hub,
 fail in one line before any task instead of once per task) and every distinct data set once at that
-model's input size, and checks each finetuning run's batch size against its train split and each
-analysis's source. Any problem raises :class:`~vitplast.errors.VitplastError` naming the run; nothing
+model's input size, and has each task's kind check it against them (:meth:`~vitplast.sweep.task.TaskKind.check`:
+a finetuning run's batch size against its train split, its units against the model's depth). Any problem raises :class:`~vitplast.errors.VitplastError` naming the run; nothing
 is written before it passes.
 """
 
@@ -26,7 +26,6 @@ def preflight(plan: Plan, progress: Progress | None = None) -> dict[tuple[str, b
     Returns the depth (number of blocks) of each ``(model spec, random_weights)``."""
     from vitplast.data import DataContext, load_data
     from vitplast.models import load_model
-    from vitplast.units import resolve
 
     models: dict[tuple[str, bool], int] = {}
     depths: dict[tuple[str, bool], int] = {}
@@ -48,14 +47,7 @@ def preflight(plan: Plan, progress: Progress | None = None) -> dict[tuple[str, b
         for spec in [c[k] for k in ("data", "source", "target") if k in c]:
             if (spec, size) not in sizes:
                 sizes[(spec, size)] = _train_size(load_data, DataContext, str(spec), size)
-        if t.kind == "finetune" and int(c["batch_size"]) > sizes[(c["data"], size)]:
-            raise VitplastError(f"run {t.describe()}: batch_size {c['batch_size']} is larger than the train split "
-                                f"of {c['data']} ({sizes[(c['data'], size)]} images)")
-        if t.kind == "finetune":
-            try:
-                resolve(c["train"], depths[key], key[0])
-            except VitplastError as exc:
-                raise VitplastError(f"run {t.describe()}: {exc}") from None
+        t.spec.check(t, {s: n for (s, z), n in sizes.items() if z == size}, depths[key])
         advance(1)
     return depths
 

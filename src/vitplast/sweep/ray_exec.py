@@ -28,7 +28,7 @@ from typing import Any
 from vitplast.errors import VitplastError
 from vitplast.reaper import Reaper
 from vitplast.sweep.execute import execute_bundle, forwarded_env
-from vitplast.sweep.plan import Task
+from vitplast.sweep.task import Task
 
 OBJECT_STORE_BYTES = 96 * 1024 * 1024
 QUIET_ENV = {

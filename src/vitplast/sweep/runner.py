@@ -27,11 +27,12 @@ from typing import Any
 from vitplast.errors import VitplastError
 from vitplast.sweep.execute import execute_bundle, reconcile_events
 from vitplast.sweep.packing import bundle_size, pack
-from vitplast.sweep.plan import PLAN_FILE, SPEC_FILE, Plan, Task, build_plan
+from vitplast.sweep.plan import PLAN_FILE, SPEC_FILE, Plan, build_plan
 from vitplast.sweep.resources import EXECUTORS, Resources, cuda_count
 from vitplast.sweep.results import SweepTables, write_tables
 from vitplast.sweep.spec import SweepSpec
 from vitplast.sweep.status import task_state
+from vitplast.sweep.task import Task
 
 OnDone = Callable[[Task, dict[str, Any]], None]
 

@@ -1,8 +1,9 @@
 """Where a sweep stands: the state of each planned task, read from the sweep directory only.
 
 States: ``done`` (result file present), ``running`` (another process holds the task's lock),
-``failed`` (``error.txt`` present, no result), ``interrupted`` (a finetuning run with a resume
-checkpoint but no result: the next sweep continues it), ``pending`` (nothing yet).
+``failed`` (``error.txt`` present, no result), ``interrupted`` (no result, but a state the next sweep
+continues from, e.g. a finetuning run's resume checkpoint: :meth:`~vitplast.sweep.task.TaskKind.interrupted`),
+``pending`` (nothing yet).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vitplast.sweep.execute import is_running
-from vitplast.sweep.kinds import kind_of
-from vitplast.sweep.plan import KINDS, Plan, Task
+from vitplast.sweep.plan import Plan
+from vitplast.sweep.task import Task, TaskKind, kinds
 
 STATES: tuple[str, ...] = ("done", "running", "failed", "interrupted", "pending")
 
@@ -26,7 +27,7 @@ def task_state(task: Task, root: Path) -> str:
         return "running"
     if task.error_path(root).is_file():
         return "failed"
-    if task.kind == "finetune" and (task.dir(root) / "last.pt").is_file():
+    if task.spec.interrupted(task, root):
         return "interrupted"
     return "pending"
 
@@ -47,9 +48,9 @@ class SweepStatus:
     errors: dict[str, str] = field(default_factory=dict)
     extra_dirs: list[Path] = field(default_factory=list)
 
-    def counts(self, kind: str | None = None) -> dict[str, int]:
+    def counts(self, kind: str | TaskKind | None = None) -> dict[str, int]:
         """Number of tasks per state (all kinds, or one)."""
-        c = Counter(self.states[t.id] for t in self.plan.tasks if kind is None or t.kind == kind)
+        c = Counter(self.states[t.id] for t in (self.plan.tasks if kind is None else self.plan.of_kind(kind)))
         return {s: c.get(s, 0) for s in STATES}
 
     @property
@@ -68,8 +69,8 @@ def sweep_status(root: str | Path) -> SweepStatus:
     errors = {t.id: first_error_line(t, root) for t in plan.tasks if states[t.id] == "failed"}
     planned = {t.id for t in plan.tasks}
     extra = []
-    for kind in KINDS:
-        d = root / kind_of(kind).subdir
+    for kind in kinds():
+        d = root / kind.subdir
         if d.is_dir():
             extra += [p for p in sorted(d.iterdir()) if p.is_dir() and p.name not in planned]
     return SweepStatus(root, plan, states, errors, extra)

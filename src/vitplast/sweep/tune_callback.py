@@ -9,7 +9,7 @@ from typing import Any
 from ray import tune
 
 from vitplast.sweep.execute import record_error
-from vitplast.sweep.plan import Task
+from vitplast.sweep.task import Task
 
 
 class TrialEnd(tune.Callback):

@@ -1,0 +1,153 @@
+"""One interface for the built-in sweeps (``vitplast reproduce``): a :class:`Suite` turns the command's options
+into a sweep, says what it will cost, and names what follows the sweep.
+
+``vitplast reproduce --suite NAME`` looks the suite up in :data:`SUITES`, builds its spec
+(:meth:`Suite.spec`), prints :meth:`Suite.summary` (tasks, device hours from :mod:`vitplast.suites.estimate`,
+the suite's own notes), and then either writes the sweep file headed by :meth:`Suite.yaml_header`
+(``--dry-run``) or runs the sweep and writes its report (first scoring the rival selectors when
+``score_selectors``). A new suite is one :class:`Suite` in :data:`SUITES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from vitplast.configs import BUNDLED_MODELS, option
+from vitplast.errors import VitplastError
+from vitplast.suites import mini, paper
+from vitplast.suites.estimate import Estimate, Sizes, estimate
+from vitplast.sweep.task import Throughput
+
+if TYPE_CHECKING:
+    from vitplast.sweep.plan import Plan
+    from vitplast.sweep.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """The options of ``vitplast reproduce`` that shape a suite (each suite reads its own; ``check`` refuses one
+    given to a suite that has no use for it)."""
+
+    quick: bool = option(False, help="mini: a tiny grid to check the chain")
+    model: str = option("micro", help="mini: the model (default: the bundled micro-ViT)")
+    random_weights: bool = option(False, help="mini: random weights (no checkpoint needed)")
+    data_root: str = option("data", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")
+    steps: int | None = option(None, help="mini: steps per run (default: the suite's)")
+    lrs: tuple[float, ...] | None = option(None, help="mini: AdamW lrs for every group (default: per-group grids)")
+    seeds: tuple[int, ...] | None = option(None, help="mini: seeds (default: the suite's)")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A built-in sweep. ``build(options, dry_run)``: its spec (refusing bad options; ``dry_run``: nothing is run,
+    so files only a run needs are not required); ``sizes`` and ``throughput`` (with ``overhead`` seconds per
+    task): the cost model of its device, named ``device``; ``total_note(estimate)``: appended to the line of the
+    total; ``notes(spec, options, estimate)``: further lines of
+    the summary; ``score_selectors``: score the rival selectors before the report; ``module``: its docstring
+    heads the written sweep file."""
+
+    name: str
+    build: Callable[[SuiteOptions, bool], SweepSpec]
+    sizes: Callable[[str], Sizes]
+    throughput: Throughput
+    device: str
+    module: ModuleType
+    overhead: float = 0.0
+    score_selectors: bool = False
+    total_note: Callable[[Estimate], str] = field(default=lambda est: "")
+    notes: Callable[[SweepSpec, SuiteOptions, Estimate], Iterable[str]] = field(default=lambda spec, options, est: ())
+
+    def spec(self, options: SuiteOptions, dry_run: bool = False) -> SweepSpec:
+        return self.build(options, dry_run)
+
+    def default_out(self, options: SuiteOptions) -> Path:
+        return Path(f"vitplast-out/reproduce-{self.name}{'-quick' if options.quick else ''}")
+
+    def estimate(self, plan: Plan) -> Estimate:
+        return estimate(plan, self.sizes, self.throughput, self.overhead)
+
+    def summary(self, spec: SweepSpec, plan: Plan, est: Estimate, options: SuiteOptions) -> Iterator[str]:
+        """The lines ``reproduce`` prints before it runs (or instead of running) the suite, one at a time (a note
+        that refuses the design, e.g. the power with one seed, comes after the lines before it)."""
+        from vitplast.sweep.kinds import ANALYSIS, PROBE
+
+        c = plan.counts()
+        yield (f"suite {spec.name}: {est.runs} finetuning runs ({est.steps:,} steps, {est.images:,} training "
+               f"images), {c[PROBE.name]} probes, {c[ANALYSIS.name]} plasticity analyses")
+        for grid, (n, sec) in est.by_grid.items():
+            yield f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {self.device} hours"
+        yield f"estimated {est.hours:,.1f} {self.device} hours in total{self.total_note(est)}"
+        yield from self.notes(spec, options, est)
+
+    def dry_run_line(self, est: Estimate, path: Path) -> str:
+        return f"{est.runs} runs, {est.steps} steps, {est.hours:.1f} {self.device} hours -> {path}"
+
+    def yaml_header(self) -> str:
+        """The suite module's docstring as YAML comments."""
+        doc = self.module.__doc__ or ""
+        return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"
+
+
+def _mini_spec(o: SuiteOptions, dry_run: bool) -> SweepSpec:
+    bundled = o.model in BUNDLED_MODELS
+    # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
+    spec = mini.mini_suite("timm:vit_micro_patch4_32" if bundled and o.random_weights else o.model, o.random_weights,
+                           o.quick, o.steps, o.lrs or None, o.seeds or None)
+    if bundled and not o.random_weights and not dry_run:
+        from vitplast.models.micro import checkpoint_path
+
+        try:
+            checkpoint_path(o.model)
+        except VitplastError as exc:
+            raise VitplastError(f"{exc}, or pass --random-weights to check the chain") from None
+    return spec
+
+
+def _mini_notes(spec: SweepSpec, o: SuiteOptions, est: Estimate) -> Iterator[str]:
+    """The grid, and (not for ``--quick``, whose numbers mean nothing) the power."""
+    base = spec.grids[0]
+    yield (f"grid: {', '.join(d.label for d in base.datasets)}; seeds {list(base.seeds)}; "
+           + "; ".join(f"{'+'.join('+'.join(g) for g in grid.groups)} lrs {list(grid.lrs)}" for grid in spec.grids)
+           + f"; {base.train.get('steps')} steps, validation every {base.train.get('eval_every')}")
+    if not o.quick:
+        sizes_text = "/".join(str(mini.mini_sizes(d.spec).test) for d in base.datasets)
+        yield (
+            f"power, from simulation of this design ({len(base.datasets)} targets of {sizes_text} test "
+            f"images, {len(base.seeds)} seeds, seed SD {100 * mini.DESIGN_SEED_SD:.1f} pp at accuracy "
+            f"{100 * mini.DESIGN_ACCURACY:.0f} % as micro-long's graded target, per-image difficulty shared by "
+            "the groups): smallest effect detected with 80 % power at the primary family's level 0.05/3: "
+            + "; ".join(f"{d.test} {_fmt_detectable(d.effect, d.unit)}" for d in mini.design_power(spec)))
+
+
+def _fmt_detectable(x: float, unit: str) -> str:
+    if math.isnan(x):
+        return "not reachable"
+    return f"{100 * x:.1f} pp" if unit == "pp" else f"{x:.2f}"
+
+
+def _paper_spec(o: SuiteOptions, dry_run: bool) -> SweepSpec:
+    if o.quick or o.steps or o.lrs or o.seeds:
+        raise VitplastError("--quick, --steps, --lrs and --seeds apply to the mini suite")
+    return paper.paper_suite(o.data_root)
+
+
+#: The built-in suites by name; the first is ``reproduce``'s default.
+SUITES: dict[str, Suite] = {
+    "mini": Suite("mini", _mini_spec, mini.mini_sizes, mini.mini_throughput, "CPU (1 thread per trial)", mini,
+                  overhead=mini.CPU_TASK_OVERHEAD, score_selectors=True, notes=_mini_notes,
+                  total_note=lambda est: f", about {est.hours * 60 / 2:,.0f} minutes on 2 cores if two concurrent "
+                  "1-thread trials keep that rate"),
+    "paper": Suite("paper", _paper_spec, paper.paper_sizes, paper.paper_throughput, f"GPU ({paper.GPU_NAME})", paper),
+}
+
+
+def suite_of(name: str) -> Suite:
+    """The suite called ``name`` (one ``error:`` line for another name)."""
+    if name not in SUITES:
+        raise VitplastError(f"--suite must be one of {', '.join(SUITES)}, got {name!r}")
+    return SUITES[name]
