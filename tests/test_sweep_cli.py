@@ -61,7 +61,7 @@ def test_a_new_suite_is_one_entry_of_the_registry(tmp_path: Path, capsys: pytest
     from vitplast.sweep import parse_sweep
     from vitplast.sweep.spec import SweepSpec
 
-    def build(o: SuiteOptions, dry_run: bool) -> SweepSpec:
+    def build(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
         assert dry_run and o.model == "micro" and o.steps == 3000
         return parse_sweep({"name": "toy", "models": [o.model], "datasets": ["random:16"], "groups": ["mha"],
                             "lrs": [0.1, 0.2], "train": {"steps": o.steps, "batch_size": 4, "eval_every": 3000},

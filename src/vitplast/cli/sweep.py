@@ -357,8 +357,8 @@ def reproduce(
     lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
     options = SuiteOptions(quick, model, random_weights, data_root, steps, tuple(lr_list) if lr_list else None,
                            tuple(seed_list) if seed_list else None)
-    spec = chosen.spec(options, dry_run)
     out = out or chosen.default_out(options)
+    spec = chosen.spec(options, True, out)  # the whole design, stages still to come projected
     plan = build_plan(spec)
     est = chosen.estimate(plan)
     for line in chosen.summary(spec, plan, est, options):
@@ -368,7 +368,13 @@ def reproduce(
         write_text_atomic(path, chosen.yaml_header() + spec.to_yaml())
         print(chosen.dry_run_line(est, path))
         return
-    outcome = _execute(spec, out, executor, resources)
+    spec = chosen.spec(options, False, out)
+    while True:  # a staged suite: run a stage, then plan the next from its results, until nothing is added
+        outcome = _execute(spec, out, executor, resources)
+        nxt = chosen.spec(options, False, out)
+        if outcome.failed or {t.id for t in build_plan(nxt).tasks} <= {t.id for t in build_plan(spec).tasks}:
+            break
+        spec = nxt
     from vitplast.report.selectors import SCORES_FILE
 
     if chosen.score_selectors and not (out / SCORES_FILE).is_file():

@@ -240,7 +240,8 @@ def design_power(spec: SweepSpec, sims: int = 400) -> list[Detectable]:
     from vitplast.report.design import design_power as simulate_power
 
     base = spec.grids[0]
-    design = Design(tuple(mini_sizes(d.spec).test for d in base.datasets), len(base.seeds), DESIGN_ACCURACY,
+    seeds = {s for grid in spec.grids for s in grid.seeds}  # a staged design's pilot grids hold one seed
+    design = Design(tuple(mini_sizes(d.spec).test for d in base.datasets), len(seeds), DESIGN_ACCURACY,
                     DESIGN_SEED_SD)
     return simulate_power(design, sims=sims)
 

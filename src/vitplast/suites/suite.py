@@ -44,15 +44,17 @@ class SuiteOptions:
 
 @dataclass(frozen=True)
 class Suite:
-    """A built-in sweep. ``build(options, dry_run)``: its spec (refusing bad options; ``dry_run``: nothing is run,
-    so files only a run needs are not required); ``sizes`` and ``throughput`` (with ``overhead`` seconds per
+    """A built-in sweep. ``build(options, dry_run, root)``: its spec (refusing bad options; ``dry_run``: nothing
+    is run, so files only a run needs are not required). A staged suite plans its next stage from the finished
+    runs in the sweep folder ``root`` and, with ``dry_run``, projects the stages still to come (the whole design,
+    for the estimate); ``reproduce`` runs stages until the spec adds no task. ``sizes`` and ``throughput`` (with ``overhead`` seconds per
     task): the cost model of its device, named ``device``; ``total_note(estimate)``: appended to the line of the
     total; ``notes(spec, options, estimate)``: further lines of
     the summary; ``score_selectors``: score the rival selectors before the report; ``module``: its docstring
     heads the written sweep file."""
 
     name: str
-    build: Callable[[SuiteOptions, bool], SweepSpec]
+    build: Callable[[SuiteOptions, bool, Path | None], SweepSpec]
     sizes: Callable[[str], Sizes]
     throughput: Throughput
     device: str
@@ -62,8 +64,8 @@ class Suite:
     total_note: Callable[[Estimate], str] = field(default=lambda est: "")
     notes: Callable[[SweepSpec, SuiteOptions, Estimate], Iterable[str]] = field(default=lambda spec, options, est: ())
 
-    def spec(self, options: SuiteOptions, dry_run: bool = False) -> SweepSpec:
-        return self.build(options, dry_run)
+    def spec(self, options: SuiteOptions, dry_run: bool = False, root: Path | None = None) -> SweepSpec:
+        return self.build(options, dry_run, root)
 
     def default_out(self, options: SuiteOptions) -> Path:
         return Path(f"vitplast-out/reproduce-{self.name}{'-quick' if options.quick else ''}")
@@ -77,7 +79,7 @@ class Suite:
         from vitplast.sweep.kinds import ANALYSIS, PROBE
 
         c = plan.counts()
-        yield (f"suite {spec.name}: {est.runs} finetuning runs ({est.steps:,} steps, {est.images:,} training "
+        yield (f"suite {self.name}: {est.runs} finetuning runs ({est.steps:,} steps, {est.images:,} training "
                f"images), {c[PROBE.name]} probes, {c[ANALYSIS.name]} plasticity analyses")
         for grid, (n, sec) in est.by_grid.items():
             yield f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {self.device} hours"
@@ -93,11 +95,11 @@ class Suite:
         return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"
 
 
-def _mini_spec(o: SuiteOptions, dry_run: bool) -> SweepSpec:
+def _mini_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
     bundled = o.model in BUNDLED_MODELS
     # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
     spec = mini.mini_suite("timm:vit_micro_patch4_32" if bundled and o.random_weights else o.model, o.random_weights,
-                           o.quick, o.steps, o.lrs or None, o.seeds or None)
+                           o.quick, o.steps, o.lrs or None, o.seeds or None, root=root, project=dry_run)
     if bundled and not o.random_weights and not dry_run:
         from vitplast.models.micro import checkpoint_path
 
@@ -111,14 +113,20 @@ def _mini_spec(o: SuiteOptions, dry_run: bool) -> SweepSpec:
 def _mini_notes(spec: SweepSpec, o: SuiteOptions, est: Estimate) -> Iterator[str]:
     """The grid, and (not for ``--quick``, whose numbers mean nothing) the power."""
     base = spec.grids[0]
-    yield (f"grid: {', '.join(d.label for d in base.datasets)}; seeds {list(base.seeds)}; "
-           + "; ".join(f"{'+'.join('+'.join(g) for g in grid.groups)} lrs {list(grid.lrs)}" for grid in spec.grids)
-           + f"; {base.train.get('steps')} steps, validation every {base.train.get('eval_every')}")
+    seeds = sorted({s for grid in spec.grids for s in grid.seeds})
+    staged = any(grid.name.startswith("pilot-") for grid in spec.grids)
+    lrs = ("; ".join(f"{'+'.join(gs)} pilot lrs {list(grid)}" for gs, grid in mini.GROUP_LRS.items())
+           + f" on seed {seeds[0]}, widened up to {mini.MAX_LRS} lrs while the best is on an edge, then seeds "
+           f"{_csv(seeds[1:])} at the chosen lr" if staged else
+           "; ".join(f"{'+'.join('+'.join(g) for g in grid.groups)} lrs {list(grid.lrs)}" for grid in spec.grids))
+    yield (f"grid: {', '.join(d.label for d in base.datasets)}; seeds {seeds}; {lrs}"
+           + f"; {base.train.get('steps')} steps, validation every {base.train.get('eval_every')}, head "
+           + f"{base.train.get('head_init', 'random')}")
     if not o.quick:
         sizes_text = "/".join(str(mini.mini_sizes(d.spec).test) for d in base.datasets)
         yield (
             f"power, from simulation of this design ({len(base.datasets)} targets of {sizes_text} test "
-            f"images, {len(base.seeds)} seeds, seed SD {100 * mini.DESIGN_SEED_SD:.1f} pp at accuracy "
+            f"images, {len(seeds)} seeds, seed SD {100 * mini.DESIGN_SEED_SD:.1f} pp at accuracy "
             f"{100 * mini.DESIGN_ACCURACY:.0f} % as micro-long's graded target, per-image difficulty shared by "
             "the groups): smallest effect detected with 80 % power at the primary family's level 0.05/3: "
             + "; ".join(f"{d.test} {_fmt_detectable(d.effect, d.unit)}" for d in mini.design_power(spec)))
@@ -130,7 +138,11 @@ def _fmt_detectable(x: float, unit: str) -> str:
     return f"{100 * x:.1f} pp" if unit == "pp" else f"{x:.2f}"
 
 
-def _paper_spec(o: SuiteOptions, dry_run: bool) -> SweepSpec:
+def _csv(xs: Iterable[int]) -> str:
+    return ",".join(map(str, xs))
+
+
+def _paper_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
     if o.quick or o.steps or o.lrs or o.seeds:
         raise VitplastError("--quick, --steps, --lrs and --seeds apply to the mini suite")
     return paper.paper_suite(o.data_root)

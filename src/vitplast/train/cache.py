@@ -25,18 +25,19 @@ from vitplast.models.vit import ViT
 
 T = TypeVar("T")
 SIZE = 4
+HEADS = 256
 _MODELS: OrderedDict[Hashable, ViT] = OrderedDict()
 _DATA: OrderedDict[Hashable, DataBundle] = OrderedDict()
 _HEADS: OrderedDict[Hashable, tuple[torch.Tensor, torch.Tensor, float]] = OrderedDict()
 
 
-def _get(store: OrderedDict[Hashable, T], key: Hashable, build: Callable[[], T]) -> T:
+def _get(store: OrderedDict[Hashable, T], key: Hashable, build: Callable[[], T], size: int = SIZE) -> T:
     if key in store:
         store.move_to_end(key)
         return store[key]
     value = build()
     store[key] = value
-    while len(store) > SIZE:
+    while len(store) > size:
         store.popitem(last=False)
     return value
 
@@ -62,8 +63,9 @@ def data(spec: str, input_size: int | None) -> DataBundle:
 def probe_head(
     key: Hashable, fit: Callable[[], tuple[torch.Tensor, torch.Tensor, float]]
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """``fit()`` once per process and ``key`` (the model and data identity of the backbone it was fitted on)."""
-    return _get(_HEADS, key, fit)
+    """``fit()`` once per process and ``key`` (the model and data identity of the backbone it was fitted on); a
+    head is a few kB, so :data:`HEADS` of them are kept (a suite cycles through all its targets per group)."""
+    return _get(_HEADS, key, fit, HEADS)
 
 
 def clear() -> None:
