@@ -78,11 +78,12 @@ def _default(f: dataclasses.Field[Any]) -> Any:
 
 
 def unset_help(spec: Fields, f: dataclasses.Field[Any]) -> str:
-    """The help of an ``unset`` option: the field's help, its default and the value each recipe gives it."""
-    recipes = "; ".join(f"{k}* data: {v[f.name]}" for k, v in spec.recipes.items() if f.name in v)
+    """The help of an ``unset`` option: the field's help, then its default (unless ``None``: the help says what
+    that means) and the value each recipe gives it, in brackets."""
     default = _default(f)
-    shown = "5% of the steps" if default is None else _shown(default)
-    return f"{f.metadata['help']} [default: {shown}{'; ' + recipes if recipes else ''}]"
+    shown = [] if default is None else [f"default: {_shown(default)}"]
+    shown += [f"{k}* data: {v[f.name]}" for k, v in spec.recipes.items() if f.name in v]
+    return f"{f.metadata['help']} [{'; '.join(shown)}]" if shown else str(f.metadata["help"])
 
 
 def _parameter(spec: Fields, f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:

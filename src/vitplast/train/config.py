@@ -39,6 +39,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mini:": {"optimizer": "adamw", "lr": 1e-3, "steps": 70, "batch_size": 32, "eval_every": 35, "augment": "none"},
 }
 
+#: The model and data set a run, a probe or an evaluation of the command line uses unless told otherwise.
+DEFAULT_MODEL = "micro"
+DEFAULT_DATA = "mini:digits"
+DATA_HELP = "Data spec: mini:digits, cifar10, folder:PATH, ..."
+
 #: The micro-ViT's pretraining data set.
 PRETRAIN_SOURCE = "mini:source"
 #: The micro-ViT pretraining recipe (``vitplast pretrain`` options and its fixed parts).
@@ -62,15 +67,6 @@ def recipe_for(data: str) -> dict[str, Any]:
     return {}
 
 
-def check_probe_options(batch_size: int, C: float | None) -> None:
-    """The linear probe's own options (checked before any work): ``batch_size >= 1``; ``C`` (the inverse
-    regularisation) finite and > 0 when given."""
-    if batch_size < 1:
-        raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
-    if C is not None and not (math.isfinite(C) and C > 0):
-        raise VitplastError(f"--C must be a finite number > 0, got {C}")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines the result of a training run.
@@ -83,8 +79,8 @@ class TrainConfig:
     raise :class:`~vitplast.errors.VitplastError` on construction.
     """
 
-    model: str = option(help=MODEL_HELP)
-    data: str = option(help="Data spec: mini:digits, cifar10, folder:PATH, ...")
+    model: str = option(DEFAULT_MODEL, help=MODEL_HELP)
+    data: str = option(DEFAULT_DATA, help=DATA_HELP)
     train: tuple[str, ...] = option(
         ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, each of the last five optionally in "
         "some blocks only (mha@8-11, ln1@0,2,4; docs/selectors.md), or ln-control alone (the LayerNorms' "
@@ -207,6 +203,45 @@ def pretrain_config(
         random_weights=True,
         precision=precision,
     )
+
+
+def _check_C(label: str, value: Any) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise VitplastError(f"{label} must be a finite number > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """A linear probe (:func:`vitplast.train.probe.linear_probe`): logistic regression on the standardised
+    mean-pooled last-block features; ``C`` (the inverse regularisation) is chosen on the validation split unless
+    given. Invalid values raise :class:`~vitplast.errors.VitplastError` on construction."""
+
+    model: str = option(DEFAULT_MODEL, help=MODEL_HELP)
+    data: str = option(DEFAULT_DATA, help=DATA_HELP)
+    C: float | None = option(None, help="Inverse regularisation (default: chosen on the validation split).",
+                             finite=False, check=_check_C)
+    batch_size: int = option(256, help="Images per feature-extraction batch.", ge=1)
+    precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
+    random_weights: bool = option(False, help="Random initialisation instead of pretrained weights.")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """A finished run's best checkpoint scored on another data set (:func:`vitplast.train.evaluate.evaluate_run`)."""
+
+    data: str = option(help=DATA_HELP)
+    split: str = option("test", help="Split to score: train, val or test.")
+    batch_size: int = option(256, help="Images per evaluation batch.", ge=1)
+    precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
+    label_map: str | None = option(
+        None, help="When the class names differ: DATA=RUN,... or 'index' (match by position)."
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)
