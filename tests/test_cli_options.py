@@ -81,7 +81,9 @@ def test_help_and_default_shown() -> None:
     def cmd(value: Toy) -> None: ...
 
     params = {p.name: p for p in typer.main.get_command(app).params}
-    assert params["steps"].default is None and params["steps"].help == "Steps. [default: 10; mini:* data: 70]"
+    assert params["steps"].default is None and params["steps"].help == "Steps. \\[default: 10; mini:* data: 70]"
+    shown = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "Steps. [default: 10; mini:* data: 70]" in shown  # the escaped markup is shown
     assert params["scales"].default == "1.0,2.0" and params["scales"].help == "Scales."
     assert params["limit"].default is None and not params["limit"].required and params["name"].required
     assert params["loud"].secondary_opts == ["--no-loud"] and params["quiet"].secondary_opts == []

@@ -83,7 +83,8 @@ def unset_help(spec: Fields, f: dataclasses.Field[Any]) -> str:
     default = _default(f)
     shown = [] if default is None else [f"default: {_shown(default)}"]
     shown += [f"{k}* data: {v[f.name]}" for k, v in spec.recipes.items() if f.name in v]
-    return f"{f.metadata['help']} [{'; '.join(shown)}]" if shown else str(f.metadata["help"])
+    # escaped: the help is rich markup, where a bare "[default: ...]" is read as a style tag and not shown
+    return f"{f.metadata['help']} \\[{'; '.join(shown)}]" if shown else str(f.metadata["help"])
 
 
 def _parameter(spec: Fields, f: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
