@@ -89,8 +89,13 @@ def test_help_and_default_shown() -> None:
     assert params["loud"].secondary_opts == ["--no-loud"] and params["quiet"].secondary_opts == []
 
 
-def test_an_option_declared_twice_is_refused() -> None:
+def test_an_option_declared_twice_or_nowhere_is_refused() -> None:
     with pytest.raises(ValueError, match="declared twice"):
 
         @options_from(Fields(Toy, "value"))
         def cmd(value: Toy, steps: int = 1) -> None: ...
+
+    with pytest.raises(ValueError, match="no parameter 'value'"):
+
+        @options_from(Fields(Toy, "value"))
+        def other(cfg: Toy) -> None: ...

@@ -118,29 +118,33 @@ def options_from(*specs: Fields) -> Callable[[Callable[..., Any]], Callable[...,
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)
         own = inspect.signature(func).parameters
+        missing = [s.into for s in specs if s.into not in own]
+        if missing:
+            raise ValueError(f"{func.__name__} has no parameter {missing[0]!r} to receive its options")
+        field_hints = [typing.get_type_hints(s.cls) for s in specs]
         generated: dict[str, tuple[type, str, bool]] = {}
         params: list[inspect.Parameter] = []
         for p in own.values():
-            spec = next((s for s in specs if s.into == p.name), None)
-            if spec is None:
+            i = next((i for i, s in enumerate(specs) if s.into == p.name), None)
+            if i is None:
                 params.append(p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY))
                 continue
-            cls_hints = typing.get_type_hints(spec.cls)
+            spec = specs[i]
             for f in spec.fields():
-                params.append(_parameter(spec, f, cls_hints[f.name]))
-                if spec.param(f.name) in generated or spec.param(f.name) in own:
-                    raise ValueError(f"{func.__name__}: option {spec.param(f.name)!r} declared twice")
-                generated[spec.param(f.name)] = (spec.cls, f.name, f.name in spec.unset)
+                name = spec.param(f.name)
+                if name in generated or name in own:
+                    raise ValueError(f"{func.__name__}: option {name!r} declared twice")
+                params.append(_parameter(spec, f, field_hints[i][f.name]))
+                generated[name] = (spec.cls, f.name, f.name in spec.unset)
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> Any:
-            for spec in specs:
-                cls_hints = typing.get_type_hints(spec.cls)
+            for spec, types in zip(specs, field_hints, strict=True):
                 values = {}
                 for f in spec.fields():
                     value = kwargs.pop(spec.param(f.name))
                     if not (value is None and f.name in spec.unset):
-                        values[f.name] = _read(spec, f, cls_hints[f.name], value)
+                        values[f.name] = _read(spec, f, types[f.name], value)
                 kwargs[spec.into] = spec.cls(**values) if spec.build else values
             return func(**kwargs)
 
