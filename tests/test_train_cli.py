@@ -151,11 +151,11 @@ def test_pretrain_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert cards[0]["checkpoint_sha256"] != cards[3]["checkpoint_sha256"]
     assert cards[0]["source_test_acc"] == cards[1]["source_test_acc"]
     # the run's seed initialises the random body, not only the head and the data order
-    from vitplast.train.config import pretrain_config
+    from vitplast.train.config import PretrainConfig
     from vitplast.train.loop import prepare
 
     def first_mha_weight(seed: int) -> torch.Tensor:
-        return prepare(pretrain_config("timm:vit_micro_patch4_32", steps=1, batch_size=8, data="random:24", seed=seed)).vit.param_groups()["mha"][0]
+        return prepare(PretrainConfig(steps=1, batch_size=8, data="random:24", seed=seed).train_config("timm:vit_micro_patch4_32")).vit.param_groups()["mha"][0]
 
     assert torch.equal(first_mha_weight(0), first_mha_weight(0))
     assert not torch.equal(first_mha_weight(0), first_mha_weight(1))

@@ -41,13 +41,6 @@ T = TypeVar("T")
 BUNDLED_MODELS: tuple[str, ...] = ("micro", "micro-long")
 
 
-def check_bundled(name: str) -> str:
-    """``name`` if it is one of :data:`BUNDLED_MODELS`, else a one-line :class:`VitplastError`."""
-    if name not in BUNDLED_MODELS:
-        raise VitplastError(f"--name must be one of {', '.join(BUNDLED_MODELS)}, got {name!r}")
-    return name
-
-
 def check_model_spec(spec: str, label: str = "--model") -> str:
     """``spec`` if it has the form of a model spec (:data:`MODEL_HELP`: a bundled name, ``timm:ARCH``,
     ``timm:ARCH@FILE``, ``hf:NAME`` or an existing folder), else a one-line :class:`VitplastError`. Whether

@@ -11,39 +11,19 @@ from rich.table import Table
 
 from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
 from vitplast.cli import app
+from vitplast.cli.options import Fields, options_from
 from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
-from vitplast.configs import default_of, help_of, parse_numbers
 
 if TYPE_CHECKING:
     from vitplast.analysis import AnalysisResult
 
 
-def _opt(name: str) -> Any:
-    return typer.Option(default_of(AnalyzeConfig, name), help=help_of(AnalyzeConfig, name))
-
-
 @app.command()
+@options_from(Fields(AnalyzeConfig, "cfg", exclude=("diag_pairs", "rtol")))
 def analyze(
-    model: str = _opt("model"),
-    source: str = _opt("source"),
-    target: str = _opt("target"),
-    pairs: int = _opt("pairs"),
-    batch_size: int = _opt("batch_size"),
-    mode: str = _opt("mode"),
-    device: str = _opt("device"),
-    seed: int = _opt("seed"),
-    order: str = _opt("order"),
+    cfg: AnalyzeConfig,
     out: Path = typer.Option(Path("vitplast-out/analyze"), help="Output directory."),
-    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(AnalyzeConfig, "random_weights")),
-    with_bounds: bool = typer.Option(False, "--with-bounds", help=help_of(AnalyzeConfig, "with_bounds")),
-    workers: int = _opt("workers"),
-    source_split: str = _opt("source_split"),
-    target_split: str = _opt("target_split"),
-    precision: str = _opt("precision"),
-    normalization: str = _opt("normalization"),
-    rank_by: str = _opt("rank_by"),
-    embed_scale: str = typer.Option("", help=help_of(AnalyzeConfig, "embed_scale")),
 ) -> None:
     """Measure the plasticity of ln1, mha, ln2, fc1 and fc2 in every block, with regime diagnostics.
 
@@ -52,13 +32,6 @@ def analyze(
     --embed-scale, bounds.csv with --with-bounds). Prints the per-layer ranking, the aggregates over layers
     (the ranking uses --rank-by) and the diagnostics that explain the numbers (docs/diagnostics.md).
     """
-    cfg = AnalyzeConfig(
-        model=model, source=source, target=target, pairs=pairs, batch_size=batch_size, mode=mode, device=device,
-        seed=seed, order=order, random_weights=random_weights, with_bounds=with_bounds, workers=workers,
-        source_split=source_split, target_split=target_split, normalization=normalization, rank_by=rank_by,
-        precision=precision,
-        embed_scale=parse_numbers(embed_scale, "--embed-scale", float),
-    )  # fmt: skip
     with rich_progress(Console(stderr=True)) as progress:
         from vitplast.analysis import run_analysis
 

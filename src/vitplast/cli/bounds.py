@@ -12,9 +12,9 @@ from rich.table import Table
 
 from vitplast.analysis_config import AnalyzeConfig
 from vitplast.cli import app
+from vitplast.cli.options import Fields, options_from
 from vitplast.cli.progress import rich_progress
 from vitplast.components import COMPONENTS, DISPLAY
-from vitplast.configs import default_of, help_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,27 +22,20 @@ if TYPE_CHECKING:
 MAX_PRINTED_VIOLATIONS = 50
 
 
-def _opt(name: str) -> Any:
-    return typer.Option(default_of(AnalyzeConfig, name), help=help_of(AnalyzeConfig, name))
+#: The analysis settings ``bounds`` takes (the others are the analysis defaults; the mode is embedding).
+BOUNDS_FIELDS = ("model", "target", "source", "pairs", "batch_size", "seed", "device", "random_weights", "normalization")
 
 
 @app.command()
+@options_from(Fields(AnalyzeConfig, "given", only=BOUNDS_FIELDS, rename={"target": "data"}, build=False))
 def bounds(
-    model: str = _opt("model"),
-    data: str = typer.Option(default_of(AnalyzeConfig, "target"), help=help_of(AnalyzeConfig, "target")),
-    source: str = _opt("source"),
-    pairs: int = _opt("pairs"),
-    batch_size: int = _opt("batch_size"),
-    seed: int = _opt("seed"),
-    device: str = _opt("device"),
+    given: dict[str, Any],
     out: Path = typer.Option(Path("vitplast-out/bounds"), help="Output directory."),
     plasticity: Path | None = typer.Option(
         None,
         help="A plasticity.csv (or an analyze output directory) to draw and rank instead of this command's "
         "measurement; the per-pair check always uses the pairs measured here.",
     ),
-    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(AnalyzeConfig, "random_weights")),
-    normalization: str = _opt("normalization"),
     strict: bool = typer.Option(
         False, "--strict", help="Exit with status 1 when a measured pair exceeds a rigorous bound (for CI)."
     ),
@@ -54,10 +47,7 @@ def bounds(
     bound against every measured pair and the Spearman correlation of the measured ranking with the theory's.
     Violations are reported with exit status 0, or 1 with --strict.
     """
-    cfg = AnalyzeConfig(
-        model=model, source=source, target=data, pairs=pairs, batch_size=batch_size, seed=seed, device=device,
-        random_weights=random_weights, normalization=normalization, mode="embedding", with_bounds=True,
-    )  # fmt: skip
+    cfg = AnalyzeConfig(**given, mode="embedding", with_bounds=True)
     from vitplast.analysis import run_analysis, write_bounds_view
     from vitplast.bounds.run import plasticity_csv
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from vitplast.cli import app, fail
+from vitplast.cli.options import Fields, options_from
 from vitplast.cli.progress import rich_progress
 from vitplast.components import SELECTABLE
-from vitplast.configs import default_of, help_of, split_list
+from vitplast.configs import default_of, split_list
 from vitplast.landscape.config import LandscapeConfig
 
 C = LandscapeConfig
@@ -27,25 +29,15 @@ def _group_list(flag: str, spec: str) -> tuple[str, ...]:
 
 
 @app.command()
+@options_from(Fields(C, "given", exclude=("groups",), build=False))
 def landscape(
-    model: str = typer.Option(default_of(C, "model"), help=help_of(C, "model")),
-    data: str = typer.Option(default_of(C, "data"), help=help_of(C, "data")),
+    given: dict[str, Any],
     train: str | None = typer.Option(
         None, "--train", help=f"One group to train: {' '.join(SELECTABLE)} (default: {default_of(C, 'groups')[0]})."
     ),
     groups: str | None = typer.Option(
         None, "--groups", help="Several groups, comma-separated (e.g. mha,ln1): one panel each, shared colour scale."
     ),
-    steps: int = typer.Option(default_of(C, "steps"), help=help_of(C, "steps")),
-    grid: int = typer.Option(default_of(C, "grid"), help=help_of(C, "grid")),
-    span: float = typer.Option(default_of(C, "span"), help=help_of(C, "span")),
-    lr: float = typer.Option(default_of(C, "lr"), help=help_of(C, "lr")),
-    batch_size: int = typer.Option(default_of(C, "batch_size"), help=help_of(C, "batch_size")),
-    eval_images: int = typer.Option(default_of(C, "eval_images"), help=help_of(C, "eval_images")),
-    head_init: str = typer.Option(default_of(C, "head_init"), help=help_of(C, "head_init")),
-    seed: int = typer.Option(default_of(C, "seed"), help=help_of(C, "seed")),
-    device: str = typer.Option(default_of(C, "device"), help=help_of(C, "device")),
-    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(C, "random_weights")),
     out: Path = typer.Option(Path("vitplast-out/landscape"), help="Output directory."),
 ) -> None:
     """Loss landscape of a component group along the two PCA directions of its own SGD trajectory.
@@ -61,11 +53,7 @@ def landscape(
     chosen = _group_list("--train", train) if train is not None else None
     if groups is not None:
         chosen = _group_list("--groups", groups)
-    cfg = LandscapeConfig(
-        model=model, data=data, groups=chosen or default_of(C, "groups"), steps=steps, grid=grid, span=span, lr=lr,
-        batch_size=batch_size, eval_images=eval_images, head_init=head_init, seed=seed, device=device,
-        random_weights=random_weights,
-    )
+    cfg = LandscapeConfig(**given, groups=chosen or default_of(C, "groups"))
     from vitplast.landscape.run import run_landscape
 
     with rich_progress(Console(stderr=True)) as progress:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from vitplast.cli import app
+from vitplast.cli.options import Fields, options_from
 from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
-from vitplast.configs import default_of, help_of, split_list
 from vitplast.errors import VitplastError
 from vitplast.selectors.config import RecommendConfig
 
@@ -23,25 +23,10 @@ if TYPE_CHECKING:
 C = RecommendConfig
 
 
-def _opt(name: str) -> typer.models.OptionInfo:
-    return typer.Option(help=help_of(C, name))
-
-
 @app.command()
+@options_from(Fields(C, "cfg"))
 def recommend(
-    model: Annotated[str, _opt("model")] = default_of(C, "model"),
-    data: Annotated[str, _opt("data")] = default_of(C, "data"),
-    source: Annotated[str, _opt("source")] = default_of(C, "source"),
-    selectors: str = typer.Option(",".join(default_of(C, "selectors")), help=help_of(C, "selectors")),
-    budget: Annotated[float, _opt("budget")] = default_of(C, "budget"),
-    granularity: Annotated[str, _opt("granularity")] = default_of(C, "granularity"),
-    images: Annotated[int, _opt("images")] = default_of(C, "images"),
-    pilot: Annotated[int | None, typer.Option(help=help_of(C, "pilot"))] = default_of(C, "pilot"),
-    candidates: Annotated[int, _opt("candidates")] = default_of(C, "candidates"),
-    seed: Annotated[int, _opt("seed")] = default_of(C, "seed"),
-    device: Annotated[str, _opt("device")] = default_of(C, "device"),
-    random_weights: bool = typer.Option(default_of(C, "random_weights"), "--random-weights",
-                                        help=help_of(C, "random_weights")),
+    cfg: RecommendConfig,
     out: Path = typer.Option(Path("vitplast-out/recommend"), help="Output directory."),
     export: Path | None = typer.Option(None, help="Also export the recommended set here (see `vitplast export`)."),
 ) -> None:
@@ -52,11 +37,6 @@ def recommend(
     the candidate sets (successive halving) pick the winner. Writes OUT/recommend.json, OUT/recommend.csv and
     OUT/recommend.png.
     """
-    cfg = RecommendConfig(model=model, data=data, source=source,
-                          selectors=split_list(selectors, "--selectors"),
-                          budget=budget, granularity=granularity,
-                          images=images, pilot=pilot, candidates=candidates, seed=seed, device=device,
-                          random_weights=random_weights)
     from vitplast.selectors.recommend import recommend as run_recommend
 
     with rich_progress(Console(stderr=True)) as progress:
@@ -112,14 +92,14 @@ def _export(model: str, random_weights: bool, seed: int, groups: tuple[str, ...]
 
 
 @app.command("export")
+@options_from(Fields(C, "given", only=("model", "random_weights"), build=False))
 def export_cmd(
+    given: dict[str, Any],
     groups: str = typer.Option(..., "--train", help="Groups to train: a comma list of embed ln1 mha ln2 fc1 fc2, "
                                "each but embed optionally in some blocks only (mha@8-11,ln2; docs/selectors.md)."),
     out: Path = typer.Option(..., help="Output directory."),
-    model: Annotated[str, _opt("model")] = default_of(C, "model"),
-    random_weights: bool = typer.Option(False, "--random-weights", help=help_of(C, "random_weights")),
 ) -> None:
     """Write a group choice for your own training: OUT/trainable_parameters.txt (names to leave trainable;
     everything else frozen) and, with peft installed, OUT/peft/adapter_config.json (LoRA on the chosen linear
     layers, LayerNorm tuning, the head trained in full; load with peft.PeftConfig.from_pretrained(OUT/peft))."""
-    _export(model, random_weights, 0, groups, out)
+    _export(given["model"], given["random_weights"], 0, groups, out)

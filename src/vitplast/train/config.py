@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
+from vitplast.configs import BUNDLED_MODELS, MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 from vitplast.precision import PRECISION_HELP, PRECISIONS
 from vitplast.units import parse_train as parse_groups  # re-exported: the training choice, torch-free
@@ -39,19 +39,16 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mini:": {"optimizer": "adamw", "lr": 1e-3, "steps": 70, "batch_size": 32, "eval_every": 35, "augment": "none"},
 }
 
+#: The model and data set a run, a probe or an evaluation of the command line uses unless told otherwise.
+DEFAULT_MODEL = "micro"
+DEFAULT_DATA = "mini:digits"
+DATA_HELP = "Data spec: mini:digits, cifar10, folder:PATH, ..."
+
 #: The micro-ViT's pretraining data set.
 PRETRAIN_SOURCE = "mini:source"
-#: The micro-ViT pretraining recipe (``vitplast pretrain`` options and its fixed parts).
-PRETRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": 3000,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "weight_decay": 0.05,
-    "warmup_steps": 50,
-    "label_smoothing": 0.1,
-    "evaluations": 2,
-    "clip": 1.0,
-}
+#: The fixed parts of the micro-ViT pretraining recipe (the settings are :class:`PretrainConfig`'s): the warmup
+#: is at most ``warmup_steps`` (and a tenth of the run), the validation split is scored ``evaluations`` times.
+PRETRAIN_FIXED: dict[str, Any] = {"warmup_steps": 50, "label_smoothing": 0.1, "evaluations": 2, "clip": 1.0}
 
 
 def recipe_for(data: str) -> dict[str, Any]:
@@ -60,15 +57,6 @@ def recipe_for(data: str) -> dict[str, Any]:
         if data.startswith(prefix):
             return dict(settings)
     return {}
-
-
-def check_probe_options(batch_size: int, C: float | None) -> None:
-    """The linear probe's own options (checked before any work): ``batch_size >= 1``; ``C`` (the inverse
-    regularisation) finite and > 0 when given."""
-    if batch_size < 1:
-        raise VitplastError(f"--batch-size must be >= 1, got {batch_size}")
-    if C is not None and not (math.isfinite(C) and C > 0):
-        raise VitplastError(f"--C must be a finite number > 0, got {C}")
 
 
 @dataclass(frozen=True)
@@ -83,8 +71,8 @@ class TrainConfig:
     raise :class:`~vitplast.errors.VitplastError` on construction.
     """
 
-    model: str = option(help=MODEL_HELP)
-    data: str = option(help="Data spec: mini:digits, cifar10, folder:PATH, ...")
+    model: str = option(DEFAULT_MODEL, help=MODEL_HELP)
+    data: str = option(DEFAULT_DATA, help=DATA_HELP)
     train: tuple[str, ...] = option(
         ("full",), help="'full', a comma list of embed ln1 mha ln2 fc1 fc2, each of the last five optionally in "
         "some blocks only (mha@8-11, ln1@0,2,4; docs/selectors.md), or ln-control alone (the LayerNorms' "
@@ -169,44 +157,81 @@ class TrainConfig:
         )
 
 
-def pretrain_config(
-    model: str,
-    steps: int = PRETRAIN_DEFAULTS["steps"],
-    batch_size: int = PRETRAIN_DEFAULTS["batch_size"],
-    lr: float = PRETRAIN_DEFAULTS["lr"],
-    seed: int = 0,
-    data: str = PRETRAIN_SOURCE,
-    warmup_steps: int | None = None,
-    eval_every: int | None = None,
-    precision: str = "auto",
-    weight_decay: float | None = None,
-) -> TrainConfig:
-    """The micro-ViT's pretraining recipe (:mod:`vitplast.train.pretrain`) as a validated :class:`TrainConfig`
-    for ``model`` (a spec). Warmup shrinks with short runs; the validation split is scored
-    ``PRETRAIN_DEFAULTS["evaluations"]`` times (half way and at the end), as each evaluation costs about as much
-    as 40 training steps on a CPU. Torch-free, so ``vitplast pretrain`` checks its options before loading torch."""
-    d = PRETRAIN_DEFAULTS
-    warmup = warmup_steps if warmup_steps is not None else min(d["warmup_steps"], steps // 10)
-    every = eval_every if eval_every is not None else max(1, steps // d["evaluations"])
-    return TrainConfig(
-        model=model,
-        data=data,
-        train=("full",),
-        optimizer="adamw",
-        lr=lr,
-        weight_decay=d["weight_decay"] if weight_decay is None else weight_decay,
-        steps=steps,
-        batch_size=batch_size,
-        clip=d["clip"],
-        warmup_steps=warmup,
-        schedule="cosine",
-        eval_every=every,
-        seed=seed,
-        label_smoothing=d["label_smoothing"],
-        augment="crop",
-        random_weights=True,
-        precision=precision,
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The settings of a micro-ViT pretraining (``vitplast pretrain``, :mod:`vitplast.train.pretrain`); the rest
+    of the recipe is fixed (:data:`PRETRAIN_FIXED`). Torch-free, so the command checks its options before loading
+    torch."""
+
+    steps: int = option(3000, help="Optimizer updates.", ge=1)
+    batch_size: int = option(128, help="Images per update.", ge=1)
+    lr: float = option(1e-3, help="AdamW peak learning rate.", gt=0)
+    warmup_steps: int | None = option(
+        None, help=f"Linear warmup steps (default: min({PRETRAIN_FIXED['warmup_steps']}, steps / 10)).", ge=0
     )
+    weight_decay: float = option(0.05, help="AdamW decoupled weight decay of matrices.", ge=0)
+    seed: int = seed_option(help="Seed of the initialisation, data order and augmentation.")
+    data: str = option(PRETRAIN_SOURCE, help="Pretraining data spec.")
+    precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
+    name: str = option("micro", help="Bundled model this run makes: micro or micro-long (the card's name and the "
+                       "--install target).", choices=BUNDLED_MODELS)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        self.train_config(DEFAULT_MODEL)  # the recipe's own checks (warmup within the run, ...)
+
+    def train_config(self, model: str) -> TrainConfig:
+        """The recipe as a validated :class:`TrainConfig` for ``model`` (a spec). Warmup shrinks with short runs;
+        the validation split is scored ``PRETRAIN_FIXED["evaluations"]`` times (half way and at the end), as
+        each evaluation costs about as much as 40 training steps on a CPU."""
+        fixed = PRETRAIN_FIXED
+        warmup = self.warmup_steps if self.warmup_steps is not None else min(fixed["warmup_steps"], self.steps // 10)
+        return TrainConfig(
+            model=model, data=self.data, train=("full",), optimizer="adamw", lr=self.lr,
+            weight_decay=self.weight_decay, steps=self.steps, batch_size=self.batch_size, clip=fixed["clip"],
+            warmup_steps=warmup, schedule="cosine", eval_every=max(1, self.steps // fixed["evaluations"]),
+            seed=self.seed, label_smoothing=fixed["label_smoothing"], augment="crop", random_weights=True,
+            precision=self.precision,
+        )  # fmt: skip
+
+
+def _check_C(label: str, value: Any) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise VitplastError(f"{label} must be a finite number > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """A linear probe (:func:`vitplast.train.probe.linear_probe`): logistic regression on the standardised
+    mean-pooled last-block features; ``C`` (the inverse regularisation) is chosen on the validation split unless
+    given. Invalid values raise :class:`~vitplast.errors.VitplastError` on construction."""
+
+    model: str = option(DEFAULT_MODEL, help=MODEL_HELP)
+    data: str = option(DEFAULT_DATA, help=DATA_HELP)
+    C: float | None = option(None, help="Inverse regularisation (default: chosen on the validation split).",
+                             finite=False, check=_check_C)
+    batch_size: int = option(256, help="Images per feature-extraction batch.", ge=1)
+    precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
+    random_weights: bool = option(False, help="Random initialisation instead of pretrained weights.")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """A finished run's best checkpoint scored on another data set (:func:`vitplast.train.evaluate.evaluate_run`)."""
+
+    data: str = option(help=DATA_HELP)
+    split: str = option("test", help="Split to score: train, val or test.")
+    batch_size: int = option(256, help="Images per evaluation batch.", ge=1)
+    precision: str = option("auto", help=PRECISION_HELP, choices=PRECISIONS)
+    label_map: str | None = option(
+        None, help="When the class names differ: DATA=RUN,... or 'index' (match by position)."
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)

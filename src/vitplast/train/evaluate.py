@@ -7,6 +7,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from vitplast.configs import default_of
 from vitplast.data import make_transform
 from vitplast.errors import VitplastError
 from vitplast.io import write_json_atomic
@@ -16,6 +17,7 @@ from vitplast.progress import Progress
 from vitplast.runtime import resolve_device, resolve_workers
 from vitplast.train import cache
 from vitplast.train import checkpoint as ck
+from vitplast.train.config import EvaluateConfig
 from vitplast.train.groups import freeze_except
 from vitplast.train.loop import build_model
 from vitplast.train.rundir import RunDir
@@ -102,7 +104,7 @@ def evaluate_run(
     *,
     device: str = "auto",
     workers: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = default_of(EvaluateConfig, "batch_size"),
     model: ViT | None = None,
     precision: str = "auto",
     progress: Progress | None = None,

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vitplast.configs import check_bundled
+from vitplast.configs import cli_name, default_of
 from vitplast.data import make_transform
 from vitplast.io import write_json_atomic, write_text_atomic
 from vitplast.models import load_model
@@ -33,8 +33,7 @@ from vitplast.progress import Progress
 from vitplast.reading import read_json
 from vitplast.runtime import resolve_device
 from vitplast.train import checkpoint as ck
-from vitplast.train.config import PRETRAIN_DEFAULTS as DEFAULTS
-from vitplast.train.config import PRETRAIN_SOURCE, RunOptions, pretrain_config
+from vitplast.train.config import PretrainConfig, RunOptions
 from vitplast.train.loop import prepare, run
 from vitplast.train.model_card import model_card_markdown, regime
 from vitplast.train.scoring import score
@@ -45,34 +44,26 @@ CARD_FILES = (CHECKPOINT_NAME, "model_card.json", "model_card.md")
 def pretrain(
     out: str | Path,
     *,
-    steps: int = DEFAULTS["steps"],
-    batch_size: int = DEFAULTS["batch_size"],
-    lr: float = DEFAULTS["lr"],
-    warmup_steps: int | None = None,
-    weight_decay: float = DEFAULTS["weight_decay"],
-    seed: int = 0,
-    data: str = PRETRAIN_SOURCE,
     device: str = "auto",
     workers: int | None = None,
     resume: bool = False,
     install: bool = False,
     progress: Progress | None = None,
     command: str | None = None,
-    name: str = "micro",
     install_dir: Path | None = None,
-    precision: str = "auto",
     plots: bool = False,
     regime_pairs: int = 256,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Pretrain the micro-ViT into run directory ``out``, export it there (``micro_vit.safetensors``,
     ``model_card.json``, ``model_card.md``) and, with ``install``, copy those into ``install_dir`` (default: the
-    package's folder of bundled model ``name``, ``micro`` or ``micro-long``). The card records the regime the
-    checkpoint reached (:func:`vitplast.train.model_card.regime`, ``regime_pairs`` pairs; 0 skips it).
-    ``precision``: :mod:`vitplast.precision`. Returns the model card."""
-    check_bundled(name)
+    package's folder of bundled model ``name``, ``micro`` or ``micro-long``). ``settings`` are
+    :class:`~vitplast.train.config.PretrainConfig`'s (steps, batch size, lr, seed, data, precision, name, ...).
+    The card records the regime the checkpoint reached (:func:`vitplast.train.model_card.regime`,
+    ``regime_pairs`` pairs; 0 skips it). Returns the model card."""
+    pc = PretrainConfig(**settings)
     t0 = time.perf_counter()
-    cfg = pretrain_config(f"timm:{ARCH}", steps, batch_size, lr, seed, data, warmup_steps=warmup_steps,
-                          precision=precision, weight_decay=weight_decay)
+    cfg = pc.train_config(f"timm:{ARCH}")
     dev = resolve_device(device)  # an unavailable device: refused before the data are built
     prep = prepare(cfg)
     opts = RunOptions(device=device, workers=workers, plots=plots)
@@ -84,14 +75,14 @@ def pretrain(
     shipped = load_model(f"timm:{ARCH}@{ckpt}").to(dev)
     test = score(shipped.logits, prep.bundle.test, make_transform(shipped.data_config), 256, dev)
     card = {
-        "name": name,
+        "name": pc.name,
         "arch": ARCH,
         "checkpoint": CHECKPOINT_NAME,
         "checkpoint_bytes": ckpt.stat().st_size,
         "checkpoint_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest(),
         "dtype": "float16",
         "params": sum(p.numel() for p in prep.vit.module.parameters()),
-        "source": data,
+        "source": pc.data,
         "classes": prep.bundle.classes,
         "num_classes": prep.bundle.num_classes,
         "splits": {s: len(prep.bundle.split(s)) for s in ("train", "val", "test")},  # type: ignore[arg-type]
@@ -101,9 +92,8 @@ def pretrain(
         "best_val_acc": result["best_val_acc"],
         "best_step": result["best_step"],
         "recipe": cfg.to_dict(),
-        "seed": seed,
-        "command": command or _command(steps, batch_size, lr, seed, data, device, warmup_steps,
-                                       weight_decay, name),
+        "seed": pc.seed,
+        "command": command or _command(pc, device),
         "wall_seconds": time.perf_counter() - t0,
         "train_seconds": result["train_seconds"],
         "images_per_s": result["images_per_s"],
@@ -115,20 +105,20 @@ def pretrain(
     write_json_atomic(out / "model_card.json", card)
     write_text_atomic(out / "model_card.md", model_card_markdown(card))
     if install:
-        install_files(out, install_dir or BUNDLED[name])
+        install_files(out, install_dir or BUNDLED[pc.name])
     return card
 
 
-def _command(steps: int, batch_size: int, lr: float, seed: int, data: str, device: str,
-             warmup_steps: int | None = None, weight_decay: float = DEFAULTS["weight_decay"],
-             name: str = "micro") -> str:
+def _command(s: PretrainConfig, device: str) -> str:
     """The command line that re-creates this model (``--out``/``--install`` aside)."""
-    extra = "" if data == PRETRAIN_SOURCE else f" --data {data}"
-    extra += "" if warmup_steps is None else f" --warmup-steps {warmup_steps}"
-    extra += "" if weight_decay == DEFAULTS["weight_decay"] else f" --weight-decay {weight_decay:g}"
-    extra += "" if name == "micro" else f" --name {name}"
-    return (f"vitplast pretrain --steps {steps} --batch-size {batch_size} --lr {lr} --seed {seed} "
+    extra = "".join(f" {cli_name(k)} {_word(getattr(s, k))}" for k in ("data", "warmup_steps", "weight_decay", "name")
+                    if getattr(s, k) != default_of(PretrainConfig, k))
+    return (f"vitplast pretrain --steps {s.steps} --batch-size {s.batch_size} --lr {s.lr} --seed {s.seed} "
             f"--device {device}{extra}")
+
+
+def _word(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def install_files(out: Path, target: Path) -> None:

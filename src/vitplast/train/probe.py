@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vitplast.configs import default_of
 from vitplast.data import DataBundle, Transformed, make_transform
 from vitplast.data.base import check_trainable
 from vitplast.errors import warn
@@ -27,7 +28,7 @@ from vitplast.progress import Advance, Progress, phase
 from vitplast.runtime import describe_device, resolve_device, resolve_workers
 from vitplast.train import cache
 from vitplast.train.batches import loader
-from vitplast.train.config import check_probe_options
+from vitplast.train.config import ProbeConfig
 from vitplast.train.scoring import HITS_FILE, save_hits
 
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
@@ -103,7 +104,7 @@ def linear_probe(
     *,
     out: str | Path | None = None,
     C: float | None = None,
-    batch_size: int = 256,
+    batch_size: int = default_of(ProbeConfig, "batch_size"),
     device: str = "auto",
     workers: int | None = None,
     random_weights: bool = False,
@@ -113,7 +114,7 @@ def linear_probe(
     """Linear probe of ``model`` on ``data`` (module docstring); writes ``config.json`` and ``result.json``
     to ``out`` when given (all or nothing) and returns the result. Features are extracted under
     ``precision`` (:mod:`vitplast.precision`) and fitted in float32/float64 by scikit-learn."""
-    check_probe_options(batch_size, C)
+    ProbeConfig(C=C, batch_size=batch_size, precision=precision)  # the probe's own settings, checked first
     t0 = time.perf_counter()
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
