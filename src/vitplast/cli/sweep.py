@@ -13,10 +13,11 @@ from rich.table import Table
 
 from vitplast.cli import app
 from vitplast.cli.progress import Heartbeat
-from vitplast.configs import check_model_spec, parse_numbers, split_list
+from vitplast.configs import check_model_spec, default_of, help_of, parse_numbers, split_list
 from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, SuiteOptions, mini
 from vitplast.sweep.packing import DEFAULT_BUNDLE
+from vitplast.sweep.spec import RunSettings
 
 console = Console(stderr=True)
 
@@ -194,7 +195,7 @@ def sweep(
         str | None, typer.Option("--plasticity-source", help="source data of the plasticity analysis (default: none)")
     ] = None,
     pairs: Annotated[int, typer.Option("--pairs", help="pairs of the plasticity analysis")] = 256,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=help_of(RunSettings, "device"))] = default_of(RunSettings, "device"),
     workers: Annotated[int | None, typer.Option("--workers", help="data-loader processes per trial")] = None,
     no_retry_failed: Annotated[bool, typer.Option("--no-retry-failed", help="leave failed runs failed")] = False,
 ) -> None:
@@ -231,10 +232,8 @@ def sweep(
         from vitplast.sweep.spec import parse_sweep
 
         spec = parse_sweep(grid)
-    if sweep_file is not None and (device != "auto" or workers is not None):
+    if sweep_file is not None and (device != default_of(RunSettings, "device") or workers is not None):
         from dataclasses import replace
-
-        from vitplast.sweep.spec import RunSettings
 
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
     outcome = _execute(spec, out, executor, resources, retry_failed=not no_retry_failed)

@@ -46,11 +46,20 @@ from pathlib import Path
 from typing import Any
 
 from vitplast.analysis_config import AnalyzeConfig
-from vitplast.configs import _check_field, _split_optional, device_option, from_mapping, option, seed_option, validate
+from vitplast.configs import (
+    _check_field,
+    _split_optional,
+    default_of,
+    device_option,
+    from_mapping,
+    option,
+    seed_option,
+    validate,
+)
 from vitplast.data.specs import check_prefix
 from vitplast.errors import VitplastError
 from vitplast.reading import read_yaml
-from vitplast.train.config import TrainConfig, parse_groups, recipe_for
+from vitplast.train.config import ProbeConfig, TrainConfig, parse_groups, recipe_for
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "data"))
 #: Fields a grid or a dataset entry may not set through ``train`` (they have their own keys).
@@ -138,7 +147,7 @@ class ProbeSettings:
     """The linear probe run once per (model, dataset)."""
 
     C: float | None = option(None, help="inverse regularisation (null: chosen on the validation split)", gt=0)
-    batch_size: int = option(256, help="batch of the feature extraction", ge=1)
+    batch_size: int = option(default_of(ProbeConfig, "batch_size"), help="batch of the feature extraction", ge=1)
 
     def __post_init__(self) -> None:
         validate(self, prefix="probe")
