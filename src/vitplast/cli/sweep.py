@@ -12,24 +12,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vitplast.cli import app
+from vitplast.cli.options import Fields, options_from
 from vitplast.cli.progress import Heartbeat
-from vitplast.configs import check_model_spec, default_of, help_of, parse_numbers, split_list
+from vitplast.configs import check_model_spec, default_of, parse_numbers, split_list
 from vitplast.errors import VitplastError
-from vitplast.suites import SUITES, SuiteOptions, mini
-from vitplast.sweep.packing import DEFAULT_BUNDLE
+from vitplast.suites import SUITES, SuiteOptions
+from vitplast.sweep.resources import Resources
 from vitplast.sweep.spec import RunSettings
 
 console = Console(stderr=True)
 
-AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: start a local Ray)")]
-CpusOpt = Annotated[float | None, typer.Option("--cpus-per-trial", help="CPUs per trial (default 1; torch threads)")]
-GpusOpt = Annotated[
-    float | None, typer.Option("--gpus-per-trial", help="GPUs per trial, may be fractional (default: 1 if CUDA, else 0)")
-]
-ConcOpt = Annotated[int | None, typer.Option("--max-concurrent", help="at most N trials at once (default: as resources allow)")]
-BundleOpt = Annotated[int | None, typer.Option(
-    "--bundle", help="finetuning runs trained together per trial (a run bundle, docs/mini-protocol.md; 1: one run "
-    f"per trial; default: {DEFAULT_BUNDLE['cpu']} on CPU, {DEFAULT_BUNDLE['cuda']} on a GPU)")]
 ExecOpt = Annotated[str, typer.Option(
     "--executor", help="ray (Ray Tune, the default when installed) or local (one task at a time, in process; "
     "the fallback, with a notice, when Ray is not installed)")]
@@ -126,8 +118,7 @@ def _executor(executor: str, resources: Any) -> str:
     return "local"
 
 
-def _resources(executor: str, address: str | None, cpus: float | None, gpus: float | None,
-               concurrent: int | None, bundle: int | None) -> Any:
+def _resources(executor: str, options: dict[str, Any]) -> Any:
     """The executor and resource options, checked (also against this machine and the cluster address; a
     ``ray://`` address needs the Ray client) before a plan is printed or a sweep folder written."""
     import importlib.util
@@ -135,7 +126,8 @@ def _resources(executor: str, address: str | None, cpus: float | None, gpus: flo
     from vitplast.sweep.resources import Resources, check_executor
 
     check_executor(executor)
-    resources = Resources(address, cpus, gpus, concurrent, bundle)
+    resources = Resources(**options)
+    address = resources.address
     if address and address.startswith("ray://") and importlib.util.find_spec("ray") is not None \
             and importlib.util.find_spec("grpc") is None:
         raise VitplastError("a ray:// address needs the Ray client: pip install 'ray[client]' "
@@ -168,15 +160,13 @@ def _execute(spec: Any, out: Path, executor: str, resources: Any, retry_failed: 
 
 
 @app.command()
+@options_from(Fields(Resources, "resources", build=False),
+              Fields(RunSettings, "run", only=("device", "workers"), build=False))
 def sweep(
     sweep_file: Annotated[Path | None, typer.Argument(help="sweep YAML (or give the grid as flags)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (runs/, results.csv, ...)")] = None,
     status: Annotated[Path | None, typer.Option("--status", help="show the progress of the sweep in DIR and exit")] = None,
-    address: AddressOpt = None,
-    cpus_per_trial: CpusOpt = None,
-    gpus_per_trial: GpusOpt = None,
-    max_concurrent: ConcOpt = None,
-    bundle: BundleOpt = None,
+    resources: dict[str, Any] | None = None,
     executor: ExecOpt = "auto",
     models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
@@ -195,8 +185,7 @@ def sweep(
         str | None, typer.Option("--plasticity-source", help="source data of the plasticity analysis (default: none)")
     ] = None,
     pairs: Annotated[int, typer.Option("--pairs", help="pairs of the plasticity analysis")] = 256,
-    device: Annotated[str, typer.Option("--device", help=help_of(RunSettings, "device"))] = default_of(RunSettings, "device"),
-    workers: Annotated[int | None, typer.Option("--workers", help="data-loader processes per trial")] = None,
+    run: dict[str, Any] | None = None,
     no_retry_failed: Annotated[bool, typer.Option("--no-retry-failed", help="leave failed runs failed")] = False,
 ) -> None:
     """Run a grid of finetuning runs (plus probes and plasticity analyses) on Ray Tune; re-run to resume.
@@ -213,7 +202,9 @@ def sweep(
              "--eval-every": eval_every, "--augment": augment, "--plasticity-source": plasticity_source}
     if out is None:
         raise VitplastError("--out DIR is required (or use --status DIR)")
-    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle)
+    assert resources is not None and run is not None  # filled by options_from
+    device, workers = run["device"], run["workers"]
+    checked = _resources(executor, resources)
     if sweep_file is not None:
         given = [k for k, v in flags.items() if v is not None] + (["--random-weights"] if random_weights else [])
         if given:
@@ -227,7 +218,6 @@ def sweep(
         if random_weights:
             train["random_weights"] = True
         plast = None if plasticity_source is None else {"source": plasticity_source, "pairs": pairs}
-        run = {"device": device, "workers": workers}
         grid = grid_from_flags(models, datasets, groups, optimizers, lrs, seeds, train, not no_probe, plast, run)
         from vitplast.sweep.spec import parse_sweep
 
@@ -236,7 +226,7 @@ def sweep(
         from dataclasses import replace
 
         spec = replace(spec, run=RunSettings(device, workers, spec.run.eval_batch_size))
-    outcome = _execute(spec, out, executor, resources, retry_failed=not no_retry_failed)
+    outcome = _execute(spec, out, executor, checked, retry_failed=not no_retry_failed)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 
@@ -325,24 +315,13 @@ def _print_claims(claims: Any) -> None:
 
 
 @app.command()
+@options_from(Fields(SuiteOptions, "options"), Fields(Resources, "resources", build=False))
 def reproduce(
     suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = next(iter(SUITES)),
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, "
-                                        f"{mini.QUICK_STEPS} steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")] = SuiteOptions.quick,
-    model: Annotated[str, typer.Option("--model", help="mini: the model (default: the bundled micro-ViT)")] = SuiteOptions.model,
-    random_weights: Annotated[bool, typer.Option("--random-weights", help="mini: random weights (no checkpoint needed)")] = SuiteOptions.random_weights,
-    data_root: Annotated[str, typer.Option("--data-root", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")] = SuiteOptions.data_root,
-    steps: Annotated[int | None, typer.Option("--steps", help=f"mini: steps per run (default {mini.STEPS})")] = None,
-    lrs: Annotated[str | None, typer.Option(
-        "--lrs", help="mini: one comma list of AdamW lrs for every group (default: per-group grids)")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help=f"mini: comma list of seeds (default {_csv(mini.SEEDS)})")] = None,
-    address: AddressOpt = None,
-    cpus_per_trial: CpusOpt = None,
-    gpus_per_trial: GpusOpt = None,
-    max_concurrent: ConcOpt = None,
-    bundle: BundleOpt = None,
+    options: SuiteOptions | None = None,
+    resources: dict[str, Any] | None = None,
     executor: ExecOpt = "auto",
 ) -> None:
     """Run the paper's protocol (a built-in sweep) and write its report; --dry-run only plans it."""
@@ -350,12 +329,10 @@ def reproduce(
     from vitplast.suites import suite_of
     from vitplast.sweep import build_plan
 
+    assert options is not None and resources is not None  # filled by options_from
     chosen = suite_of(suite)
-    check_model_spec(model, "--model")
-    resources = _resources(executor, address, cpus_per_trial, gpus_per_trial, max_concurrent, bundle)
-    lr_list, seed_list = _numbers(lrs, "--lrs", float), _numbers(seeds, "--seeds", int)
-    options = SuiteOptions(quick, model, random_weights, data_root, steps, tuple(lr_list) if lr_list else None,
-                           tuple(seed_list) if seed_list else None)
+    check_model_spec(options.model, "--model")
+    checked = _resources(executor, resources)
     out = out or chosen.default_out(options)
     spec = chosen.spec(options, True, out)  # the whole design, stages still to come projected
     plan = build_plan(spec)
@@ -369,7 +346,7 @@ def reproduce(
         return
     spec = chosen.spec(options, False, out)
     while True:  # a staged suite: run a stage, then plan the next from its results, until nothing is added
-        outcome = _execute(spec, out, executor, resources)
+        outcome = _execute(spec, out, executor, checked)
         nxt = chosen.spec(options, False, out)
         if outcome.failed or {t.id for t in build_plan(nxt).tasks} <= {t.id for t in build_plan(spec).tasks}:
             break

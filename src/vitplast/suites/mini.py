@@ -211,6 +211,7 @@ def _pilot_results(model: str, targets: tuple[str, ...], seed: int, root: Path,
     and lr (``None``: diverged): every lr the pilot could ever ask for is looked up by its run id."""
     from vitplast.reading import read_json
     from vitplast.sweep import build_plan
+    from vitplast.sweep.kinds import FINETUNE
     from vitplast.sweep.spec import parse_sweep
 
     candidates = []
@@ -223,8 +224,8 @@ def _pilot_results(model: str, targets: tuple[str, ...], seed: int, root: Path,
     spec = parse_sweep({**base, "models": [model], "datasets": list(targets), "optimizers": [OPTIMIZER],
                         "seeds": [seed], "train": train, "probe": False, "plasticity": False, "ablations": rest})
     out: dict[tuple[str, str], dict[float, float | None]] = {}
-    for t in build_plan(spec).tasks:
-        if t.kind == "finetune" and t.is_done(root):
+    for t in build_plan(spec).of_kind(FINETUNE):
+        if t.is_done(root):
             v = read_json(t.result_path(root)).get("best_val_acc")
             key = (t.config["data"], "+".join(t.config["train"]))
             out.setdefault(key, {})[float(t.config["lr"])] = v if isinstance(v, int | float) else None

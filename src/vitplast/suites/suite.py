@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from vitplast.configs import BUNDLED_MODELS, option
+from vitplast.configs import BUNDLED_MODELS, option, validate
 from vitplast.errors import VitplastError
 from vitplast.suites import mini, paper
 from vitplast.suites.estimate import Estimate, Sizes, estimate
@@ -33,13 +33,21 @@ class SuiteOptions:
     """The options of ``vitplast reproduce`` that shape a suite (each suite reads its own; ``check`` refuses one
     given to a suite that has no use for it)."""
 
-    quick: bool = option(False, help="mini: a tiny grid to check the chain")
+    quick: bool = option(False, help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, {mini.QUICK_STEPS} "
+                         f"steps, seeds {','.join(map(str, mini.QUICK_SEEDS))}) to check the chain")
     model: str = option("micro", help="mini: the model (default: the bundled micro-ViT)")
     random_weights: bool = option(False, help="mini: random weights (no checkpoint needed)")
     data_root: str = option("data", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")
-    steps: int | None = option(None, help="mini: steps per run (default: the suite's)")
-    lrs: tuple[float, ...] | None = option(None, help="mini: AdamW lrs for every group (default: per-group grids)")
-    seeds: tuple[int, ...] | None = option(None, help="mini: seeds (default: the suite's)")
+    steps: int | None = option(None, help=f"mini: steps per run (default {mini.STEPS})", ge=1)
+    lrs: tuple[float, ...] | None = option(
+        None, help="mini: one comma list of AdamW lrs for every group, every seed, no pilot (default: the staged "
+        "per-group pilot)", gt=0)
+    seeds: tuple[int, ...] | None = option(
+        None, help=f"mini: comma list of seeds, the first one the pilot's (default {','.join(map(str, mini.SEEDS))})",
+        ge=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)
