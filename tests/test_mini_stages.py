@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
+
+import pytest
 
 from vitplast.suites import mini
 from vitplast.suites.lr_pilot import pilot_state
 from vitplast.sweep import build_plan
 
 
-def _finish(root: Path, val_of) -> int:
-    """Write a result file with ``val_of(target, group, lr)`` for every planned, unfinished finetuning run."""
+def _finish(root: Path, val_of, seed_offset: float = 0.0) -> int:
+    """Write a result file with ``val_of(target, group, lr)`` for every planned, unfinished finetuning run (its
+    test accuracy ``seed_offset * (seed - 1)`` away from it)."""
     n = 0
     for t in build_plan(mini.mini_suite("micro-long", root=root)).tasks:
         if t.kind == "finetune" and not t.is_done(root):
             t.result_path(root).parent.mkdir(parents=True, exist_ok=True)
             v = val_of(t.config["data"], t.config["train"][0], t.config["lr"])
-            t.result_path(root).write_text(json.dumps({"best_val_acc": v, "test_acc": v}))
+            test = None if v is None else v + seed_offset * (t.config["seed"] - 1)
+            t.result_path(root).write_text(json.dumps({"best_val_acc": v, "test_acc": test}))
             n += 1
     return n
 
@@ -71,3 +76,26 @@ def test_the_projected_plan_is_the_documented_size() -> None:
     assert {t.id for t in first.tasks} < {t.id for t in plan.tasks}
     assert {t.config["seed"] for t in first.of_kind("finetune")} == {0}
     assert all(t.config["head_init"] == "probe" and t.config["steps"] == mini.STEPS for t in plan.of_kind("finetune"))
+
+
+def test_the_dry_run_states_the_power_from_the_noise_of_its_own_runs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vitplast.cli import app
+
+    runner = CliRunner()
+    args = ["reproduce", "--suite", "mini", "--model", "micro-long", "--dry-run", "--out", str(tmp_path)]
+    before = " ".join(runner.invoke(app, args).output.split())
+    assert "seed SD 3.5 pp" in before and "previous protocol" in before  # nothing has run: the fallback
+    assert mini.observed_noise(mini.mini_suite("micro-long"), tmp_path) is None
+    while _finish(tmp_path, _curve, seed_offset=0.01):  # seeds 0, 1, 2 at -1, 0, +1 point: SD 1 point
+        pass
+    spec = mini.mini_suite("micro-long", root=tmp_path)
+    accuracy, seed_sd, cells = mini.observed_noise(spec, tmp_path)
+    assert cells == len(mini.TARGETS) * len(mini.GROUPS)  # the pilot's one-seed lrs are not cells
+    assert seed_sd == pytest.approx(0.01)
+    after = " ".join(runner.invoke(app, args).output.split())
+    assert f"seed SD 1.0 pp at accuracy {100 * accuracy:.0f} % observed over the {cells} target x group" in after
+    ours = dict(re.findall(r"(MHA/FFN - LN) ([0-9.]+) pp", after))
+    theirs = dict(re.findall(r"(MHA/FFN - LN) ([0-9.]+) pp", before))
+    assert float(ours["MHA/FFN - LN"]) < float(theirs["MHA/FFN - LN"])  # less seed noise, smaller effects seen

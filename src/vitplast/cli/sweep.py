@@ -337,7 +337,7 @@ def reproduce(
     spec = chosen.spec(options, True, out)  # the whole design, stages still to come projected
     plan = build_plan(spec)
     est = chosen.estimate(plan)
-    for line in chosen.summary(spec, plan, est, options):
+    for line in chosen.summary(spec, plan, est, options, out):
         console.print(line)
     if dry_run:
         path = out / "sweep.yaml"

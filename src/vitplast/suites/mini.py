@@ -232,19 +232,47 @@ def _pilot_results(model: str, targets: tuple[str, ...], seed: int, root: Path,
     return out
 
 
-def design_power(spec: SweepSpec, sims: int = 400) -> list[Detectable]:
+def design_power(spec: SweepSpec, sims: int = 400, noise: tuple[float, float] | None = None) -> list[Detectable]:
     """The smallest detectable effects of the primary tests for this design at 80 % power after correction,
     from simulation (:func:`vitplast.report.design.design_power`): the suite's targets and their test sizes,
-    its seeds, and the noise calibrated on the committed ``micro-long`` reproduction (:data:`DESIGN_ACCURACY`,
-    :data:`DESIGN_SEED_SD`)."""
+    its seeds, and the noise ``(accuracy, seed SD)``: ``noise`` (e.g. :func:`observed_noise`), else the one
+    calibrated on the committed ``micro-long`` reproduction (:data:`DESIGN_ACCURACY`, :data:`DESIGN_SEED_SD`)."""
     from vitplast.report.design import Design
     from vitplast.report.design import design_power as simulate_power
 
     base = spec.grids[0]
     seeds = {s for grid in spec.grids for s in grid.seeds}  # a staged design's pilot grids hold one seed
-    design = Design(tuple(mini_sizes(d.spec).test for d in base.datasets), len(seeds), DESIGN_ACCURACY,
-                    DESIGN_SEED_SD)
+    accuracy, seed_sd = noise or (DESIGN_ACCURACY, DESIGN_SEED_SD)
+    design = Design(tuple(mini_sizes(d.spec).test for d in base.datasets), len(seeds), accuracy, seed_sd)
     return simulate_power(design, sims=sims)
+
+
+#: The fewest (target, group, lr) cells with >= 2 finished seeds from which :func:`observed_noise` calibrates.
+MIN_NOISE_CELLS = 3
+
+
+def observed_noise(spec: SweepSpec, root: Path) -> tuple[float, float, int] | None:
+    """``(mean test accuracy, root-mean-square seed SD, cells)`` over the (target, group, lr) cells of ``spec``
+    with at least two finished, non-diverged seeds in the sweep folder ``root`` (sample SD, ddof = 1); ``None``
+    with fewer than :data:`MIN_NOISE_CELLS` cells. The dry run then states the power of the design from the noise
+    of its own runs."""
+    from vitplast.reading import read_json
+    from vitplast.sweep import build_plan
+    from vitplast.sweep.kinds import FINETUNE
+
+    cells: dict[tuple[str, str, float], list[float]] = {}
+    for t in build_plan(spec).of_kind(FINETUNE):
+        if t.is_done(root):
+            acc = read_json(t.result_path(root)).get("test_acc")
+            if isinstance(acc, int | float) and math.isfinite(acc):
+                key = (t.config["data"], "+".join(t.config["train"]), float(t.config["lr"]))
+                cells.setdefault(key, []).append(float(acc))
+    seeded = [v for v in cells.values() if len(v) >= 2]
+    if len(seeded) < MIN_NOISE_CELLS:
+        return None
+    means = [sum(v) / len(v) for v in seeded]
+    variances = [sum((x - m) ** 2 for x in v) / (len(v) - 1) for v, m in zip(seeded, means, strict=True)]
+    return sum(means) / len(means), math.sqrt(sum(variances) / len(variances)), len(seeded)
 
 
 def mini_sizes(spec: str) -> Sizes:

@@ -57,7 +57,7 @@ class Suite:
     runs in the sweep folder ``root`` and, with ``dry_run``, projects the stages still to come (the whole design,
     for the estimate); ``reproduce`` runs stages until the spec adds no task. ``sizes`` and ``throughput`` (with ``overhead`` seconds per
     task): the cost model of its device, named ``device``; ``total_note(estimate)``: appended to the line of the
-    total; ``notes(spec, options, estimate)``: further lines of
+    total; ``notes(spec, options, estimate, root)``: further lines of
     the summary; ``score_selectors``: score the rival selectors before the report; ``module``: its docstring
     heads the written sweep file."""
 
@@ -70,7 +70,8 @@ class Suite:
     overhead: float = 0.0
     score_selectors: bool = False
     total_note: Callable[[Estimate], str] = field(default=lambda est: "")
-    notes: Callable[[SweepSpec, SuiteOptions, Estimate], Iterable[str]] = field(default=lambda spec, options, est: ())
+    notes: Callable[[SweepSpec, SuiteOptions, Estimate, Path | None], Iterable[str]] = field(
+        default=lambda spec, options, est, root: ())
 
     def spec(self, options: SuiteOptions, dry_run: bool = False, root: Path | None = None) -> SweepSpec:
         return self.build(options, dry_run, root)
@@ -81,7 +82,8 @@ class Suite:
     def estimate(self, plan: Plan) -> Estimate:
         return estimate(plan, self.sizes, self.throughput, self.overhead)
 
-    def summary(self, spec: SweepSpec, plan: Plan, est: Estimate, options: SuiteOptions) -> Iterator[str]:
+    def summary(self, spec: SweepSpec, plan: Plan, est: Estimate, options: SuiteOptions,
+                root: Path | None = None) -> Iterator[str]:
         """The lines ``reproduce`` prints before it runs (or instead of running) the suite, one at a time (a note
         that refuses the design, e.g. the power with one seed, comes after the lines before it)."""
         from vitplast.sweep.kinds import ANALYSIS, PROBE
@@ -92,7 +94,7 @@ class Suite:
         for grid, (n, sec) in est.by_grid.items():
             yield f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {self.device} hours"
         yield f"estimated {est.hours:,.1f} {self.device} hours in total{self.total_note(est)}"
-        yield from self.notes(spec, options, est)
+        yield from self.notes(spec, options, est, root)
 
     def dry_run_line(self, est: Estimate, path: Path) -> str:
         return f"{est.runs} runs, {est.steps} steps, {est.hours:.1f} {self.device} hours -> {path}"
@@ -118,7 +120,7 @@ def _mini_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
     return spec
 
 
-def _mini_notes(spec: SweepSpec, o: SuiteOptions, est: Estimate) -> Iterator[str]:
+def _mini_notes(spec: SweepSpec, o: SuiteOptions, est: Estimate, root: Path | None) -> Iterator[str]:
     """The grid, and (not for ``--quick``, whose numbers mean nothing) the power."""
     base = spec.grids[0]
     seeds = sorted({s for grid in spec.grids for s in grid.seeds})
@@ -132,12 +134,17 @@ def _mini_notes(spec: SweepSpec, o: SuiteOptions, est: Estimate) -> Iterator[str
            + f"{base.train.get('head_init', 'random')}")
     if not o.quick:
         sizes_text = "/".join(str(mini.mini_sizes(d.spec).test) for d in base.datasets)
+        observed = mini.observed_noise(spec, root) if root is not None and root.is_dir() else None
+        accuracy, seed_sd = observed[:2] if observed else (mini.DESIGN_ACCURACY, mini.DESIGN_SEED_SD)
+        source = (f"observed over the {observed[2]} target x group cells of this sweep with >= 2 seeds" if observed
+                  else "as micro-long's graded target under the previous protocol")
         yield (
             f"power, from simulation of this design ({len(base.datasets)} targets of {sizes_text} test "
-            f"images, {len(seeds)} seeds, seed SD {100 * mini.DESIGN_SEED_SD:.1f} pp at accuracy "
-            f"{100 * mini.DESIGN_ACCURACY:.0f} % as micro-long's graded target, per-image difficulty shared by "
-            "the groups): smallest effect detected with 80 % power at the primary family's level 0.05/3: "
-            + "; ".join(f"{d.test} {_fmt_detectable(d.effect, d.unit)}" for d in mini.design_power(spec)))
+            f"images, {len(seeds)} seeds, seed SD {100 * seed_sd:.1f} pp at accuracy {100 * accuracy:.0f} % "
+            f"{source}, per-image difficulty shared by the groups): smallest effect detected with 80 % power at the "
+            "primary family's level 0.05/3: "
+            + "; ".join(f"{d.test} {_fmt_detectable(d.effect, d.unit)}"
+                        for d in mini.design_power(spec, noise=(accuracy, seed_sd))))
 
 
 def _fmt_detectable(x: float, unit: str) -> str:
