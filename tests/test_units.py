@@ -178,9 +178,10 @@ def test_bad_units_on_the_command_line(command: str, bad: str, tmp_path: Path,
                         "lrs: [0.01]\nseeds: [0]\ntrain: {steps: 1, batch_size: 4, random_weights: true}\n"
                         "probe: false\nplasticity: false\n")
         argv = ["sweep", str(spec), "--executor", "local", "--out", str(tmp_path / "f")]
-    code, _, err = cli(argv, capsys)
+    code, out, err = cli(argv, capsys)
     lines = err.splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and BAD[bad] in lines[0], err
+    assert out == ""  # nothing before the refusal (no recipe line)
     assert not (tmp_path / "f").exists()
 
 

@@ -42,6 +42,10 @@ def finetune(
     from vitplast.cli.progress import rich_progress
     from vitplast.train import finetune as run_finetune  # imports torch: after the options are checked
 
+    if any("@" in g for g in cfg.train):  # block units: checked against the model's depth before any output
+        from vitplast.train import cache
+
+        cfg.resolved(cache.model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed).depth)
     print(f"recipe: {cfg.describe()}", flush=True)
     with rich_progress(console) as progress:
         res = run_finetune(cfg.model, cfg.data, cfg, opts, out=out, resume=resume, progress=progress).result
