@@ -207,7 +207,8 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
 
             token = WITH_PDF.set(pdf)
             try:
-                figs = _figures(fig_dir, tables, comp, means, gains, curves) + SB.write(bench, fig_dir, tab_dir)
+                figs = (_figures(fig_dir, tables, comp, means, gains, curves, T.staged(best))
+                        + SB.write(bench, fig_dir, tab_dir))
             finally:
                 WITH_PDF.reset(token)
         else:
@@ -231,11 +232,12 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
         for name, df in pivots.items():
             write_text_atomic(tab_dir / f"{name}.csv", df.to_csv())
             write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
-        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots)
+        notes = {"edge": T.edge_text(best, means), "sensitivity": _sensitivity_note(best)}
+        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots, notes)
         SB.add_section(page, bench)
         write_text_atomic(stage / "report.html", page.render())
         write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figs, pivots, tests, corr, ranking,
-                                                                 _has_sensitivity(best)) + SB.markdown(bench))
+                                                         notes) + SB.markdown(bench))
         advance(1)
     return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figs])
 
@@ -253,7 +255,7 @@ def _slices(gains: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 
 def _figures(
     fig_dir: Path, tables: SweepTables, comp: pd.DataFrame, means: pd.DataFrame, gains: pd.DataFrame,
-    curves: pd.DataFrame,
+    curves: pd.DataFrame, staged: bool = False,
 ) -> list[tuple[Path, str]]:
     from vitplast.report import figures as F
 
@@ -272,7 +274,9 @@ def _figures(
             (F.gain_figure(g, fig_dir / f"gain{suffix}.png", f"Relative gain over the linear probe ({scope})"),
              f"(accuracy - probe) / probe in percent ({scope})."),
             (F.lr_figure(m, fig_dir / f"lr_sensitivity{suffix}.png", f"Accuracy against the learning rate ({scope})"),
-             f"Seed-mean test accuracy at each learning rate: the spread is the lr sensitivity ({scope})."),
+             ("Test accuracy of the pilot seed at each learning rate (staged design: the other seeds ran at the "
+              "chosen lr only)" if staged else "Seed-mean test accuracy at each learning rate")
+             + f": the spread is the lr sensitivity ({scope})."),
             (F.curves_figure(c, fig_dir / f"curves{suffix}.png", f"Gradient norm and validation loss at the best lr ({scope})"),
              f"Pre-clipping gradient norm of the trained component (top) and validation loss (bottom), averaged over seeds ({scope})."),
             (F.plasticity_gain_figure(comp, g, fig_dir / f"plasticity_vs_gain{suffix}.png",
@@ -287,6 +291,16 @@ NO_SENSITIVITY = "Each configuration ran at a single learning rate: no lr sensit
 
 def _has_sensitivity(best: pd.DataFrame) -> bool:
     return not best.empty and bool(best["lr_sensitivity"].notna().any())
+
+
+def _sensitivity_note(best: pd.DataFrame) -> str:
+    """What the lr-sensitivity table shows (empty: nothing to show)."""
+    if not _has_sensitivity(best):
+        return ""
+    if T.staged(best):
+        return ("max - min over lrs of the test accuracy on the seeds every lr has run; marked (pilot seed): one "
+                "seed per lr (staged design), so the spread includes that seed's noise.")
+    return "max - min over lrs of the seed-mean test accuracy."
 
 
 def _counts_text(status: Any) -> str:
@@ -321,7 +335,7 @@ def _headline(claims: pd.DataFrame) -> tuple[str, str]:
 def _page(
     plan: Plan, status: Any, claims: pd.DataFrame, gains: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame,
     corr: pd.DataFrame, ranking: pd.DataFrame, tables: SweepTables, figures: list[tuple[Path, str]],
-    pivots: dict[str, pd.DataFrame],
+    pivots: dict[str, pd.DataFrame], notes: dict[str, str],
 ) -> H.Page:
     intro = H.paragraph(f"Sweep '{plan.name}' — {_counts_text(status)}. Generated {time.strftime('%Y-%m-%d %H:%M')}.",
                         "note")
@@ -338,11 +352,13 @@ def _page(
              H.paragraph("Best lr = the lr with the highest seed-mean validation accuracy; test accuracy mean ± "
                          "sample std (ddof = 1) over seeds at that lr.", "note"),
              H.table(pivots["accuracy_pivot"], index=True),
-             H.details("Best learning rate", H.table(pivots["best_lr_pivot"], index=True)))
+             H.paragraph(notes["edge"], "note"),
+             H.details("Best learning rate ((edge): the smallest or largest lr tried)",
+                       H.table(pivots["best_lr_pivot"], index=True)))
     page.add("Relative gain over the linear probe (%)", H.table(pivots["gain_pivot"], index=True))
     page.add("Learning-rate sensitivity (accuracy points, max - min over lrs)",
-             H.table(pivots["lr_sensitivity_pivot"], index=True) if _has_sensitivity(best)
-             else H.paragraph(NO_SENSITIVITY, "note"))
+             *((H.paragraph(notes["sensitivity"], "note"), H.table(pivots["lr_sensitivity_pivot"], index=True))
+               if _has_sensitivity(best) else (H.paragraph(NO_SENSITIVITY, "note"),)))
     page.add("MHA against each other group (paired over datasets)",
              H.paragraph("Exact one-sided signed-rank test, H1: MHA better (zeros dropped, mid-ranks for ties); "
                          "w_p_holm: Holm-adjusted in the secondary family; w_p_min: the smallest p the test can give "
@@ -361,15 +377,17 @@ def _page(
 
 def _markdown(
     plan: Plan, status: Any, claims: pd.DataFrame, figures: list[tuple[Path, str]], pivots: dict[str, pd.DataFrame],
-    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, has_sensitivity: bool,
+    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, notes: dict[str, str],
 ) -> str:
     text, _ = _headline(claims)
     parts = [f"# vitplast report: {plan.name}\n", f"{_counts_text(status)}\n", f"**{text}**\n",
              "## Claims\n", T.to_markdown(claims.drop(columns=["rule"])),
              "## Accuracy at the best learning rate (%)\n", T.to_markdown(pivots["accuracy_pivot"], index=True),
+             f"{notes['edge']}\n", "## Best learning rate\n", T.to_markdown(pivots["best_lr_pivot"], index=True),
              "## Relative gain over the linear probe (%)\n", T.to_markdown(pivots["gain_pivot"], index=True),
              "## Learning-rate sensitivity (accuracy points)\n",
-             T.to_markdown(pivots["lr_sensitivity_pivot"], index=True) if has_sensitivity else NO_SENSITIVITY + "\n",
+             (f"{notes['sensitivity']}\n\n" + T.to_markdown(pivots["lr_sensitivity_pivot"], index=True))
+             if notes["sensitivity"] else NO_SENSITIVITY + "\n",
              "## MHA against each other group\n", T.to_markdown(tests),
              "## Spearman: plasticity vs relative gain\n", T.to_markdown(corr),
              "## Measured plasticity ranking\n", T.to_markdown(ranking), "## Figures\n"]
