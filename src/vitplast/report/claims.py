@@ -68,6 +68,9 @@ class Claim:
     #: the declared smallest effect of interest the power refers to
     min_effect: float = math.nan
     power: float = math.nan
+    #: standard error and degrees of freedom of a seed-level t (not in the claims table: in its evidence)
+    se: float = field(default=math.nan, repr=False)
+    df: float = field(default=math.nan, repr=False)
     p_min: float = field(default=math.nan, repr=False)
     excluded: bool = field(default=False, repr=False)
     two_sided: bool = field(default=False, repr=False)
@@ -93,7 +96,7 @@ def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[st
         return c
     r = I.difference_test([ev.hits[t] for t in targets], a, b, "two-sided",
                           [ev.clusters.get(t) for t in targets] if ev.clusters else None)
-    c.effect, c.ci_low, c.ci_high, c.p = r.effect, r.ci_low, r.ci_high, r.p
+    c.effect, c.ci_low, c.ci_high, c.p, c.se, c.df = r.effect, r.ci_low, r.ci_high, r.p, r.se, r.df
     c.evidence += f"; se {100 * r.se:.2f} pp, df {r.df:.1f}"
     c.power_at = lambda level: I.t_power(MIN_DIFFERENCE, r.se, r.df, level, two_sided=True)
     return c
