@@ -140,8 +140,8 @@ def test_report_files_and_self_contained_html(tmp_path: Path) -> None:
     assert not list((rep / "figures").glob("*.pdf"))  # PNG only unless asked for PDF
     assert html.count("data:image/png;base64,") == len(pngs)
     assert not re.search(r"""(src|href)=['"](?!data:)""", html), "no external resources"
-    for name in ("claims", "accuracy", "paired_tests", "plasticity_gain_spearman", "accuracy_pivot", "gain_pivot",
-                 "lr_sensitivity_pivot"):
+    for name in ("claims", "vs_probe", "accuracy", "paired_tests", "plasticity_gain_spearman", "accuracy_pivot",
+                 "gain_pivot", "lr_sensitivity_pivot", "best_lr_pivot", "lr_means"):
         assert (rep / "tables" / f"{name}.csv").is_file() and (rep / "tables" / f"{name}.md").is_file()
     assert "| claim |" in (rep / "tables" / "claims.md").read_text()
 
