@@ -37,13 +37,28 @@ def hits(k: int, acc: float) -> np.ndarray:
     return u < acc
 
 
-def fabricate(root: Path, n_datasets: int = 5, groups: list[str] = GROUPS) -> Plan:
+def staged_grids(datasets: list[str], groups: list[str], pilot: dict[str, list[float]]) -> list[dict[str, object]]:
+    """A staged design: seed 0 over ``pilot[group]`` lrs, then seeds 1 and 2 at lr 0.1 (the pilot's choice
+    under :func:`accuracy`), as the mini suite plans it (``docs/mini-protocol.md``)."""
+    def grid(name: str, g: str, seeds: list[int], lrs: list[float]) -> dict[str, object]:
+        return {"name": name, "groups": [g], "seeds": seeds, "lrs": [],
+                "datasets": [{"spec": d, "lrs": lrs} for d in datasets]}
+    return ([grid(f"pilot-{g}", g, [0], pilot[g]) for g in groups]
+            + [grid(f"seeds-{g}", g, [1, 2], [0.1]) for g in groups])
+
+
+def fabricate(root: Path, n_datasets: int = 5, groups: list[str] = GROUPS,
+              pilot: dict[str, list[float]] | None = None) -> Plan:
     """A finished sweep of ``groups`` over the first ``n_datasets`` data sets (bounds for the first two analyses
-    only: drawing them is the slowest part of a report)."""
+    only: drawing them is the slowest part of a report): every lr x seed 0-2, or with ``pilot`` the staged design
+    of :func:`staged_grids`."""
+    grid: dict[str, object] = {"groups": groups, "lrs": [0.01, 0.1], "seeds": [0, 1, 2]}
+    if pilot is not None:
+        grid, *rest = staged_grids(DATASETS[:n_datasets], groups, pilot)
+        grid |= {"ablations": rest}
     spec = parse_sweep({
         "models": [{"spec": "timm:vit_micro_patch4_32", "label": "micro"}], "datasets": DATASETS[:n_datasets],
-        "groups": groups,
-        "lrs": [0.01, 0.1], "seeds": [0, 1, 2], "train": {"steps": 4, "batch_size": 8, "eval_every": 2},
+        **grid, "train": {"steps": 4, "batch_size": 8, "eval_every": 2},
         "plasticity": {"source": "random:9", "pairs": 8},
     })
     plan = build_plan(spec)
@@ -125,8 +140,8 @@ def test_report_files_and_self_contained_html(tmp_path: Path) -> None:
     assert not list((rep / "figures").glob("*.pdf"))  # PNG only unless asked for PDF
     assert html.count("data:image/png;base64,") == len(pngs)
     assert not re.search(r"""(src|href)=['"](?!data:)""", html), "no external resources"
-    for name in ("claims", "accuracy", "paired_tests", "plasticity_gain_spearman", "accuracy_pivot", "gain_pivot",
-                 "lr_sensitivity_pivot"):
+    for name in ("claims", "vs_probe", "accuracy", "paired_tests", "plasticity_gain_spearman", "accuracy_pivot",
+                 "gain_pivot", "lr_sensitivity_pivot", "best_lr_pivot", "lr_means"):
         assert (rep / "tables" / f"{name}.csv").is_file() and (rep / "tables" / f"{name}.md").is_file()
     assert "| claim |" in (rep / "tables" / "claims.md").read_text()
 

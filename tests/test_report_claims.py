@@ -97,3 +97,10 @@ def test_the_random_baseline_is_the_exact_null_range() -> None:
     vals, probs = I.rank_null([(r, r)] * 3)
     assert probs[vals <= c.ci_low + 1e-9].sum() >= 0.025 and probs[vals < c.ci_low - 1e-9].sum() < 0.025
     assert c.ci_low == pytest.approx(-c.ci_high)
+
+
+def test_a_group_with_one_seed_says_that_its_seed_variance_is_missing() -> None:
+    ev = evidence(0.05, 500, 2)
+    assert "one seed" not in verdict(ev).evidence
+    ev.hits["t0"]["mha"] = ev.hits["t0"]["mha"][:1]  # a staged design before its other seeds ran
+    assert "mha with one seed at the best lr: no seed-to-seed variance counted" in verdict(ev).evidence

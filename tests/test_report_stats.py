@@ -180,3 +180,53 @@ def test_a_staged_design_chooses_the_lr_on_the_seed_every_lr_has() -> None:
     assert b["acc_mean"] == pytest.approx(0.80) and b["n_seeds"] == 3
     full = table[table["seed"] == 0]  # every lr with the same seeds: the plain rule
     assert S.best_lr(S.runs_frame(full)).set_index("group").loc["a", "best_lr"] == 3e-3
+
+
+def staged_table() -> pd.DataFrame:
+    """Cell ``a``: pilot seed 0 over 3 lrs, the middle one chosen, seeds 1 and 2 there; cell ``b``: 2 lrs, the
+    largest chosen; cell ``c``: one lr."""
+    rows = [("a", 1e-3, 0, 0.50, 0.60), ("a", 3e-3, 0, 0.55, 0.70), ("a", 3e-3, 1, 0.45, 0.80),
+            ("a", 3e-3, 2, 0.40, 0.90), ("a", 1e-2, 0, 0.54, 0.65),
+            ("b", 1e-3, 0, 0.30, 0.40), ("b", 3e-3, 0, 0.35, 0.45), ("b", 3e-3, 1, 0.35, 0.47),
+            ("c", 1e-2, 0, 0.30, 0.40)]
+    return pd.DataFrame([{"model_label": "m", "optimizer": "adamw", "dataset": "d", "group": g, "lr": lr,
+                          "seed": s, "status": "done", "best_val_acc": v, "test_acc": t} for g, lr, s, v, t in rows])
+
+
+def test_staged_sensitivity_compares_lrs_on_the_pilot_seed_and_flags_edges() -> None:
+    b = S.best_lr(S.runs_frame(staged_table())).set_index("group")
+    # seed 0 alone: 0.70 - 0.60 (the 3-seed mean 0.80 at the chosen lr would give 0.20)
+    assert b.loc["a", "lr_sensitivity"] == pytest.approx(0.10) and b.loc["a", "lr_seeds"] == 1
+    assert b.loc["a", "acc_std"] == pytest.approx(0.10) and b.loc["a", "n_seeds"] == 3
+    assert b.loc["b", "lr_sensitivity"] == pytest.approx(0.05) and b.loc["b", "best_lr"] == 3e-3
+    assert b["lr_on_edge"].to_dict() == {"a": False, "b": True, "c": False}  # one lr tried: no edge
+    means = S.seed_means(S.runs_frame(staged_table())).set_index(["group", "lr"])
+    assert means.loc[("a", 3e-3), "acc_shared"] == pytest.approx(0.70) and means.loc[("a", 3e-3), "n_shared"] == 1
+    assert means.loc[("a", 3e-3), "acc_mean"] == pytest.approx(0.80)
+
+
+def test_lr_on_edge_against_a_naive_loop(best: pd.DataFrame) -> None:
+    table = pd.concat([results_table(), staged_table()], ignore_index=True)
+    runs = S.runs_frame(table)
+    got = S.best_lr(runs)
+    assert got["lr_on_edge"].any() and not got["lr_on_edge"].all()
+    for _, row in got.iterrows():
+        sel = runs[(runs["model"] == row["model"]) & (runs["dataset"] == row["dataset"])
+                   & (runs["group"] == row["group"])]
+        lrs = sorted(set(sel["lr"]))
+        assert row["lr_on_edge"] == (len(lrs) >= 2 and row["best_lr"] in (lrs[0], lrs[-1]))
+    # a full grid compares its lrs on every seed: the sensitivity is that of the seed means
+    assert (best["lr_seeds"] == best["n_seeds"]).all()
+
+
+def test_staged_pivots_label_pilot_values_and_edges() -> None:
+    from vitplast.report import tables as T
+
+    means = S.seed_means(S.runs_frame(staged_table()))
+    b = S.best_lr(S.runs_frame(staged_table()))
+    assert T.staged(b) and not T.staged(S.best_lr(S.runs_frame(results_table())))
+    sens, lrs = T.sensitivity_pivot(b), T.best_lr_pivot(b)
+    assert sens.loc["d", "A"] == "10.00 (pilot seed)" and sens.loc["d", "C"] == ""
+    assert lrs.loc["d", "A"] == "0.003" and lrs.loc["d", "B"] == "0.003 (edge)"
+    text = T.edge_text(b, means)
+    assert "1 of 3 cells" in text and "d B 0.003 (largest of 0.001, 0.003)" in text

@@ -2,7 +2,8 @@
 
 Layout: ``report.html`` (self-contained), ``report.md`` (same content, figures linked), ``figures/``
 (PNG; PDF too with ``pdf=True``), ``tables/`` (CSV + Markdown; ``claims.*`` holds every tested claim and
-baseline with raw and Holm-adjusted p, interval and verdict, see ``docs/statistics.md``). The tables of the sweep are rebuilt from its task directories
+baseline with raw and Holm-adjusted p, interval and verdict; ``vs_probe.*`` every group against the probe on
+every target; see ``docs/statistics.md``). The tables of the sweep are rebuilt from its task directories
 first, so the report always reflects what is on disk (a partial sweep gives a partial report, which says
 so). Everything is staged and moved into place at the end (a failed report leaves the old one intact).
 """
@@ -28,6 +29,7 @@ from vitplast.report import inference as I
 from vitplast.report import selectors as SB
 from vitplast.report import stats as S
 from vitplast.report import tables as T
+from vitplast.report import vsprobe as V
 from vitplast.sweep.kinds import PROBE
 from vitplast.sweep.plan import Plan
 from vitplast.sweep.results import SweepTables, collect, read_metrics, write_tables
@@ -46,6 +48,7 @@ class Report:
     correlation: pd.DataFrame
     ranking: pd.DataFrame
     claims: pd.DataFrame
+    vs_probe: pd.DataFrame
     figures: list[Path] = field(default_factory=list)
 
 
@@ -120,14 +123,11 @@ def _predictors(comp: pd.DataFrame, runs: pd.DataFrame) -> tuple[dict[str, dict[
     return plast, params
 
 
-def test_claims(
-    root: Path | None, runs: pd.DataFrame, best: pd.DataFrame, probes: pd.DataFrame, comp: pd.DataFrame,
-    results: pd.DataFrame, probe_dirs: dict[tuple[str, str], Path] | None = None,
-) -> list[C.Claim]:
+def test_claims(evidence: list[E.Evidence], comp: pd.DataFrame, results: pd.DataFrame) -> list[C.Claim]:
     """The tested claims and baselines of every ``(model, optimizer)`` (before Holm and the verdicts)."""
     plast, params = _predictors(comp, results)
     out: list[C.Claim] = []
-    for ev in E.collect_evidence(root, runs, best, probes, probe_dirs):
+    for ev in evidence:
         out += C.finetune_claims(ev, plast.get(ev.model), params.get(ev.model))
     return out
 
@@ -187,8 +187,10 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
     corr = S.plasticity_gain_correlation(comp, gains)
     advance(1)
     probe_dirs = {(t.model, t.dataset): t.dir(root) for t in plan.of_kind(PROBE)}
-    tested = test_claims(root, runs, best, probes, comp, tables.runs, probe_dirs)
+    evidence = E.collect_evidence(root, runs, best, probes, probe_dirs)
+    tested = test_claims(evidence, comp, tables.runs)
     adjust(tested, tests, corr)
+    vs_probe = V.vs_probe(best, evidence)
     claims = C.claims_table([
         *tested,
         C.ranking_claim(ranking),
@@ -207,7 +209,8 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
 
             token = WITH_PDF.set(pdf)
             try:
-                figs = _figures(fig_dir, tables, comp, means, gains, curves) + SB.write(bench, fig_dir, tab_dir)
+                figs = (_figures(fig_dir, tables, comp, means, gains, curves, T.staged(best))
+                        + SB.write(bench, fig_dir, tab_dir))
             finally:
                 WITH_PDF.reset(token)
         else:
@@ -215,6 +218,7 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
         advance(1)
         named = {
             "claims": claims,
+            "vs_probe": vs_probe,
             "accuracy": gains,
             "lr_means": means,
             "paired_tests": tests,
@@ -231,13 +235,16 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
         for name, df in pivots.items():
             write_text_atomic(tab_dir / f"{name}.csv", df.to_csv())
             write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
-        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots)
+        notes = {"edge": T.edge_text(best, means), "sensitivity": _sensitivity_note(best),
+                 "vs_probe": V.summary(vs_probe)}
+        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots, notes, vs_probe)
         SB.add_section(page, bench)
         write_text_atomic(stage / "report.html", page.render())
         write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figs, pivots, tests, corr, ranking,
-                                                                 _has_sensitivity(best)) + SB.markdown(bench))
+                                                         notes, vs_probe) + SB.markdown(bench))
         advance(1)
-    return Report(out, best, gains, tests, corr, ranking, claims, [out / "figures" / p.name for p, _ in figs])
+    return Report(out, best, gains, tests, corr, ranking, claims, vs_probe,
+                  [out / "figures" / p.name for p, _ in figs])
 
 
 def _slices(gains: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
@@ -253,7 +260,7 @@ def _slices(gains: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 
 def _figures(
     fig_dir: Path, tables: SweepTables, comp: pd.DataFrame, means: pd.DataFrame, gains: pd.DataFrame,
-    curves: pd.DataFrame,
+    curves: pd.DataFrame, staged: bool = False,
 ) -> list[tuple[Path, str]]:
     from vitplast.report import figures as F
 
@@ -272,7 +279,9 @@ def _figures(
             (F.gain_figure(g, fig_dir / f"gain{suffix}.png", f"Relative gain over the linear probe ({scope})"),
              f"(accuracy - probe) / probe in percent ({scope})."),
             (F.lr_figure(m, fig_dir / f"lr_sensitivity{suffix}.png", f"Accuracy against the learning rate ({scope})"),
-             f"Seed-mean test accuracy at each learning rate: the spread is the lr sensitivity ({scope})."),
+             ("Test accuracy of the pilot seed at each learning rate (staged design: the other seeds ran at the "
+              "chosen lr only)" if staged else "Seed-mean test accuracy at each learning rate")
+             + f": the spread is the lr sensitivity ({scope})."),
             (F.curves_figure(c, fig_dir / f"curves{suffix}.png", f"Gradient norm and validation loss at the best lr ({scope})"),
              f"Pre-clipping gradient norm of the trained component (top) and validation loss (bottom), averaged over seeds ({scope})."),
             (F.plasticity_gain_figure(comp, g, fig_dir / f"plasticity_vs_gain{suffix}.png",
@@ -287,6 +296,16 @@ NO_SENSITIVITY = "Each configuration ran at a single learning rate: no lr sensit
 
 def _has_sensitivity(best: pd.DataFrame) -> bool:
     return not best.empty and bool(best["lr_sensitivity"].notna().any())
+
+
+def _sensitivity_note(best: pd.DataFrame) -> str:
+    """What the lr-sensitivity table shows (empty: nothing to show)."""
+    if not _has_sensitivity(best):
+        return ""
+    if T.staged(best):
+        return ("max - min over lrs of the test accuracy on the seeds every lr has run; marked (pilot seed): one "
+                "seed per lr (staged design), so the spread includes that seed's noise.")
+    return "max - min over lrs of the seed-mean test accuracy."
 
 
 def _counts_text(status: Any) -> str:
@@ -307,6 +326,12 @@ CLAIMS_NOTE = ("effect: accuracy difference (pp: fraction of images, 0.01 = 1 po
                "effect of interest (docs/statistics.md).")
 
 
+VS_PROBE_NOTE = ("effect: acc_mean - probe_acc at the group's best lr (fraction of images); ci: 95 % seed-level t "
+                 "interval (the probe's per-image record as a group of one); p_holm: Holm-adjusted within the "
+                 "vs-probe family (these tests only, apart from the claims' families); power and status: the "
+                 "claims' rule (docs/statistics.md).")
+
+
 def _headline(claims: pd.DataFrame) -> tuple[str, str]:
     rows = claims[claims["claim"] == "Plasticity predicts the finetuning order"]
     if rows.empty:
@@ -321,7 +346,7 @@ def _headline(claims: pd.DataFrame) -> tuple[str, str]:
 def _page(
     plan: Plan, status: Any, claims: pd.DataFrame, gains: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame,
     corr: pd.DataFrame, ranking: pd.DataFrame, tables: SweepTables, figures: list[tuple[Path, str]],
-    pivots: dict[str, pd.DataFrame],
+    pivots: dict[str, pd.DataFrame], notes: dict[str, str], vs_probe: pd.DataFrame,
 ) -> H.Page:
     intro = H.paragraph(f"Sweep '{plan.name}' — {_counts_text(status)}. Generated {time.strftime('%Y-%m-%d %H:%M')}.",
                         "note")
@@ -333,16 +358,20 @@ def _page(
              H.paragraph(CLAIMS_NOTE, "note"),
              H.table(claims.drop(columns=["rule"]), status_col="status"),
              H.details("Decision rules", H.table(claims[["claim", "rule"]].drop_duplicates())))
+    page.add("Finetuning against the linear probe", H.paragraph(notes["vs_probe"]),
+             H.paragraph(VS_PROBE_NOTE, "note"), H.table(vs_probe, status_col="status"))
     page.add("Figures", *[H.image(p, cap) for p, cap in figures])
     page.add("Accuracy at the best learning rate (%)",
              H.paragraph("Best lr = the lr with the highest seed-mean validation accuracy; test accuracy mean ± "
                          "sample std (ddof = 1) over seeds at that lr.", "note"),
              H.table(pivots["accuracy_pivot"], index=True),
-             H.details("Best learning rate", H.table(pivots["best_lr_pivot"], index=True)))
+             H.paragraph(notes["edge"], "note"),
+             H.details("Best learning rate ((edge): the smallest or largest lr tried)",
+                       H.table(pivots["best_lr_pivot"], index=True)))
     page.add("Relative gain over the linear probe (%)", H.table(pivots["gain_pivot"], index=True))
     page.add("Learning-rate sensitivity (accuracy points, max - min over lrs)",
-             H.table(pivots["lr_sensitivity_pivot"], index=True) if _has_sensitivity(best)
-             else H.paragraph(NO_SENSITIVITY, "note"))
+             *((H.paragraph(notes["sensitivity"], "note"), H.table(pivots["lr_sensitivity_pivot"], index=True))
+               if _has_sensitivity(best) else (H.paragraph(NO_SENSITIVITY, "note"),)))
     page.add("MHA against each other group (paired over datasets)",
              H.paragraph("Exact one-sided signed-rank test, H1: MHA better (zeros dropped, mid-ranks for ties); "
                          "w_p_holm: Holm-adjusted in the secondary family; w_p_min: the smallest p the test can give "
@@ -361,15 +390,19 @@ def _page(
 
 def _markdown(
     plan: Plan, status: Any, claims: pd.DataFrame, figures: list[tuple[Path, str]], pivots: dict[str, pd.DataFrame],
-    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, has_sensitivity: bool,
+    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, notes: dict[str, str], vs_probe: pd.DataFrame,
 ) -> str:
     text, _ = _headline(claims)
     parts = [f"# vitplast report: {plan.name}\n", f"{_counts_text(status)}\n", f"**{text}**\n",
              "## Claims\n", T.to_markdown(claims.drop(columns=["rule"])),
+             "## Finetuning against the linear probe\n", f"{notes['vs_probe']}\n", f"{VS_PROBE_NOTE}\n",
+             T.to_markdown(vs_probe),
              "## Accuracy at the best learning rate (%)\n", T.to_markdown(pivots["accuracy_pivot"], index=True),
+             f"{notes['edge']}\n", "## Best learning rate\n", T.to_markdown(pivots["best_lr_pivot"], index=True),
              "## Relative gain over the linear probe (%)\n", T.to_markdown(pivots["gain_pivot"], index=True),
              "## Learning-rate sensitivity (accuracy points)\n",
-             T.to_markdown(pivots["lr_sensitivity_pivot"], index=True) if has_sensitivity else NO_SENSITIVITY + "\n",
+             (f"{notes['sensitivity']}\n\n" + T.to_markdown(pivots["lr_sensitivity_pivot"], index=True))
+             if notes["sensitivity"] else NO_SENSITIVITY + "\n",
              "## MHA against each other group\n", T.to_markdown(tests),
              "## Spearman: plasticity vs relative gain\n", T.to_markdown(corr),
              "## Measured plasticity ranking\n", T.to_markdown(ranking), "## Figures\n"]

@@ -68,6 +68,9 @@ class Claim:
     #: the declared smallest effect of interest the power refers to
     min_effect: float = math.nan
     power: float = math.nan
+    #: standard error and degrees of freedom of a seed-level t (not in the claims table: in its evidence)
+    se: float = field(default=math.nan, repr=False)
+    df: float = field(default=math.nan, repr=False)
     p_min: float = field(default=math.nan, repr=False)
     excluded: bool = field(default=False, repr=False)
     two_sided: bool = field(default=False, repr=False)
@@ -93,8 +96,12 @@ def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[st
         return c
     r = I.difference_test([ev.hits[t] for t in targets], a, b, "two-sided",
                           [ev.clusters.get(t) for t in targets] if ev.clusters else None)
-    c.effect, c.ci_low, c.ci_high, c.p = r.effect, r.ci_low, r.ci_high, r.p
+    c.effect, c.ci_low, c.ci_high, c.p, c.se, c.df = r.effect, r.ci_low, r.ci_high, r.p, r.se, r.df
     c.evidence += f"; se {100 * r.se:.2f} pp, df {r.df:.1f}"
+    single = sorted({g for t in targets for g in [*a, *b] if g != E.PROBE and ev.hits[t][g].shape[-2] < 2})
+    if single:  # e.g. a staged design whose other seeds have not run yet
+        c.evidence += (f"; {', '.join(single)} with one seed at the best lr: no seed-to-seed variance counted "
+                       "(the interval is too narrow)")
     c.power_at = lambda level: I.t_power(MIN_DIFFERENCE, r.se, r.df, level, two_sided=True)
     return c
 

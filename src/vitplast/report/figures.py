@@ -165,8 +165,9 @@ def gain_figure(gains: pd.DataFrame, path: Path, title: str) -> Path | None:
 
 
 def lr_figure(means: pd.DataFrame, path: Path, title: str) -> Path | None:
-    """Per dataset: seed-mean test accuracy against the learning rate, one line per group; ``None`` when
-    no group has more than one lr (nothing to show)."""
+    """Per dataset: test accuracy against the learning rate, one line per group, averaged over the seeds every
+    lr of the group has run (``acc_shared``: the pilot seed in a staged design, so that the chosen lr's extra
+    seeds do not move its point); ``None`` when no group has more than one lr (nothing to show)."""
     if means.empty or means.groupby(["dataset", "group"])["lr"].nunique().max() < 2:
         return None
     datasets = list(dict.fromkeys(means["dataset"]))
@@ -175,7 +176,8 @@ def lr_figure(means: pd.DataFrame, path: Path, title: str) -> Path | None:
         t = means[means["dataset"] == ds]
         for g in ordered_groups(list(t["group"].unique())):
             c = t[t["group"] == g].sort_values("lr")
-            ax.plot(c["lr"], 100 * c["acc_mean"], "o-", ms=3, color=color(g), label=label(g))
+            ax.plot(c["lr"], 100 * c["acc_shared" if "acc_shared" in c else "acc_mean"], "o-", ms=3, color=color(g),
+                    label=label(g))
         ax.set_xscale("log")
         ax.set(title=ds, xlabel="learning rate", ylabel="test accuracy (%)")
         ax.grid(alpha=0.3, which="both")

@@ -14,8 +14,12 @@ checkpoint; NaN for a run that diverged before its first evaluation) and ``probe
   so that lrs are compared on equal terms. The reported accuracy is the test mean +- std over all seeds at
   that lr;
 * relative gain: ``(acc_mean - probe_acc) / probe_acc`` at the best lr;
-* lr sensitivity: ``max - min`` over lrs of the seed-mean accuracy (NaN means ignored); NaN where fewer
-  than two lrs have a mean (one lr says nothing about sensitivity);
+* lr sensitivity: ``max - min`` over lrs of the test accuracy averaged over the seeds every lr has run
+  (``acc_shared``: all seeds in a full grid, the pilot seed in a staged design, so that a 3-seed mean is never
+  set against 1-seed values; NaN means ignored); NaN where fewer than two lrs have a value (one lr says
+  nothing about sensitivity). ``lr_seeds``: how many seeds that comparison and the lr choice used;
+* lr on the edge (``lr_on_edge``): the best lr is the smallest or the largest lr tried for the cell (at least
+  two tried): the optimum may lie beyond the grid;
 * paired tests of a reference group (MHA) against each other group across datasets, per model and
   optimizer, on the best-lr seed-mean accuracies: the exact one-sided signed-rank test of
   :func:`vitplast.report.inference.signed_rank_test` (ties and zeros handled as stated there);
@@ -71,8 +75,10 @@ def _mean_keep_nan(x: pd.Series) -> float:
 
 
 def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per ``(model, optimizer, dataset, group, lr)``: ``acc_mean``, ``acc_std`` (ddof=1), ``n_seeds``."""
-    cols = [*KEYS, "lr", "acc_mean", "acc_std", "n_seeds"]
+    """Per ``(model, optimizer, dataset, group, lr)``: ``acc_mean``, ``acc_std`` (ddof=1), ``n_seeds``; and over
+    the seeds every lr of the cell has run (:func:`_common_seed_val`): ``val_mean``, ``acc_shared``,
+    ``n_shared``."""
+    cols = [*KEYS, "lr", "acc_mean", "acc_std", "n_seeds", "val_mean", "acc_shared", "n_shared"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
     g = runs.groupby([*KEYS, "lr"], sort=True)["acc"]
@@ -87,30 +93,33 @@ def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _common_seed_val(runs: pd.DataFrame) -> pd.DataFrame:
-    """``val_mean`` per ``(*KEYS, lr)``: the mean validation accuracy over the seeds that every lr of the
-    group ``KEYS`` has run (all of its seeds when no lr shares all of them with the others)."""
+    """Per ``(*KEYS, lr)``, over the seeds that every lr of the group ``KEYS`` has run (all of its seeds when
+    no lr shares all of them with the others): ``val_mean`` and ``acc_shared``, the mean validation and test
+    accuracy, and ``n_shared``, the number of those seeds."""
     val = "val_acc" if "val_acc" in runs else "acc"
     rows = []
     for _, t in runs.groupby(KEYS, sort=True):
         per_lr = [set(s) for _, s in t.groupby("lr")["seed"]]
         common = set.intersection(*per_lr)
-        use = t[t["seed"].isin(common)] if common else t
-        rows.append(use.groupby([*KEYS, "lr"])[val].apply(_mean_keep_nan).rename("val_mean").reset_index())
+        g = (t[t["seed"].isin(common)] if common else t).groupby([*KEYS, "lr"])
+        rows.append(pd.DataFrame({"val_mean": g[val].apply(_mean_keep_nan), "acc_shared": g["acc"].apply(_mean_keep_nan),
+                                  "n_shared": g.size()}).reset_index())
     return pd.concat(rows, ignore_index=True)
 
 
 def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
     """Per ``(model, optimizer, dataset, group)``: ``best_lr``, ``acc_mean`` +- ``acc_std`` and ``n_seeds``
-    at that lr, ``lr_sensitivity``, ``n_lrs`` (module docstring)."""
+    at that lr, ``lr_sensitivity``, ``n_lrs``, ``lr_seeds`` and ``lr_on_edge`` (module docstring)."""
     sm = seed_means(runs)
-    cols = [*KEYS, "best_lr", "acc_mean", "acc_std", "n_seeds", "lr_sensitivity", "n_lrs"]
+    cols = [*KEYS, "best_lr", "acc_mean", "acc_std", "n_seeds", "lr_sensitivity", "n_lrs", "lr_seeds", "lr_on_edge"]
     if sm.empty:
         return pd.DataFrame(columns=cols)
     rows = []
     for key, t in sm.groupby(KEYS, sort=True):
         t = t.sort_values("lr")
         valid = t[t["acc_mean"].notna() & t["val_mean"].notna()]
-        sens = float(valid["acc_mean"].max() - valid["acc_mean"].min()) if len(valid) >= 2 else math.nan
+        shared = t[t["acc_shared"].notna() & t["val_mean"].notna()]["acc_shared"]
+        sens = float(shared.max() - shared.min()) if len(shared) >= 2 else math.nan
         if len(valid):
             best = valid.iloc[int(np.argmax(valid["val_mean"].to_numpy()))]  # first (smallest lr) among ties
             row = {"best_lr": best["lr"], "acc_mean": best["acc_mean"], "acc_std": best["acc_std"],
@@ -118,7 +127,9 @@ def best_lr(runs: pd.DataFrame) -> pd.DataFrame:
             row |= {c: best[c] for c in ("grad_norm", "final_val_loss") if c in t}
         else:
             row = {"best_lr": math.nan, "acc_mean": math.nan, "acc_std": math.nan, "n_seeds": 0}
-        rows.append(dict(zip(KEYS, key, strict=True)) | row | {"lr_sensitivity": sens, "n_lrs": len(t)})
+        edge = len(t) >= 2 and row["best_lr"] in (t["lr"].iloc[0], t["lr"].iloc[-1])
+        rows.append(dict(zip(KEYS, key, strict=True)) | row | {"lr_sensitivity": sens, "n_lrs": len(t),
+                                                               "lr_seeds": int(t["n_shared"].min()), "lr_on_edge": edge})
     return pd.DataFrame(rows)
 
 

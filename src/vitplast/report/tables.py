@@ -66,14 +66,49 @@ def gain_pivot(gains: pd.DataFrame) -> pd.DataFrame:
     return _pivot(gains, gains["gain"].map(lambda g: "" if pd.isna(g) else f"{100 * g:+.2f}"))
 
 
+PILOT_MARK, EDGE_MARK = " (pilot seed)", " (edge)"
+
+
 def sensitivity_pivot(best: pd.DataFrame) -> pd.DataFrame:
-    """Datasets x groups: lr sensitivity in accuracy points (max - min of the seed means over lrs)."""
+    """Datasets x groups: lr sensitivity in accuracy points (max - min over lrs of the accuracy on the seeds
+    every lr has run); marked ``(pilot seed)`` where that is fewer seeds than the best lr has (a staged design)."""
     if best.empty:
         return pd.DataFrame()
-    return _pivot(best, best["lr_sensitivity"].map(lambda v: "" if pd.isna(v) else f"{100 * v:.2f}"))
+
+    def cell(r: pd.Series) -> str:
+        if pd.isna(r["lr_sensitivity"]):
+            return ""
+        return f"{100 * r['lr_sensitivity']:.2f}" + (PILOT_MARK if r["lr_seeds"] < r["n_seeds"] else "")
+
+    return _pivot(best, best.apply(cell, axis=1))
 
 
 def best_lr_pivot(best: pd.DataFrame) -> pd.DataFrame:
+    """Datasets x groups: the best lr, marked ``(edge)`` when it is the smallest or largest lr tried."""
     if best.empty:
         return pd.DataFrame()
-    return _pivot(best, best["best_lr"].map(lambda v: "" if pd.isna(v) else f"{v:g}"))
+    return _pivot(best, best.apply(lambda r: "" if pd.isna(r["best_lr"]) else
+                                   f"{r['best_lr']:g}" + (EDGE_MARK if r["lr_on_edge"] else ""), axis=1))
+
+
+def staged(best: pd.DataFrame) -> bool:
+    """Whether some cell compared its lrs on fewer seeds than its best lr has (a staged design)."""
+    return bool(not best.empty and (best["lr_seeds"] < best["n_seeds"]).any())
+
+
+def edge_text(best: pd.DataFrame, means: pd.DataFrame) -> str:
+    """One sentence listing the cells whose best lr is the smallest or largest lr tried (``lr_on_edge``)."""
+    if best.empty or not best["lr_on_edge"].any():
+        return "No best lr lies on the edge of its grid."
+    many = best[["model", "optimizer"]].drop_duplicates().shape[0] > 1
+    cells = []
+    for _, r in best[best["lr_on_edge"].astype(bool)].iterrows():
+        m = means[(means["model"] == r["model"]) & (means["optimizer"] == r["optimizer"])
+                  & (means["dataset"] == r["dataset"]) & (means["group"] == r["group"])]
+        lrs = sorted(m["lr"])
+        side = "smallest" if r["best_lr"] == lrs[0] else "largest"
+        scope = f"{r['model']}, {r['optimizer']}: " if many else ""
+        cells.append(f"{scope}{r['dataset']} {label(str(r['group']))} {r['best_lr']:g} "
+                     f"({side} of {', '.join(f'{x:g}' for x in lrs)})")
+    return (f"Best lr on the edge of the grid in {len(cells)} of {len(best)} cells (the optimum may lie beyond): "
+            + "; ".join(cells) + ".")
