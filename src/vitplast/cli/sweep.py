@@ -293,6 +293,10 @@ def _report(root: Path, pdf: bool = False, figures: bool = True) -> Any:
     with rich_progress(console) as progress:
         rep = make_report(root, figures=figures, pdf=pdf, progress=progress)
     _print_claims(rep.claims)
+    if not rep.vs_probe.empty:
+        from vitplast.report.vsprobe import summary
+
+        console.print(summary(rep.vs_probe))
     print(f"report: {rep.out / 'report.html'}")
     return rep
 
