@@ -173,6 +173,18 @@ def _batches(src: ImageSource, batch_size: int) -> Iterator[Tensor]:
         yield x.unsqueeze(0) if x.ndim == 3 else x
 
 
+def _fill(batches: Iterator[Tensor], buf: list[Tensor], have: int, want: int) -> tuple[int, bool]:
+    """Append batches from ``batches`` to ``buf`` until it holds ``want`` images; returns (images held, whether
+    the stream ended first)."""
+    while have < want:
+        nxt = next(batches, None)
+        if nxt is None:
+            return have, True
+        buf.append(nxt)
+        have += len(nxt)
+    return have, False
+
+
 def paired_batches(
     source: ImageSource, target: ImageSource, batch_size: int, max_pairs: int | None = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
@@ -190,20 +202,9 @@ def paired_batches(
         want = batch_size if max_pairs is None else min(batch_size, max_pairs - done)
         if want <= 0:
             return
-        while n_s < want:
-            nxt = next(it_s, None)
-            if nxt is None:
-                exhausted = True
-                break
-            buf_s.append(nxt)
-            n_s += len(nxt)
-        while n_t < want:
-            nxt = next(it_t, None)
-            if nxt is None:
-                exhausted = True
-                break
-            buf_t.append(nxt)
-            n_t += len(nxt)
+        n_s, end_s = _fill(it_s, buf_s, n_s, want)
+        n_t, end_t = _fill(it_t, buf_t, n_t, want)
+        exhausted = end_s or end_t
         k = min(want, n_s, n_t)
         if k == 0:
             return

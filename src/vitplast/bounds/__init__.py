@@ -20,7 +20,7 @@ rankings), :mod:`~vitplast.bounds.plot` (figure), :mod:`~vitplast.bounds.run` (t
 from vitplast.bounds.check import bound_tightness, check_bounds, check_summary, ranking_agreement
 from vitplast.bounds.compute import PAPER, PRIMARY, VARIANTS, BoundsResult, bounds_from_stats, compute_bounds
 from vitplast.bounds.run import BoundsCheck, check_bounds_on
-from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator, segment_min_variance, token_stats
+from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator, segment_min_variance
 
 __all__ = [
     "PAPER",
@@ -38,5 +38,4 @@ __all__ = [
     "compute_bounds",
     "ranking_agreement",
     "segment_min_variance",
-    "token_stats",
 ]

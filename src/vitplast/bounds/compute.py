@@ -47,10 +47,10 @@ from vitplast.bounds.formulas import (
     mha_bound,
     mha_bound_qbias,
 )
-from vitplast.bounds.stats import TokenStats, token_stats
+from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator
 from vitplast.errors import VitplastError
 from vitplast.models import Block, ViT, as_vit
-from vitplast.plasticity import ImageSource
+from vitplast.plasticity import ImageSource, paired_batches
 
 #: The bound drawn and ranked for each component (a rigorous one).
 PRIMARY: dict[str, str] = {
@@ -195,8 +195,20 @@ def compute_bounds(
 
     ``source``/``target`` are what :func:`~vitplast.plasticity.measure_plasticity` takes (preprocessed image
     tensors or iterables of batches), paired the same way, so that the data-dependent bounds cover exactly
-    the pairs it measures. Weight-only norms are computed in float64 on the CPU.
+    the pairs it measures (the data quantities are those of :class:`~vitplast.bounds.stats.TokenStats`).
+    Weight-only norms are computed in float64 on the CPU.
     """
     vit = as_vit(model)
-    stats = token_stats(vit, source, target, batch_size, device, max_pairs, progress)
-    return bounds_from_stats(vit, stats)
+    dev = torch.device(device) if device is not None else vit.device
+    was_training = vit.module.training
+    vit.to(dev).eval()
+    acc = TokenStatsAccumulator()
+    try:
+        with torch.no_grad():
+            for x, y in paired_batches(source, target, batch_size, max_pairs):
+                acc.update_stacked(vit.embed(torch.cat([x, y]).to(dev).float()))
+                if progress is not None:
+                    progress(x.shape[0])
+    finally:
+        vit.train(was_training)
+    return bounds_from_stats(vit, acc.result())
