@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -367,18 +367,25 @@ class _Run:
         self.n_skipped = 0
 
 
+class MeasureOptions(TypedDict, total=False):
+    """The keyword options :func:`measure_plasticity` passes on to :func:`measure_scales` (defaults there)."""
+
+    batch_size: int
+    device: str | torch.device | None
+    keep_pairs: bool
+    max_pairs: int | None
+    progress: Callable[[int], None] | None
+    precision: str
+
+
 def measure_plasticity(
     model: ViT | torch.nn.Module,
     source: ImageSource,
     target: ImageSource,
     mode: Mode | str = "embedding",
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    keep_pairs: bool = False,
-    max_pairs: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    *,
     embed_scale: float = 1.0,
-    precision: str = "fp32",
+    **options: Unpack[MeasureOptions],
 ) -> PlasticityResult:
     """Estimate the plasticity of every component of every block (docs/diagnostics.md for R).
 
@@ -399,10 +406,7 @@ def measure_plasticity(
     Returns:
         A :class:`PlasticityResult`; zero-distance pairs are skipped and counted in ``n_skipped``.
     """
-    return measure_scales(
-        model, source, target, (embed_scale,), mode, batch_size, device, keep_pairs, max_pairs, progress,
-        precision=precision,
-    )[0]
+    return measure_scales(model, source, target, (embed_scale,), mode, **options)[0]
 
 
 def measure_scales(
