@@ -12,83 +12,30 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from vitplast.analysis_config import AGGREGATES, AnalyzeConfig
+from vitplast.analysis_result import AnalysisResult
 from vitplast.bounds.check import ranking_agreement
-from vitplast.bounds.compute import PRIMARY, VARIANTS
-from vitplast.bounds.plot import plot_bounds
-from vitplast.bounds.run import BoundsCheck, check_bounds_on, load_plasticity_table, plasticity_csv, table_warnings
+from vitplast.bounds.result import BoundsView
+from vitplast.bounds.run import check_bounds_on, load_plasticity_table, plasticity_csv, table_warnings
 from vitplast.bounds.stats import TokenStatsAccumulator
+from vitplast.bounds.variants import PRIMARY, VARIANTS
 from vitplast.data import DataContext, IndexedSet, Transformed, load_data, make_transform
-from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, Diagnostics, DiagnosticsAccumulator
+from vitplast.diagnostics import IMAGENET_MEAN, IMAGENET_STD, DiagnosticsAccumulator
 from vitplast.errors import VitplastError, warn
-from vitplast.io import output_dir, versions, write_json_atomic, write_text_atomic
+from vitplast.io import versions
 from vitplast.models import ViT, load_model
 from vitplast.models.vit import DataConfig
-from vitplast.plasticity import PlasticityResult, layer_ranking, measure_scales, summarize
-from vitplast.plotting import plot_diagnostics, plot_embed_scale, plot_plasticity
+from vitplast.plasticity import layer_ranking, measure_scales, summarize
 from vitplast.progress import Progress, phase
 from vitplast.runtime import resolve_device
-
-
-@dataclass
-class AnalysisResult:
-    """Everything one analysis produced (files are written from it by :meth:`write`).
-
-    ``plasticity``: the table at the model's own scale (c = 1); ``scales``: one result per embedding scale
-    (c = 1 first); ``summary``: aggregates over layers ranked by ``config.rank_by``; ``layers``: the ranking
-    within each layer; ``diagnostics``: regime diagnostics (with the measured LN plasticity beside the
-    prediction); ``bounds``: bounds and their check (embedding mode, ``with_bounds``); ``record``: the JSON.
-    """
-
-    config: AnalyzeConfig
-    plasticity: PlasticityResult
-    scales: list[PlasticityResult]
-    summary: pd.DataFrame
-    relative_summary: pd.DataFrame
-    layers: dict[int, list[str]]
-    diagnostics: Diagnostics
-    bounds: BoundsCheck | None
-    record: dict[str, Any] = field(default_factory=dict)
-
-    def table(self) -> pd.DataFrame:
-        """The per-layer plasticity table with the model's spec in front (``plasticity.csv``)."""
-        t = self.plasticity.table.copy()
-        t.insert(0, "model", self.config.model)
-        return t
-
-    def scale_table(self) -> pd.DataFrame:
-        """Per embedding scale c, layer and component: P and R (``embed_scale.csv``)."""
-        return pd.concat(
-            [r.table.assign(scale=r.embed_scale) for r in self.scales], ignore_index=True
-        )[["scale", "layer", "component", "mean", "ci95", "rel_mean", "rel_ci95"]]
-
-    def write(self, out: Path) -> None:
-        """Write every output into ``out`` atomically (nothing is left behind on failure)."""
-        cfg, res, diag = self.config, self.plasticity, self.diagnostics
-        with output_dir(out) as stage:
-            write_text_atomic(stage / "plasticity.csv", self.table().to_csv(index=False))
-            title = f"{cfg.model}: {cfg.source} vs {cfg.target} ({cfg.mode} mode, {res.n_pairs} pairs)"
-            plot_plasticity(res.table, stage / "plasticity.png", title)
-            for name, t in (("tokens", diag.tokens), ("layers", diag.layers), ("layernorm", diag.layernorm)):
-                write_text_atomic(stage / f"diagnostics_{name}.csv", t.to_csv(index=False))
-            plot_diagnostics(diag, stage / "diagnostics.png", f"{cfg.model}: regime diagnostics ({cfg.mode} mode)")
-            if len(self.scales) > 1:
-                write_text_atomic(stage / "embed_scale.csv", self.scale_table().to_csv(index=False))
-                plot_embed_scale(self.scale_table(), stage / "embed_scale.png", f"{cfg.model}: embedded tokens x c")
-            if self.bounds is not None:
-                b = self.bounds.bounds.table.copy()
-                b.insert(0, "model", cfg.model)
-                write_text_atomic(stage / "bounds.csv", b.to_csv(index=False))
-            write_json_atomic(stage / "plasticity.json", self.record)
 
 
 def image_loader(
@@ -186,14 +133,6 @@ def run_analysis(cfg: AnalyzeConfig, progress: Progress | None = None) -> Analys
     return out
 
 
-def run_analyze(cfg: AnalyzeConfig, out: Path | None = None) -> tuple[PlasticityResult, dict[str, Any]]:
-    """:func:`run_analysis`, written into ``out`` when given; returns (plasticity at c = 1, JSON record)."""
-    res = run_analysis(cfg)
-    if out is not None:
-        res.write(out)
-    return res.plasticity, res.record
-
-
 def _record(res: AnalysisResult, vit: ViT, device: str, seconds: float) -> dict[str, Any]:
     cfg, r = res.config, res.plasticity
     record: dict[str, Any] = {
@@ -249,15 +188,11 @@ def _record(res: AnalysisResult, vit: ViT, device: str, seconds: float) -> dict[
     return record
 
 
-def write_bounds_view(analysis: AnalysisResult, out: Path | None, plasticity: Path | None = None) -> dict[str, Any]:
-    """The ``vitplast bounds`` record of ``analysis`` (which must carry bounds), written into ``out`` when given:
-    ``bounds.csv`` (the bounds table), ``check.csv`` (per bound: measured mean, max, max/bound, pairs above it),
-    ``violations.csv`` (rigorous bound < a measured pair; header only when none), ``bounds.png`` and
-    ``bounds.json`` (config, versions, data quantities, check summary, rankings).
+def bounds_view(analysis: AnalysisResult, plasticity: Path | None = None) -> BoundsView:
+    """The ``vitplast bounds`` result of ``analysis`` (which must carry bounds); :meth:`BoundsView.save` writes it.
 
     With ``plasticity`` (a ``plasticity.csv`` or an analyze output directory), that table is drawn and ranked
     instead of the one measured by ``analysis``; the per-pair check always uses the analysis's own pairs.
-    Returns the JSON record plus the data frames under ``"_tables"`` (not written to JSON).
     """
     chk = analysis.bounds
     if chk is None:
@@ -288,23 +223,4 @@ def write_bounds_view(analysis: AnalysisResult, out: Path | None, plasticity: Pa
         "seconds_total": analysis.record["seconds_total"],
         "versions": analysis.record["versions"],
     }
-    table = chk.bounds.table.copy()
-    table.insert(0, "model", cfg.model)
-    if out is not None:
-        with output_dir(out) as stage:
-            write_text_atomic(stage / "bounds.csv", table.to_csv(index=False))
-            write_text_atomic(stage / "violations.csv", chk.violations.to_csv(index=False))
-            write_text_atomic(stage / "check.csv", chk.tightness.to_csv(index=False))
-            title = (
-                f"{cfg.model}: bounds vs plasticity, {cfg.source} vs {cfg.target}, {record['pairs']} pairs "
-                "(embedding mode)"
-            )
-            plot_bounds(chk.bounds.table, stage / "bounds.png", measured, chk.tightness, title)
-            write_json_atomic(stage / "bounds.json", record)
-    record["_tables"] = {
-        "bounds": table,
-        "violations": chk.violations,
-        "check": chk.tightness,
-        "measured": measured,
-    }
-    return record
+    return BoundsView(chk, measured, record)

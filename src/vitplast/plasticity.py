@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -173,6 +173,18 @@ def _batches(src: ImageSource, batch_size: int) -> Iterator[Tensor]:
         yield x.unsqueeze(0) if x.ndim == 3 else x
 
 
+def _fill(batches: Iterator[Tensor], buf: list[Tensor], have: int, want: int) -> tuple[int, bool]:
+    """Append batches from ``batches`` to ``buf`` until it holds ``want`` images; returns (images held, whether
+    the stream ended first)."""
+    while have < want:
+        nxt = next(batches, None)
+        if nxt is None:
+            return have, True
+        buf.append(nxt)
+        have += len(nxt)
+    return have, False
+
+
 def paired_batches(
     source: ImageSource, target: ImageSource, batch_size: int, max_pairs: int | None = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
@@ -190,20 +202,9 @@ def paired_batches(
         want = batch_size if max_pairs is None else min(batch_size, max_pairs - done)
         if want <= 0:
             return
-        while n_s < want:
-            nxt = next(it_s, None)
-            if nxt is None:
-                exhausted = True
-                break
-            buf_s.append(nxt)
-            n_s += len(nxt)
-        while n_t < want:
-            nxt = next(it_t, None)
-            if nxt is None:
-                exhausted = True
-                break
-            buf_t.append(nxt)
-            n_t += len(nxt)
+        n_s, end_s = _fill(it_s, buf_s, n_s, want)
+        n_t, end_t = _fill(it_t, buf_t, n_t, want)
+        exhausted = end_s or end_t
         k = min(want, n_s, n_t)
         if k == 0:
             return
@@ -366,18 +367,25 @@ class _Run:
         self.n_skipped = 0
 
 
+class MeasureOptions(TypedDict, total=False):
+    """The keyword options :func:`measure_plasticity` passes on to :func:`measure_scales` (defaults there)."""
+
+    batch_size: int
+    device: str | torch.device | None
+    keep_pairs: bool
+    max_pairs: int | None
+    progress: Callable[[int], None] | None
+    precision: str
+
+
 def measure_plasticity(
     model: ViT | torch.nn.Module,
     source: ImageSource,
     target: ImageSource,
     mode: Mode | str = "embedding",
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    keep_pairs: bool = False,
-    max_pairs: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    *,
     embed_scale: float = 1.0,
-    precision: str = "fp32",
+    **options: Unpack[MeasureOptions],
 ) -> PlasticityResult:
     """Estimate the plasticity of every component of every block (docs/diagnostics.md for R).
 
@@ -398,10 +406,7 @@ def measure_plasticity(
     Returns:
         A :class:`PlasticityResult`; zero-distance pairs are skipped and counted in ``n_skipped``.
     """
-    return measure_scales(
-        model, source, target, (embed_scale,), mode, batch_size, device, keep_pairs, max_pairs, progress,
-        precision=precision,
-    )[0]
+    return measure_scales(model, source, target, (embed_scale,), mode, **options)[0]
 
 
 def measure_scales(

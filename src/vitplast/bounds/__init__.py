@@ -12,15 +12,18 @@ a pair (X, Y) they bound ``||f(X) - f(Y)||_F / ||X - Y||_F`` from above:
   is folded in, see :mod:`vitplast.bounds.formulas`) or the mean target token norm (paper, not rigorous).
 
 Modules: :mod:`~vitplast.bounds.formulas` (weight-only closed forms), :mod:`~vitplast.bounds.stats` (data
-quantities), :mod:`~vitplast.bounds.compute` (the table), :mod:`~vitplast.bounds.check` (violations,
-rankings), :mod:`~vitplast.bounds.plot` (figure), :mod:`~vitplast.bounds.run` (the check on an analysis:
-:func:`vitplast.analysis.run_analysis` with ``with_bounds``).
+quantities), :mod:`~vitplast.bounds.variants` (variant names), :mod:`~vitplast.bounds.compute` (the table),
+:mod:`~vitplast.bounds.result` (result types; saving ``vitplast bounds``), :mod:`~vitplast.bounds.check`
+(violations, rankings), :mod:`~vitplast.bounds.plot` (figure), :mod:`~vitplast.bounds.run` (the check on an
+analysis: :func:`vitplast.analysis.run_analysis` with ``with_bounds``).
 """
 
 from vitplast.bounds.check import bound_tightness, check_bounds, check_summary, ranking_agreement
-from vitplast.bounds.compute import PAPER, PRIMARY, VARIANTS, BoundsResult, bounds_from_stats, compute_bounds
-from vitplast.bounds.run import BoundsCheck, check_bounds_on
-from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator, segment_min_variance, token_stats
+from vitplast.bounds.compute import bounds_from_stats, compute_bounds
+from vitplast.bounds.result import BoundsCheck, BoundsResult, BoundsView
+from vitplast.bounds.run import check_bounds_on
+from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator, segment_min_variance
+from vitplast.bounds.variants import PAPER, PRIMARY, VARIANTS
 
 __all__ = [
     "PAPER",
@@ -28,6 +31,7 @@ __all__ = [
     "VARIANTS",
     "BoundsCheck",
     "BoundsResult",
+    "BoundsView",
     "TokenStats",
     "TokenStatsAccumulator",
     "bound_tightness",
@@ -38,5 +42,4 @@ __all__ = [
     "compute_bounds",
     "ranking_agreement",
     "segment_min_variance",
-    "token_stats",
 ]

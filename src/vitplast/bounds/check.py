@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from vitplast.analysis_config import DEFAULT_RTOL
-from vitplast.bounds.compute import BoundsResult
+from vitplast.bounds.result import BoundsResult
 from vitplast.components import COMPONENTS, THEORY_RANKING
 from vitplast.errors import VitplastError
 from vitplast.plasticity import PlasticityResult

@@ -32,7 +32,6 @@ variant as a "no rigorous bound" row: ``bound`` NaN, ``rigorous`` False and the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -47,58 +46,13 @@ from vitplast.bounds.formulas import (
     mha_bound,
     mha_bound_qbias,
 )
-from vitplast.bounds.stats import TokenStats, token_stats
+from vitplast.bounds.result import BoundsResult
+from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator
+from vitplast.bounds.variants import COLUMNS
+from vitplast.bounds.variants import PRIMARY as PRIMARY  # re-exported: vitplast.report.claims reads it here
 from vitplast.errors import VitplastError
 from vitplast.models import Block, ViT, as_vit
-from vitplast.plasticity import ImageSource
-
-#: The bound drawn and ranked for each component (a rigorous one).
-PRIMARY: dict[str, str] = {
-    "ln1": "sigma_min",
-    "mha": "max_r_qbias",
-    "ln2": "sigma_min",
-    "fc1": "spectral",
-    "fc2": "spectral_first_d",
-}
-#: The paper's variant of each component, drawn beside the primary bound.
-PAPER: dict[str, str] = {"ln1": "paper_max_gamma", "ln2": "paper_max_gamma", "mha": "paper_mean_r"}
-VARIANTS: dict[str, str] = {
-    "sigma_min": "max|gamma| / sqrt(sigma_min^2 + eps), sigma_min^2 over the segments between paired tokens",
-    "sigma_min_endpoints": "max|gamma| / sqrt(sigma_min^2 + eps), sigma_min^2 over the paired tokens themselves",
-    "paper_max_gamma": "max(gamma), signed, without 1/sigma (the paper's plot; not a bound)",
-    "spectral": "||W||_2",
-    "spectral_first_d": "||W2[:, :d]||_2, the block embedding mode applies",
-    "spectral_full": "||W2||_2, the whole matrix (valid, looser)",
-    "paper_mean_r": "sum_h ||W_O^h|| ||W_V^h|| sqrt(3n + (12n+3) r^4 ||A^h||^2), r = mean target token norm",
-    "max_r": "same formula, r = max token norm of both streams, attention biases ignored",
-    "max_r_qbias": "same formula on tokens [x; a_h] with the query bias folded into A^h (rigorous with biases)",
-}
-COLUMNS = ["layer", "component", "variant", "bound", "rigorous", "r", "n", "sigma_min", "note"]
-
-
-@dataclass
-class BoundsResult:
-    """Outcome of :func:`compute_bounds`.
-
-    ``table``: one row per (layer, component, variant) with columns :data:`COLUMNS` (``r``, ``n``,
-    ``sigma_min`` set where the bound uses them; ``note`` says why a row has no bound). ``stats``: the data quantities. ``heads``: per layer and
-    head the MHA ingredients (norms of W_O^h, W_V^h, A^h, of the query-bias vector c^h and the chosen a_h).
-    """
-
-    table: pd.DataFrame
-    stats: TokenStats
-    heads: pd.DataFrame
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def rigorous(self) -> pd.DataFrame:
-        """The rows that are upper bounds on every measured pair."""
-        return self.table[self.table["rigorous"]].reset_index(drop=True)
-
-    def primary(self) -> pd.DataFrame:
-        """One row per (layer, component): the :data:`PRIMARY` bound."""
-        t = self.table
-        keep = [PRIMARY[c] == v for c, v in zip(t["component"], t["variant"], strict=True)]
-        return t[keep].reset_index(drop=True)
+from vitplast.plasticity import ImageSource, paired_batches
 
 
 def bounds_from_stats(vit: ViT, stats: TokenStats) -> BoundsResult:
@@ -195,8 +149,20 @@ def compute_bounds(
 
     ``source``/``target`` are what :func:`~vitplast.plasticity.measure_plasticity` takes (preprocessed image
     tensors or iterables of batches), paired the same way, so that the data-dependent bounds cover exactly
-    the pairs it measures. Weight-only norms are computed in float64 on the CPU.
+    the pairs it measures (the data quantities are those of :class:`~vitplast.bounds.stats.TokenStats`).
+    Weight-only norms are computed in float64 on the CPU.
     """
     vit = as_vit(model)
-    stats = token_stats(vit, source, target, batch_size, device, max_pairs, progress)
-    return bounds_from_stats(vit, stats)
+    dev = torch.device(device) if device is not None else vit.device
+    was_training = vit.module.training
+    vit.to(dev).eval()
+    acc = TokenStatsAccumulator()
+    try:
+        with torch.no_grad():
+            for x, y in paired_batches(source, target, batch_size, max_pairs):
+                acc.update_stacked(vit.embed(torch.cat([x, y]).to(dev).float()))
+                if progress is not None:
+                    progress(x.shape[0])
+    finally:
+        vit.train(was_training)
+    return bounds_from_stats(vit, acc.result())

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from vitplast.bounds.compute import PAPER, PRIMARY
+from vitplast.bounds.variants import PAPER, PRIMARY
 from vitplast.components import COLORS, COMPONENTS, DISPLAY
 from vitplast.plotting import block_axis
 
@@ -35,7 +35,7 @@ def plot_bounds(
     pair_max: pd.DataFrame | None = None,
     title: str = "",
 ) -> None:
-    """Draw ``bounds`` (a :class:`~vitplast.bounds.compute.BoundsResult` table) and, if given, the measured
+    """Draw ``bounds`` (a :class:`~vitplast.bounds.result.BoundsResult` table) and, if given, the measured
     plasticity table (``layer component mean ci95``) and per-(layer, component) maxima (``measured_max``)."""
     fig, axes = plt.subplots(1, len(COMPONENTS), figsize=(15, 3.6), dpi=120, sharex=True)
     for ax, comp in zip(axes, COMPONENTS, strict=True):

@@ -4,14 +4,13 @@ The analysis pipeline (:func:`vitplast.analysis.run_analysis`) streams the image
 quantities are collected from the same embedded pairs the plasticity is measured on, and :func:`check_bounds_on`
 turns them into the bounds table, the per-pair check and the rankings. A plasticity table measured earlier
 can be read back (:func:`load_plasticity_table`) to be drawn and ranked instead. The files of ``vitplast
-bounds`` are written from the analysis by :func:`vitplast.analysis.write_bounds_view`.
+bounds`` come from the analysis by :func:`vitplast.analysis.bounds_view` and are written by
+:meth:`vitplast.bounds.result.BoundsView.save`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -22,7 +21,8 @@ from vitplast.bounds.check import (
     check_summary,
     ranking_agreement,
 )
-from vitplast.bounds.compute import BoundsResult, bounds_from_stats
+from vitplast.bounds.compute import bounds_from_stats
+from vitplast.bounds.result import BoundsCheck
 from vitplast.bounds.stats import TokenStats
 from vitplast.components import COMPONENTS
 from vitplast.errors import VitplastError
@@ -30,24 +30,8 @@ from vitplast.models import ViT
 from vitplast.plasticity import PlasticityResult
 from vitplast.reading import PLASTICITY_TABLE, read_json, read_table
 
-__all__ = ["DEFAULT_RTOL", "BoundsCheck", "check_bounds_on", "load_plasticity_table", "plasticity_csv",
+__all__ = ["DEFAULT_RTOL", "check_bounds_on", "load_plasticity_table", "plasticity_csv",
            "table_warnings"]
-
-
-@dataclass
-class BoundsCheck:
-    """Bounds of one analysis checked against its measured pairs (embedding mode).
-
-    ``tightness``: :func:`~vitplast.bounds.check.bound_tightness`; ``violations``: every (rigorous bound, pair)
-    with the pair above the bound; ``summary``: :func:`~vitplast.bounds.check.check_summary`; ``ranking``:
-    :func:`~vitplast.bounds.check.ranking_agreement` of the measured table and the bounds.
-    """
-
-    bounds: BoundsResult
-    tightness: pd.DataFrame
-    violations: pd.DataFrame
-    summary: dict[str, Any]
-    ranking: dict[str, Any]
 
 
 def check_bounds_on(vit: ViT, stats: TokenStats, result: PlasticityResult, rtol: float = DEFAULT_RTOL) -> BoundsCheck:

@@ -14,7 +14,6 @@ the segment ``Z(t) = (1 - t) X + t Y``, ``t in [0, 1]``. Per pair and token:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,8 +21,6 @@ import torch
 from torch import Tensor
 
 from vitplast.errors import VitplastError
-from vitplast.models import ViT
-from vitplast.plasticity import ImageSource, paired_batches
 
 
 def segment_min_variance(x: Tensor, y: Tensor) -> Tensor:
@@ -102,27 +99,3 @@ class TokenStatsAccumulator:
             sigma2_min_endpoints=self.s2_end,
         )
 
-
-@torch.no_grad()
-def token_stats(
-    vit: ViT,
-    source: ImageSource,
-    target: ImageSource,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-    max_pairs: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> TokenStats:
-    """Stream the pairs (same pairing as :func:`~vitplast.plasticity.measure_plasticity`) and collect the stats."""
-    dev = torch.device(device) if device is not None else vit.device
-    was_training = vit.module.training
-    vit.to(dev).eval()
-    acc = TokenStatsAccumulator()
-    try:
-        for x, y in paired_batches(source, target, batch_size, max_pairs):
-            acc.update_stacked(vit.embed(torch.cat([x, y]).to(dev).float()))
-            if progress is not None:
-                progress(x.shape[0])
-    finally:
-        vit.train(was_training)
-    return acc.result()

@@ -16,7 +16,7 @@ from vitplast.cli.progress import rich_progress
 from vitplast.components import DISPLAY
 
 if TYPE_CHECKING:
-    from vitplast.analysis import AnalysisResult
+    from vitplast.analysis_result import AnalysisResult
 
 
 @app.command()
@@ -36,7 +36,7 @@ def analyze(
         from vitplast.analysis import run_analysis
 
         res = run_analysis(cfg, progress)
-        res.write(out)
+    res.save(out)
     print_summary(res, out)
 
 

@@ -19,6 +19,8 @@ from vitplast.components import COMPONENTS, DISPLAY
 if TYPE_CHECKING:
     import pandas as pd
 
+    from vitplast.bounds.result import BoundsView
+
 MAX_PRINTED_VIOLATIONS = 50
 
 
@@ -48,15 +50,16 @@ def bounds(
     Violations are reported with exit status 0, or 1 with --strict.
     """
     cfg = AnalyzeConfig(**given, mode="embedding", with_bounds=True)
-    from vitplast.analysis import run_analysis, write_bounds_view
+    from vitplast.analysis import bounds_view, run_analysis
     from vitplast.bounds.run import plasticity_csv
 
     if plasticity is not None:
         plasticity_csv(plasticity)
     with rich_progress(Console(stderr=True)) as progress:
-        record = write_bounds_view(run_analysis(cfg, progress), out, plasticity)
-    print_summary(record, out)
-    chk = record["check"]
+        view = bounds_view(run_analysis(cfg, progress), plasticity)
+    view.save(out)
+    print_summary(view, out)
+    chk = view.record["check"]
     if strict and chk.get("status") == "checked" and not chk["all_hold"]:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)
 
@@ -65,14 +68,12 @@ def _fmt(x: Any) -> str:
     return "-" if x is None or (isinstance(x, float) and x != x) else f"{float(x):.4g}"
 
 
-def print_summary(record: dict[str, Any], out: Path) -> None:
-    from vitplast.bounds.compute import PRIMARY
+def print_summary(view: BoundsView, out: Path) -> None:
+    from vitplast.bounds.variants import PRIMARY
 
     console = Console()
-    tables = record["_tables"]
-    bnd: pd.DataFrame = tables["bounds"]
-    measured: pd.DataFrame = tables["measured"]
-    check_t: pd.DataFrame | None = tables["check"]
+    record = view.record
+    bnd, measured, check_t = view.check.bounds.table, view.measured, view.check.tightness
     st = record["stats"]
     t = Table(
         title=f"Bounds of {record['config']['model']} (embedding mode, {record['pairs']} pairs; "
@@ -100,7 +101,7 @@ def print_summary(record: dict[str, Any], out: Path) -> None:
                 f"at {chk['tightest']['max_over_bound']:.3g} of its bound"
             )
         else:
-            _print_violations(console, tables["violations"], chk)
+            _print_violations(console, view.check.violations, chk)
         exceeded = {k: v for k, v in chk["non_rigorous_exceeded"].items() if v}
         if exceeded:
             console.print(f"non-rigorous (paper) variants exceeded by measured pairs: {exceeded}")

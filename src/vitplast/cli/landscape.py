@@ -54,10 +54,11 @@ def landscape(
     if groups is not None:
         chosen = _group_list("--groups", groups)
     cfg = LandscapeConfig(**given, groups=chosen or default_of(C, "groups"))
-    from vitplast.landscape.run import run_landscape
+    from vitplast.landscape.run import compute_landscape
 
     with rich_progress(Console(stderr=True)) as progress:
-        result = run_landscape(cfg, out, progress)
+        result = compute_landscape(cfg, progress=progress)
+    result.save(out)
     for g in result.groups:
         s = g.summary()
         print(

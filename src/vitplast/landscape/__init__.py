@@ -1,8 +1,8 @@
 """Loss landscapes of component groups along their own SGD trajectories (``docs/landscape.md``).
 
 :func:`compute_landscape` returns a :class:`LandscapeResult` (it draws nothing); the result's ``save(out)``
-writes ``landscape.csv``, ``trajectory.csv``, ``landscape.json`` and ``landscape.png`` (:func:`run_landscape`:
-both); :func:`plot_landscape` draws the figure from a result on demand. The config is imported eagerly (it is torch-free, so the command line reads its
+writes ``landscape.csv``, ``trajectory.csv``, ``landscape.json`` and ``landscape.png``; :func:`plot_landscape`
+draws the figure from a result on demand. The config is imported eagerly (it is torch-free, so the command line reads its
 defaults quickly); everything that needs torch is imported on first use.
 """
 
@@ -16,13 +16,13 @@ from vitplast.lazy import lazy_getattr
 if TYPE_CHECKING:
     from vitplast.landscape.geometry import Directions, grid_axes, loss_surface, pca_directions, project
     from vitplast.landscape.result import GroupLandscape, LandscapeResult, plot_landscape
-    from vitplast.landscape.run import compute_landscape, group_landscape, run_landscape
+    from vitplast.landscape.run import compute_landscape, group_landscape
 
 _LAZY = {
     **dict.fromkeys(("Directions", "grid_axes", "loss_surface", "pca_directions", "project"),
                     "vitplast.landscape.geometry"),
     **dict.fromkeys(("GroupLandscape", "LandscapeResult", "plot_landscape"), "vitplast.landscape.result"),
-    **dict.fromkeys(("compute_landscape", "group_landscape", "run_landscape"), "vitplast.landscape.run"),
+    **dict.fromkeys(("compute_landscape", "group_landscape"), "vitplast.landscape.run"),
 }
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "pca_directions",
     "plot_landscape",
     "project",
-    "run_landscape",
 ]
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -12,7 +12,6 @@ same set is recorded too.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,9 +171,3 @@ def compute_landscape(
     }
     return LandscapeResult(cfg, results, info)
 
-
-def run_landscape(cfg: LandscapeConfig, out: Path, progress: Progress | None = None) -> LandscapeResult:
-    """:func:`compute_landscape`, then :meth:`LandscapeResult.save` into ``out``; returns the result."""
-    result = compute_landscape(cfg, progress=progress)
-    result.save(out)
-    return result

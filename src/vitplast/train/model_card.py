@@ -51,7 +51,7 @@ def regime_from(res: Any) -> dict[str, Any]:
     """Token RMS, per-layer ``rms(|gamma - 1|)``, attention entropy (a diagnostic) and the :data:`INDICATORS`
     (source stream), the plasticity ranking (mean over layers, over layers >= 1, by R, and at the second embedding
     scale when the analysis has one) and which :data:`REGIME_TARGETS` are met, from an
-    :class:`~vitplast.analysis.AnalysisResult`."""
+    :class:`~vitplast.analysis_result.AnalysisResult`."""
     d, cfg = res.diagnostics, res.config
     tok = d.tokens.set_index(["stream", "tokens"])
     lay = d.layers

@@ -54,7 +54,7 @@ class AnalysisKind(TaskKind):
                     yield self.make(dataclasses.asdict(cfg), model.label, ds.label, grid.name, batch_size=p.batch_size)
 
     def run(self, task: Task, out: Path, device: str, workers: int | None, eval_batch_size: int | None) -> None:
-        from vitplast.analysis import AnalyzeConfig, run_analyze
+        from vitplast.analysis import AnalyzeConfig, run_analysis
         from vitplast.sweep.spec import PlasticitySettings
 
         c: AnalysisTask = self.config(task)
@@ -62,7 +62,7 @@ class AnalysisKind(TaskKind):
                              seed=c.seed, random_weights=c.random_weights, with_bounds=c.with_bounds,
                              batch_size=int(task.options.get("batch_size", PlasticitySettings.batch_size)),
                              device=device, workers=workers or 0)
-        run_analyze(acfg, out)
+        run_analysis(acfg).save(out)
 
     def row(self, task: Task, root: Path, result: dict[str, Any]) -> dict[str, Any]:
         """``analyses.csv``: pairs used, measured ranking and its Spearman with the theory, and (with bounds) the
