@@ -49,7 +49,6 @@ from vitplast.bounds.formulas import (
 from vitplast.bounds.result import BoundsResult
 from vitplast.bounds.stats import TokenStats, TokenStatsAccumulator
 from vitplast.bounds.variants import COLUMNS
-from vitplast.bounds.variants import PRIMARY as PRIMARY  # re-exported: vitplast.report.claims reads it here
 from vitplast.errors import VitplastError
 from vitplast.models import Block, ViT, as_vit
 from vitplast.plasticity import ImageSource, paired_batches

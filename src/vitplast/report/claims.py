@@ -315,7 +315,7 @@ def bounds_claims(bounds: pd.DataFrame, plasticity: pd.DataFrame, analyses: pd.D
         ev = f"{len(bad)} of {len(m)} rigorous bounds below the measured mean (per-pair check not available)"
         status = INCONCLUSIVE if m.empty else (NOT_SUPPORTED if len(bad) else INCONCLUSIVE)
     out = [Claim(hold, "all", status, ev, "no measured pair exceeds a rigorous bound")]
-    from vitplast.bounds.compute import PRIMARY
+    from vitplast.bounds.variants import PRIMARY
 
     prim = rig[[PRIMARY.get(c) == v for c, v in zip(rig["component"], rig["variant"], strict=True)]]
     means = prim.groupby(["model_label", "component"])["bound"].mean()
