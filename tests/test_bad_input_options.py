@@ -57,7 +57,8 @@ SEEDS: list[tuple[str, list[str], str]] = [
     ("recommend-seed-negative", [*RECOMMEND, "--seed", "-1", "--out", "{tmp}/o"], "--seed must be >= 0"),
     ("sweep-seeds-negative", [*SWEEP, "--seeds", "0,-1", "--out", "{tmp}/o"], "--seed must be >= 0"),
     ("sweep-seeds-2^70", [*SWEEP, "--seeds", HUGE, "--out", "{tmp}/o"], "--seed must be <="),
-    ("reproduce-seeds-negative", [*REPRODUCE, "--seeds", "-1", "--out", "{tmp}/o"], "--seed must be >= 0"),
+    ("reproduce-seeds-negative", [*REPRODUCE, "--seeds", "-1", "--out", "{tmp}/o"], "--seeds must be >= 0"),
+    ("reproduce-seeds-2^70", [*REPRODUCE, "--seeds", HUGE, "--out", "{tmp}/o"], "--seeds must be <="),
 ]
 
 LISTS: list[tuple[str, list[str], str]] = [

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from vitplast.configs import BUNDLED_MODELS, option, validate
+from vitplast.configs import BUNDLED_MODELS, SEED_MAX, option, validate
 from vitplast.errors import VitplastError
 from vitplast.suites import mini, paper
 from vitplast.suites.estimate import Estimate, Sizes, estimate
@@ -44,7 +44,7 @@ class SuiteOptions:
         "per-group pilot)", gt=0)
     seeds: tuple[int, ...] | None = option(
         None, help=f"mini: comma list of seeds, the first one the pilot's (default {','.join(map(str, mini.SEEDS))})",
-        ge=0)
+        ge=0, le=SEED_MAX)
 
     def __post_init__(self) -> None:
         validate(self)
