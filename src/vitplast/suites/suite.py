@@ -94,6 +94,13 @@ class Suite:
         for grid, (n, sec) in est.by_grid.items():
             yield f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {self.device} hours"
         yield f"estimated {est.hours:,.1f} {self.device} hours in total{self.total_note(est)}"
+        done = [t for t in plan.tasks if t.is_done(root)] if root is not None and root.is_dir() else []
+        if done:  # a resumed suite: what is left
+            from vitplast.sweep.plan import Plan
+
+            left = self.estimate(Plan(plan.name, [t for t in plan.tasks if t not in done]))
+            yield (f"{len(done)} of {len(plan.tasks)} tasks already finished in {root}: {left.hours:,.1f} "
+                   f"{self.device} hours left{self.total_note(left)}")
         yield from self.notes(spec, options, est, root)
 
     def dry_run_line(self, est: Estimate, path: Path) -> str:
