@@ -119,3 +119,26 @@ def test_resume_refuses_different_base_weights(tmp_path: Path) -> None:
         other.blocks[0].fc1.weight.add_(1.0)  # frozen in this run
     with pytest.raises(VitplastError, match="frozen weights"):
         finetune(other, tiny_data(), "mha,ln2", out=tmp_path / "b", resume=True, **KW)  # type: ignore[arg-type]
+
+
+def test_resume_record_is_one_format_for_single_runs_and_bundles() -> None:
+    """The record both engines write: the random state at save time (a CPU device stores no CUDA state) and a
+    copy of the counters (later steps do not change what was saved)."""
+    from dataclasses import dataclass
+
+    import torch
+
+    from vitplast.train.checkpoint import resume_record
+
+    @dataclass
+    class Counters:
+        step: int = 3
+
+    torch.manual_seed(7)
+    state = Counters()
+    rec = resume_record({"w": torch.ones(2)}, {"lr": 0.1}, state, torch.device("cpu"))
+    assert set(rec) == {"weights", "optimizer", "scaler", "rng", "cuda_rng", "state"}
+    assert torch.equal(rec["rng"], torch.get_rng_state()) and rec["cuda_rng"] is None and rec["scaler"] is None
+    state.step = 4
+    torch.rand(1)
+    assert rec["state"] == {"step": 3} and not torch.equal(rec["rng"], torch.get_rng_state())

@@ -395,14 +395,8 @@ class _Session:
                 st.best_acc, st.best_step, st.best_loss = val.acc, step, val.loss
                 ck.save_tensors(m.rd.best, self._weights(k), {"step": str(step)})
             st.wall_seconds = walls[k]
-            m.rd.save_resume_state({
-                "weights": self._weights(k),
-                "optimizer": self.opt.member_state(k, m.names, list(m.masks)),
-                "scaler": None,
-                "rng": torch.get_rng_state(),
-                "cuda_rng": None,
-                "state": vars(st).copy(),
-            })
+            m.rd.save_resume_state(ck.resume_record(
+                self._weights(k), self.opt.member_state(k, m.names, list(m.masks)), st, self.device))
 
     def _finish(self, members: list[Member]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()

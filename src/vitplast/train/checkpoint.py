@@ -57,6 +57,21 @@ def frozen_fingerprint(vit: ViT) -> str:
     return h.hexdigest()
 
 
+def resume_record(weights: dict[str, Tensor], optimizer: dict[str, Any], state: Any, device: torch.device,
+                  scaler: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resume state of a run (``last.pt``), alone or in a bundle: its trained tensors, optimizer (and
+    gradient-scaler) state, the CPU random state and, on a CUDA device, that device's random state, and the
+    counters of ``state`` (a dataclass instance)."""
+    return {
+        "weights": weights,
+        "optimizer": optimizer,
+        "scaler": scaler,
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "state": vars(state).copy(),
+    }
+
+
 def save_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
     """Write a ``.safetensors`` file atomically, byte-identical for identical inputs.
 

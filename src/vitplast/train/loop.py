@@ -295,17 +295,9 @@ class _Engine:
             raise VitplastError(f"--resume: checkpoint {path} does not fit this run ({detail})") from None
 
     def save_last(self, state: TrainState) -> None:
-        dev = self.device
-        self.rd.save_resume_state(
-            {
-                "weights": ck.trainable_state(self.prep.vit),
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                "state": vars(state).copy(),
-            },
-        )
+        self.rd.save_resume_state(ck.resume_record(
+            ck.trainable_state(self.prep.vit), self.optimizer.state_dict(), state, self.device,
+            self.scaler.state_dict() if self.scaler is not None else None))
 
     def evaluate(self, split: str) -> Score:
         vit = self.prep.vit
