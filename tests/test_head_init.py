@@ -33,10 +33,16 @@ def _cfg(seed: int, train: str = "mha") -> TrainConfig:
 def test_the_head_starts_as_the_probe_and_is_fitted_once(counted_fit: list[int]) -> None:
     from sklearn.linear_model import LogisticRegression
 
+    from vitplast.train.probe import C_GRID
+
     a = prepare(_cfg(0))
     f, y = head_init.classifier_inputs(a.vit, a.bundle.train)
+    fv, yv = head_init.classifier_inputs(a.vit, a.bundle.val)
     mu, sigma = f.mean(0), f.std(0) + 1e-6
-    clf = LogisticRegression(C=1.0, max_iter=2000).fit((f - mu) / sigma, y)  # the definition, by hand
+    # the definition, by hand: C chosen on the validation split (first best), then the standardised probe
+    fits = {c: LogisticRegression(C=c, max_iter=2000).fit((f - mu) / sigma, y) for c in C_GRID}
+    val = {c: clf.score((fv - mu) / sigma, yv) for c, clf in fits.items()}
+    clf = fits[max(C_GRID, key=lambda c: (val[c], -C_GRID.index(c)))]
     with torch.no_grad():
         logits = a.vit.classifier(torch.as_tensor(f)).double().numpy()
     ref = clf.decision_function((f - mu) / sigma)

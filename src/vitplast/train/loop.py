@@ -115,7 +115,8 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
 
         key = (cfg.model, cfg.random_weights, cfg.seed if cfg.random_weights else None, cfg.data,
                model.data_config.input_size)
-        w, b, _ = cache.probe_head(key, lambda: fit_probe_head(vit, bundle)) if cached else fit_probe_head(vit, bundle)
+        fit = lambda: fit_probe_head(vit, bundle, C=None)  # noqa: E731
+        w, b, _ = cache.probe_head(key, fit) if cached else fit()
         set_head(vit, w, b)
     groups = freeze_except(vit, cfg.train)
     masks = control_masks(vit, cfg.seed) if cfg.train == (LN_CONTROL,) else []
