@@ -25,7 +25,7 @@ DEPTH = 6
 UNIT = {"ln1": 384, "mha": 148224, "ln2": 384, "fc1": 148224, "fc2": 147648}
 UNIT_SIZES = {c: [n] * DEPTH for c, n in UNIT.items()}
 SIZES = {"embed": 22080, **{c: n * DEPTH for c, n in UNIT.items()}}
-NAMES = ("grad-norm", "fisher", "taylor", "params", "last-k", "first-k", "random")
+NAMES = ("plasticity", "grad-norm", "fisher", "taylor", "params", "last-k", "first-k", "random")
 
 
 def _per_block(weights: dict[str, float], later: float) -> dict[str, list[float]]:
@@ -33,9 +33,11 @@ def _per_block(weights: dict[str, float], later: float) -> dict[str, list[float]
 
 
 def fake_score(name: str, seed: int) -> Scores:
-    """Fake scores: grad-norm and fisher agree on everything (one contender at both granularities); taylor prefers
+    """Fake scores: plasticity has no embed score; grad-norm and fisher agree on everything (one contender at both granularities); taylor prefers
     the early FFN; params scores whole groups by size; last-k / first-k whole blocks; random by seed."""
     group = {"embed": 0.1, "ln1": 0.2, "mha": 0.9, "ln2": 0.3, "fc1": 0.5, "fc2": 0.4}
+    if name == "plasticity":  # no embed score: its group-level set is the LayerNorms alone
+        return Scores(name, {**group, "embed": math.nan}, _per_block({**group, "fc2": 0.95}, 0.01))
     if name in ("grad-norm", "fisher"):
         return Scores(name, group, _per_block(group, 0.05))
     if name == "taylor":
@@ -85,6 +87,7 @@ def test_contenders_fit_the_budget_exactly_and_identical_sets_are_one() -> None:
     assert sources["group:grad-norm"] is sources["group:fisher"]
     assert sources["block:grad-norm"] is sources["block:fisher"]
     assert sources["group:grad-norm"].train == ("embed", "ln1", "ln2")  # MHA, FC1, FC2 each exceed the budget
+    assert sources["group:plasticity"].train == ("ln1", "ln2")  # an unscored group is never added
     # last-k: the last block, every component; first-k: the first (one block is 16.5 % of the backbone)
     assert sources["block:last-k"].train == ("ln1@5", "mha@5", "ln2@5", "fc1@5", "fc2@5")
     assert sources["block:first-k"].train == ("ln1@0", "mha@0", "ln2@0", "fc1@0", "fc2@0")
@@ -208,8 +211,21 @@ def test_the_analysis_matches_a_naive_computation(tmp_path: Path) -> None:
     assert [line.split(" | ")[-1].rstrip(" |") for line in md[4:]] == list(table["verdict"])
 
 
+def test_an_unfinished_sweep_is_reported_as_such_and_not_tested(tmp_path: Path) -> None:
+    design, root = _root(tmp_path)
+    _finish(design, root)  # the pilots only
+    table = units.units_report(root)
+    assert table["p"].isna().all()
+    assert set(table[table["finalist"]]["verdict"]) == {"not finished"}
+    assert set(table[~table["finalist"]]["verdict"]) == {"group-level set not chosen on validation"}
+
+
 def test_another_design_in_the_same_folder_is_refused(tmp_path: Path) -> None:
     design, root = _root(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(VitplastError, match="holds no sweep"):
+        units.prepare(design, tmp_path / "other")
     with pytest.raises(VitplastError, match="another design"):
         units.prepare(units.Design("micro-long", targets=("mini:latin",), budget=0.3), root)
     assert units.load_design(root) == design

@@ -196,10 +196,16 @@ def selection_path(root: Path, target: str) -> Path:
 
 def prepare(design: Design, root: Path) -> None:
     """Write the design and run the selection of every target not yet cached (the suite's first stage). A
-    folder holding another design is refused: its cached sets would not be this design's."""
-    from vitplast.io import write_json_atomic
+    folder that holds something else than a sweep or this suite's cache, or another design, is refused (its cached sets
+    would not be this design's). The folder is then marked as a sweep (its first stage's ``sweep.yaml``) so that
+    the sweep continues in it."""
+    from vitplast.io import write_json_atomic, write_text_atomic
     from vitplast.reading import read_json
+    from vitplast.sweep.plan import PLAN_FILE, SPEC_FILE
+    from vitplast.sweep.runner import check_sweep_dir
 
+    if Path(root).is_dir() and any(p.name != FOLDER for p in Path(root).iterdir()):
+        check_sweep_dir(Path(root))  # an interrupted selection leaves only FOLDER
     path = Path(root) / FOLDER / "design.json"
     mine = asdict(design)
     if path.is_file():
@@ -211,6 +217,8 @@ def prepare(design: Design, root: Path) -> None:
     for t in design.targets:
         if not selection_path(root, t).is_file():
             write_json_atomic(selection_path(root, t), select_target(design, t))
+    if not (Path(root) / PLAN_FILE).is_file() and not (Path(root) / SPEC_FILE).is_file():
+        write_text_atomic(Path(root) / SPEC_FILE, units_suite(design, root).to_yaml())
 
 
 def load_design(root: Path) -> Design:
@@ -334,58 +342,74 @@ VERDICTS = {"supported": "better than last-k", "not supported": "no better than 
 
 
 def units_report(root: Path) -> pd.DataFrame:
-    """One row per target and contender (module docstring, "Analysis"), from the sweep folder ``root``."""
+    """One row per target and contender (module docstring, "Analysis"), from the sweep folder ``root``. A row
+    whose runs have not all finished says so in ``verdict`` and is not tested."""
     import pandas as pd
 
     from vitplast.report import claims as C
-    from vitplast.report.evidence import Evidence
 
     design = load_design(root)
     by_target = _contenders_of(design, root, project=False)
     runs = read_runs(design, by_target, root)
     rows: list[dict[str, Any]] = []
-    tests: list[tuple[int, C.Claim]] = []
+    tests: list[tuple[dict[str, Any], C.Claim]] = []
     for t, cs in by_target.items():
-        states, chosen, best_group = _stages(design, t, cs, runs, project=False)
-        ev = Evidence(design.model, mini.OPTIMIZER, {t: {}}, {t: {}})
-        vals: dict[str, float] = {}
-        first = len(rows)
-        for c in cs:
-            lr = chosen[c.id]
-            done = sorted((s, r, d) for (x, s), (r, d) in runs.get((t, c.id), {}).items() if x == lr)
-            finalist = c.block_level or c.id == best_group
-            acc, sd = _stats([_number(r, "test_acc") for _, r, _ in done])
-            vals[c.id] = _stats([_number(r, "best_val_acc") for _, r, _ in done])[0] if finalist else math.nan
-            ev.acc[t][c.id] = acc
-            hits = _hits([d for _, _, d in done])
-            if hits is not None:
-                ev.hits[t][c.id] = hits
-            rows.append({"target": t, "contender": ", ".join(c.sources), "units": c.id, "params": c.params,
-                         "finalist": finalist, "lr": lr, "lr_on_edge": states[c.id].on_edge, "seeds": len(done),
-                         "val_acc": vals[c.id], "test_acc": acc, "test_sd": sd})
-        top = max((i for i in vals if not math.isnan(vals[i])), key=lambda i: vals[i], default=None)
+        here, ev = _target_rows(design, t, cs, runs)
         ref = next((c for c in cs if REFERENCE in c.sources), None)
-        for i, c in enumerate(cs, first):
-            row = rows[i]
-            row["regret"] = ev.acc[t][top] - row["test_acc"] if top is not None else math.nan
-            if not row["finalist"]:
-                row["verdict"] = "group-level set not chosen on validation"
-            elif ref is None:
+        ref_done = ref is not None and not here[cs.index(ref)]["verdict"]
+        for c, row in zip(cs, here, strict=True):
+            if row["verdict"]:
+                continue
+            if ref is None:
                 row["verdict"] = "no last-k set at this budget"
             elif c is ref:
                 row["verdict"] = "reference"
+            elif not ref_done:
+                row["verdict"] = "not finished (last-k)"
             else:
-                claim = C.difference_claim(ev, f"{row['contender']} vs last-k on {t}", [c.id], [ref.id])
-                tests.append((i, claim))
+                tests.append((row, C.difference_claim(ev, f"{row['contender']} vs last-k on {t}", [c.id], [ref.id])))
+        rows += here
     C.decide([claim for _, claim in tests])
-    for i, k in tests:
+    for row, k in tests:
         worse = k.status == C.NOT_SUPPORTED and k.effect < 0 and k.p_holm < C.ALPHA
-        rows[i] |= {"diff_vs_last_k": k.effect, "ci_low": k.ci_low, "ci_high": k.ci_high, "p": k.p,
-                    "p_holm": k.p_holm, "power": k.power, "evidence": k.evidence,
-                    "verdict": "worse than last-k" if worse else VERDICTS.get(k.status, k.status)}
+        row |= {"diff_vs_last_k": k.effect, "ci_low": k.ci_low, "ci_high": k.ci_high, "p": k.p, "p_holm": k.p_holm,
+                "power": k.power, "evidence": k.evidence,
+                "verdict": "worse than last-k" if worse else VERDICTS.get(k.status, k.status)}
     cols = ["target", "contender", "units", "params", "finalist", "lr", "lr_on_edge", "seeds", "val_acc", "test_acc",
             "test_sd", "regret", "diff_vs_last_k", "ci_low", "ci_high", "p", "p_holm", "power", "verdict", "evidence"]
     return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def _target_rows(design: Design, target: str, cs: list[Contender], runs: Runs) -> tuple[list[dict[str, Any]], Any]:
+    """The rows of one target before the tests (``verdict`` set only where a row cannot be tested) and its
+    :class:`~vitplast.report.evidence.Evidence` keyed by contender id."""
+    from vitplast.report.evidence import Evidence
+
+    states, chosen, best_group = _stages(design, target, cs, runs, project=False)
+    ev = Evidence(design.model, mini.OPTIMIZER, {target: {}}, {target: {}})
+    rows: list[dict[str, Any]] = []
+    for c in cs:
+        lr = chosen[c.id]
+        done = sorted((s, r, d) for (x, s), (r, d) in runs.get((target, c.id), {}).items() if x == lr)
+        finalist = c.block_level or c.id == best_group
+        complete = lr is not None and len(done) == (len(design.seeds) if finalist else 1)
+        acc, sd = _stats([_number(r, "test_acc") for _, r, _ in done])
+        val = _stats([_number(r, "best_val_acc") for _, r, _ in done])[0]
+        ev.acc[target][c.id] = acc if complete else math.nan
+        hits = _hits([d for _, _, d in done])
+        if hits is not None:
+            ev.hits[target][c.id] = hits
+        verdict = ("" if complete and finalist else "group-level set not chosen on validation" if complete else
+                   "not finished" + (" (lr pilot undecided)" if lr is None else ""))
+        rows.append({"target": target, "contender": ", ".join(c.sources), "units": c.id, "params": c.params,
+                     "finalist": finalist, "lr": lr, "lr_on_edge": states[c.id].on_edge, "seeds": len(done),
+                     "val_acc": val if complete and finalist else math.nan, "test_acc": acc, "test_sd": sd,
+                     "verdict": verdict})
+    vals: dict[str, float] = {r["units"]: r["val_acc"] for r in rows if not math.isnan(r["val_acc"])}
+    top = max(vals, key=vals.__getitem__, default=None)  # the best on validation (ties: the first)
+    for r in rows:
+        r["regret"] = ev.acc[target][top] - r["test_acc"] if top is not None else math.nan
+    return rows, ev
 
 
 def _stats(values: Sequence[float | None]) -> tuple[float, float]:
