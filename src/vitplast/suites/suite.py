@@ -35,13 +35,14 @@ class SuiteOptions:
 
     quick: bool = option(False, help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, {mini.QUICK_STEPS} "
                          f"steps, seeds {','.join(map(str, mini.QUICK_SEEDS))}) to check the chain")
-    model: str = option("micro", help="mini: the model (default: the bundled micro-ViT)")
-    random_weights: bool = option(False, help="mini: random weights (no checkpoint needed)")
+    model: str = option("micro", help="mini, units: the model (default: the bundled micro-ViT)")
+    random_weights: bool = option(False, help="mini, units: random weights (no checkpoint needed)")
     data_root: str = option("data", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")
-    steps: int | None = option(None, help=f"mini: steps per run (default {mini.STEPS})", ge=1)
+    steps: int | None = option(None, help=f"mini, units: steps per run (default {mini.STEPS})", ge=1)
     lrs: tuple[float, ...] | None = option(
         None, help="mini: one comma list of AdamW lrs for every group, every seed, no pilot (default: the staged "
-        "per-group pilot)", gt=0)
+        "per-group pilot); units: the pilot's initial grid, on the 1, 3 x 10^k ladder (default "
+        f"{','.join(f'{x:g}' for x in units.LRS)})", gt=0)
     seeds: tuple[int, ...] | None = option(
         None, help=f"mini, units: comma list of seeds, the first one the pilot's (default "
         f"{','.join(map(str, mini.SEEDS))})", ge=0, le=SEED_MAX)
