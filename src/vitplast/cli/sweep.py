@@ -321,7 +321,7 @@ def _print_claims(claims: Any) -> None:
 @app.command()
 @options_from(Fields(SuiteOptions, "options"), Fields(Resources, "resources", build=False))
 def reproduce(
-    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores) or paper (the paper's full grid)")] = next(iter(SUITES)),
+    suite: Annotated[str, typer.Option("--suite", help="mini (offline, micro-ViT, 2 CPU cores), paper (the paper's full grid) or units (per-block unit sets against last-k, docs/units-evidence.md)")] = next(iter(SUITES)),
     out: Annotated[Path | None, typer.Option("--out", help="sweep directory (default vitplast-out/reproduce-SUITE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write the sweep YAML, print runs, steps and cost; run nothing")] = False,
     options: SuiteOptions | None = None,
@@ -359,6 +359,10 @@ def reproduce(
 
     if chosen.score_selectors and not (out / SCORES_FILE).is_file():
         _score_selectors(out)
-    _report(out)
+    if chosen.report is not None:
+        for path in chosen.report(out):
+            print(f"{chosen.name}: {path}")
+    else:
+        _report(out)
     if outcome.failed:
         sys.exit(1)  # typer.Exit(code) is swallowed by main() (standalone_mode=False)

@@ -23,6 +23,16 @@ from vitplast.selectors.registry import selector_index
 from vitplast.units import split_item
 
 
+def set_params(items: tuple[str, ...], sizes: dict[str, int], unit_sizes: dict[str, list[int]]) -> int:
+    """Parameters of a set of groups and unit sets: ``sizes[g]`` for a whole group ``g``, ``sum_b
+    unit_sizes[c][b]`` for a unit set ``c@blocks``."""
+    total = 0
+    for item in items:
+        c, blocks = split_item(item)
+        total += sizes[c] if blocks is None else sum(unit_sizes[c][b] for b in blocks)
+    return total
+
+
 @dataclass
 class RecommendResult:
     """Scores, rankings and budgeted sets per selector; the pilot's runs and winner when it ran. ``sizes``:
@@ -51,12 +61,8 @@ class RecommendResult:
         return self.config.granularity == "block"
 
     def params_of(self, items: tuple[str, ...]) -> int:
-        """Parameters of a set of groups and unit sets."""
-        total = 0
-        for item in items:
-            c, blocks = split_item(item)
-            total += self.sizes[c] if blocks is None else sum(self.unit_sizes[c][b] for b in blocks)
-        return total
+        """Parameters of a set of groups and unit sets (:func:`set_params`)."""
+        return set_params(items, self.sizes, self.unit_sizes)
 
     def chosen_units(self, name: str) -> set[tuple[str, int]]:
         """The ``(component, block)`` units of selector ``name``'s set."""

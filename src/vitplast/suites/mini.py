@@ -145,19 +145,7 @@ def mini_suite(
     targets = QUICK_TARGETS if quick else TARGETS
     seeds = seeds or (QUICK_SEEDS if quick else SEEDS)
     steps = steps if steps is not None else (QUICK_STEPS if quick else STEPS)
-    train: dict[str, Any] = {
-        "steps": steps,
-        "batch_size": 16 if quick else BATCH,
-        "eval_every": max(1, steps // EVALS),
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "clip": 1.0,
-        "schedule": "cosine",
-        "augment": MINI_RECIPE["augment"],
-        "head_init": PROTOCOL["head_init"],
-    }
-    if random_weights:
-        train["random_weights"] = True
+    train = train_settings(steps, 16 if quick else BATCH, random_weights)
     datasets = [{"spec": t, "label": label(t)} for t in targets]
     if quick or lrs:
         grids = [{"name": "mini-quick" if quick else "mini", "groups": list(gs),
@@ -180,6 +168,25 @@ def mini_suite(
     from vitplast.sweep.spec import parse_sweep  # imports torch: not needed for the suite's constants
 
     return parse_sweep(data)
+
+
+def train_settings(steps: int = STEPS, batch_size: int = BATCH, random_weights: bool = False) -> dict[str, Any]:
+    """The sweep's ``train`` settings of the protocol (module docstring): LP-FT, ``steps`` steps of
+    ``batch_size``, validation :data:`EVALS` times, clipping at 1.0, cosine decay, no weight decay."""
+    train: dict[str, Any] = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "eval_every": max(1, steps // EVALS),
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "clip": 1.0,
+        "schedule": "cosine",
+        "augment": MINI_RECIPE["augment"],
+        "head_init": PROTOCOL["head_init"],
+    }
+    if random_weights:
+        train["random_weights"] = True
+    return train
 
 
 def _group_lrs(group: str) -> tuple[float, ...]:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vitplast.configs import BUNDLED_MODELS, SEED_MAX, option, validate
 from vitplast.errors import VitplastError
-from vitplast.suites import mini, paper
+from vitplast.suites import mini, paper, units
 from vitplast.suites.estimate import Estimate, Sizes, estimate
 from vitplast.sweep.task import Throughput
 
@@ -35,16 +35,21 @@ class SuiteOptions:
 
     quick: bool = option(False, help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, {mini.QUICK_STEPS} "
                          f"steps, seeds {','.join(map(str, mini.QUICK_SEEDS))}) to check the chain")
-    model: str = option("micro", help="mini: the model (default: the bundled micro-ViT)")
-    random_weights: bool = option(False, help="mini: random weights (no checkpoint needed)")
+    model: str = option("micro", help="mini, units: the model (default: the bundled micro-ViT)")
+    random_weights: bool = option(False, help="mini, units: random weights (no checkpoint needed)")
     data_root: str = option("data", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")
-    steps: int | None = option(None, help=f"mini: steps per run (default {mini.STEPS})", ge=1)
+    steps: int | None = option(None, help=f"mini, units: steps per run (default {mini.STEPS})", ge=1)
     lrs: tuple[float, ...] | None = option(
         None, help="mini: one comma list of AdamW lrs for every group, every seed, no pilot (default: the staged "
-        "per-group pilot)", gt=0)
+        "per-group pilot); units: the pilot's initial grid, on the 1, 3 x 10^k ladder (default "
+        f"{','.join(f'{x:g}' for x in units.LRS)})", gt=0)
     seeds: tuple[int, ...] | None = option(
-        None, help=f"mini: comma list of seeds, the first one the pilot's (default {','.join(map(str, mini.SEEDS))})",
-        ge=0, le=SEED_MAX)
+        None, help=f"mini, units: comma list of seeds, the first one the pilot's (default "
+        f"{','.join(map(str, mini.SEEDS))})", ge=0, le=SEED_MAX)
+    budget: float | None = option(None, help=f"units: parameter budget, a fraction of the backbone (default "
+                                  f"{units.BUDGET})", gt=0, le=1)
+    targets: tuple[str, ...] | None = option(
+        None, help=f"units: comma list of mini targets (default {','.join(units.TARGETS)})")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -58,8 +63,8 @@ class Suite:
     for the estimate); ``reproduce`` runs stages until the spec adds no task. ``sizes`` and ``throughput`` (with ``overhead`` seconds per
     task): the cost model of its device, named ``device``; ``total_note(estimate)``: appended to the line of the
     total; ``notes(spec, options, estimate, root)``: further lines of
-    the summary; ``score_selectors``: score the rival selectors before the report; ``module``: its docstring
-    heads the written sweep file."""
+    the summary; ``score_selectors``: score the rival selectors before the report; ``report``: the suite's own
+    analysis in place of the paper's report; ``module``: its docstring heads the written sweep file."""
 
     name: str
     build: Callable[[SuiteOptions, bool, Path | None], SweepSpec]
@@ -70,6 +75,8 @@ class Suite:
     overhead: float = 0.0
     score_selectors: bool = False
     total_note: Callable[[Estimate], str] = field(default=lambda est: "")
+    #: writes the suite's own analysis of the finished sweep folder instead of the paper's report
+    report: Callable[[Path], list[Path]] | None = None
     notes: Callable[[SweepSpec, SuiteOptions, Estimate, Path | None], Iterable[str]] = field(
         default=lambda spec, options, est, root: ())
 
@@ -112,7 +119,15 @@ class Suite:
         return "".join(f"# {line}".rstrip() + "\n" for line in doc.strip().splitlines()) + "\n"
 
 
+def _refuse(given: dict[str, object], owner: str) -> None:
+    """One ``error:`` line when an option of another suite (``owner``) is given."""
+    named = [k for k, v in given.items() if v not in (None, False)]
+    if named:
+        raise VitplastError(f"{', '.join(named)} apply to the {owner} suite")
+
+
 def _mini_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
+    _refuse({"--budget": o.budget, "--targets": o.targets}, "units")
     bundled = o.model in BUNDLED_MODELS
     # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
     spec = mini.mini_suite("timm:vit_micro_patch4_32" if bundled and o.random_weights else o.model, o.random_weights,
@@ -165,9 +180,37 @@ def _csv(xs: Iterable[int]) -> str:
 
 
 def _paper_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
-    if o.quick or o.steps or o.lrs or o.seeds:
-        raise VitplastError("--quick, --steps, --lrs and --seeds apply to the mini suite")
+    _refuse({"--quick": o.quick, "--steps": o.steps, "--lrs": o.lrs, "--seeds": o.seeds}, "mini")
+    _refuse({"--budget": o.budget, "--targets": o.targets}, "units")
     return paper.paper_suite(o.data_root)
+
+
+def units_design(o: SuiteOptions) -> units.Design:
+    """The units suite's design from the options (a bundled model with ``--random-weights``: its architecture)."""
+    _refuse({"--quick": o.quick}, "mini")
+    model = "timm:vit_micro_patch4_32" if o.model in BUNDLED_MODELS and o.random_weights else o.model
+    given: dict[str, Any] = {"targets": o.targets, "budget": o.budget, "steps": o.steps, "seeds": o.seeds,
+                             "lrs": o.lrs}
+    return units.Design(model, random_weights=o.random_weights, **{k: v for k, v in given.items() if v})
+
+
+def _units_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
+    design = units_design(o)
+    if not dry_run and root is not None:
+        units.prepare(design, root)  # the selection stage, cached in the sweep folder
+    return units.units_suite(design, root, project=dry_run)
+
+
+def _units_notes(spec: SweepSpec, o: SuiteOptions, est: Estimate, root: Path | None) -> Iterator[str]:
+    d = units_design(o)
+    yield (f"design: budget {100 * d.budget:g} % of the backbone; targets {', '.join(d.targets)}; contenders: each "
+           f"selector's group-level and block-level set (deduplicated), last-k, first-k, {units.RANDOM_DRAWS} random "
+           f"unit sets; lrs {list(d.lrs)} on seed {d.seeds[0]} (widened up to {mini.MAX_LRS} on an edge), seeds "
+           f"{_csv(d.seeds[1:])} at the chosen lr for the block-level sets and the group-level set best on validation")
+    if root is None or not all(units.selection_path(root, t).is_file() for t in d.targets):
+        yield ("contenders not chosen yet (the selection stage runs first, about a minute per target): projected "
+               "with every selector's set distinct, an upper bound")
+    yield f"analysis: {units.TABLE}.csv and .md in the sweep folder; {units.units_rule()}"
 
 
 #: The built-in suites by name; the first is ``reproduce``'s default.
@@ -177,6 +220,8 @@ SUITES: dict[str, Suite] = {
                   total_note=lambda est: f", about {est.hours * 60 / 2:,.0f} minutes on 2 cores if two concurrent "
                   "1-thread trials keep that rate"),
     "paper": Suite("paper", _paper_spec, paper.paper_sizes, paper.paper_throughput, f"GPU ({paper.GPU_NAME})", paper),
+    "units": Suite("units", _units_spec, mini.mini_sizes, mini.mini_throughput, "CPU (1 thread per trial)", units,
+                   overhead=mini.CPU_TASK_OVERHEAD, notes=_units_notes, report=units.write_units_report),
 }
 
 
