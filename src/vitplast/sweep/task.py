@@ -72,15 +72,8 @@ class Task:
         return self.result_path(root).is_file()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "id": self.id,
-            "model": self.model,
-            "dataset": self.dataset,
-            "grid": self.grid,
-            "config": self.config,
-            "options": self.options,
-        }
+        """The task's entry of ``plan.json`` (keys in this order)."""
+        return {key: getattr(self, key) for key in ("kind", "id", "model", "dataset", "grid", "config", "options")}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Task:

@@ -41,43 +41,30 @@ def _number_or_null(v: Any) -> bool:
     return isinstance(v, NUMBER_OR_NULL) and not isinstance(v, bool)
 
 
+class _File:
+    """A file of the run directory: ``RunDir(path).NAME`` is ``path / FILENAME``."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def __get__(self, rd: RunDir, owner: type | None = None) -> Path:
+        return rd.path / self.filename
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
 
-    @property
-    def config(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def best(self) -> Path:
-        return self.path / "best.safetensors"
-
-    @property
-    def last(self) -> Path:
-        return self.path / "last.pt"
-
-    @property
-    def previous(self) -> Path:
-        """The resume state before ``last.pt`` (kept so that a damaged ``last.pt`` can be skipped)."""
-        return self.path / "last.prev.pt"
-
-    @property
-    def result(self) -> Path:
-        return self.path / "result.json"
-
-    @property
-    def curves(self) -> Path:
-        return self.path / "curves.png"
-
-    @property
-    def lock(self) -> Path:
-        """The lock file held while a process trains in the folder (:meth:`locked`)."""
-        return self.path / ".lock"
+    config = _File("config.json")
+    metrics = _File("metrics.jsonl")
+    best = _File("best.safetensors")
+    last = _File("last.pt")
+    #: The resume state before ``last.pt`` (kept so that a damaged ``last.pt`` can be skipped).
+    previous = _File("last.prev.pt")
+    result = _File("result.json")
+    curves = _File("curves.png")
+    #: The lock file held while a process trains in the folder (:meth:`locked`).
+    lock = _File(".lock")
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
