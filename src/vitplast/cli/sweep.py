@@ -35,10 +35,6 @@ def _numbers(text: str | None, name: str, cast: type[N]) -> list[N] | None:
     return None if text is None else list(parse_numbers(text, name, cast))
 
 
-def _csv(values: tuple[int, ...]) -> str:
-    return ",".join(map(str, values))
-
-
 def _strs(text: str | None, name: str) -> list[str] | None:
     return None if text is None else list(split_list(text, name))
 

@@ -47,6 +47,11 @@ class PilotState:
     chosen: float | None
     on_edge: bool = False
 
+    def planned(self, project: bool = False) -> float | None:
+        """The lr for the other seeds: the choice, or, when ``project`` and the pilot is undecided, the middle
+        of its lrs (a dry run's projection of the whole design)."""
+        return self.chosen if self.chosen is not None or not project else self.lrs[len(self.lrs) // 2]
+
 
 def pilot_state(grid: Sequence[float], val: Mapping[float, float | None], max_lrs: int) -> PilotState:
     """The lrs to run and the choice, given the initial ``grid`` and the validation accuracies ``val`` of the
@@ -68,6 +73,15 @@ def pilot_state(grid: Sequence[float], val: Mapping[float, float | None], max_lr
             return PilotState(tuple(lrs), best, on_edge=edge)
         up = best == lrs[-1] and top > -math.inf
         lrs = sorted([*lrs, ladder_step(lrs[-1] if up else lrs[0], up=up)])
+
+
+def candidate_lrs(grid: Sequence[float], max_lrs: int) -> list[float]:
+    """Every lr a pilot starting from ``grid`` could ever ask for: the grid widened by ``max_lrs - len(grid)``
+    half-decades on both sides (to look the finished pilot runs up by their ids)."""
+    ladder = sorted(grid)
+    for _ in range(max_lrs - len(ladder)):
+        ladder = [ladder_step(ladder[0], up=False), *ladder, ladder_step(ladder[-1], up=True)]
+    return ladder
 
 
 def _score(v: float | None) -> float:

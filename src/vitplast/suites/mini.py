@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from vitplast.errors import VitplastError
 from vitplast.suites.estimate import Sizes
-from vitplast.suites.lr_pilot import ladder_step, pilot_state
+from vitplast.suites.lr_pilot import candidate_lrs, pilot_state
 from vitplast.train.config import RECIPES
 
 if TYPE_CHECKING:
@@ -203,8 +203,7 @@ def _staged_grids(model: str, targets: tuple[str, ...], seeds: tuple[int, ...], 
         states = {t: pilot_state(_group_lrs(g), val.get((t, g), {}), MAX_LRS) for t in targets}
         pilots.append({"name": f"pilot-{g}", "groups": [g], "seeds": [seeds[0]], "lrs": [],
                        "datasets": [{"spec": t, "label": label(t), "lrs": list(st.lrs)} for t, st in states.items()]})
-        chosen = {t: st.chosen if st.chosen is not None else (st.lrs[len(st.lrs) // 2] if project else None)
-                  for t, st in states.items()}
+        chosen = {t: st.planned(project) for t, st in states.items()}
         if seeds[1:] and any(lr is not None for lr in chosen.values()):
             rest.append({"name": f"seeds-{g}", "groups": [g], "seeds": list(seeds[1:]), "lrs": [],
                          "datasets": [{"spec": t, "label": label(t), "lrs": [lr]} for t, lr in chosen.items()
@@ -216,27 +215,40 @@ def _pilot_results(model: str, targets: tuple[str, ...], seed: int, root: Path,
                    train: dict[str, Any]) -> dict[tuple[str, str], dict[float, float | None]]:
     """Validation accuracy of the best checkpoint of every finished pilot run in ``root``, per (target, group)
     and lr (``None``: diverged): every lr the pilot could ever ask for is looked up by its run id."""
+    from vitplast.sweep.spec import parse_sweep
+
+    base, *rest = [{"name": f"pilot-{g}", "groups": [g], "lrs": candidate_lrs(_group_lrs(g), MAX_LRS)}
+                   for g in GROUPS]
+    spec = parse_sweep({**base, "models": [model], "datasets": list(targets), "optimizers": [OPTIMIZER],
+                        "seeds": [seed], "train": train, "probe": False, "plasticity": False, "ablations": rest})
+    return {key: {lr: finite(result, "best_val_acc") for (lr, _), (result, _) in runs.items()}
+            for key, runs in finished_runs(spec, root).items()}
+
+
+#: ``(data spec, group) -> {(lr, seed): (result.json, run folder)}`` (:func:`finished_runs`).
+Runs = dict[tuple[str, str], dict[tuple[float, int], tuple[dict[str, Any], Path]]]
+
+
+def finished_runs(spec: SweepSpec, root: Path) -> Runs:
+    """The finished finetuning runs of ``spec`` in the sweep folder ``root``, found by their ids: their
+    ``result.json`` and folder, per (data spec, trained groups joined by ``+``) and (lr, seed)."""
     from vitplast.reading import read_json
     from vitplast.sweep import build_plan
     from vitplast.sweep.kinds import FINETUNE
-    from vitplast.sweep.spec import parse_sweep
 
-    candidates = []
-    for g in GROUPS:
-        ladder = sorted(_group_lrs(g))
-        for _ in range(MAX_LRS - len(ladder)):
-            ladder = [ladder_step(ladder[0], up=False), *ladder, ladder_step(ladder[-1], up=True)]
-        candidates.append({"name": f"pilot-{g}", "groups": [g], "lrs": ladder})
-    base, *rest = candidates
-    spec = parse_sweep({**base, "models": [model], "datasets": list(targets), "optimizers": [OPTIMIZER],
-                        "seeds": [seed], "train": train, "probe": False, "plasticity": False, "ablations": rest})
-    out: dict[tuple[str, str], dict[float, float | None]] = {}
+    out: Runs = {}
     for t in build_plan(spec).of_kind(FINETUNE):
         if t.is_done(root):
-            v = read_json(t.result_path(root)).get("best_val_acc")
             key = (t.config["data"], "+".join(t.config["train"]))
-            out.setdefault(key, {})[float(t.config["lr"])] = v if isinstance(v, int | float) else None
+            out.setdefault(key, {})[(float(t.config["lr"]), int(t.config["seed"]))] = (
+                read_json(t.result_path(root)), t.dir(root))
     return out
+
+
+def finite(result: dict[str, Any], key: str) -> float | None:
+    """``result[key]`` as a float, or ``None`` when it is missing, null or not finite (a diverged run)."""
+    v = result.get(key)
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
 def design_power(spec: SweepSpec, sims: int = 400, noise: tuple[float, float] | None = None) -> list[Detectable]:
@@ -263,17 +275,11 @@ def observed_noise(spec: SweepSpec, root: Path) -> tuple[float, float, int] | No
     with at least two finished, non-diverged seeds in the sweep folder ``root`` (sample SD, ddof = 1); ``None``
     with fewer than :data:`MIN_NOISE_CELLS` cells. The dry run then states the power of the design from the noise
     of its own runs."""
-    from vitplast.reading import read_json
-    from vitplast.sweep import build_plan
-    from vitplast.sweep.kinds import FINETUNE
-
     cells: dict[tuple[str, str, float], list[float]] = {}
-    for t in build_plan(spec).of_kind(FINETUNE):
-        if t.is_done(root):
-            acc = read_json(t.result_path(root)).get("test_acc")
-            if isinstance(acc, int | float) and math.isfinite(acc):
-                key = (t.config["data"], "+".join(t.config["train"]), float(t.config["lr"]))
-                cells.setdefault(key, []).append(float(acc))
+    for (data, group), runs in finished_runs(spec, root).items():
+        for (lr, _), (result, _) in runs.items():
+            if (acc := finite(result, "test_acc")) is not None:
+                cells.setdefault((data, group, lr), []).append(acc)
     seeded = [v for v in cells.values() if len(v) >= 2]
     if len(seeded) < MIN_NOISE_CELLS:
         return None

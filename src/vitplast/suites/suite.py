@@ -28,13 +28,17 @@ if TYPE_CHECKING:
     from vitplast.sweep.spec import SweepSpec
 
 
+def _csv(xs: Iterable[int]) -> str:
+    return ",".join(map(str, xs))
+
+
 @dataclass(frozen=True)
 class SuiteOptions:
     """The options of ``vitplast reproduce`` that shape a suite (each suite reads its own; ``check`` refuses one
     given to a suite that has no use for it)."""
 
     quick: bool = option(False, help=f"mini: a tiny grid ({len(mini.QUICK_TARGETS)} data sets, {mini.QUICK_STEPS} "
-                         f"steps, seeds {','.join(map(str, mini.QUICK_SEEDS))}) to check the chain")
+                         f"steps, seeds {_csv(mini.QUICK_SEEDS)}) to check the chain")
     model: str = option("micro", help="mini, units: the model (default: the bundled micro-ViT)")
     random_weights: bool = option(False, help="mini, units: random weights (no checkpoint needed)")
     data_root: str = option("data", help="paper: folder with CIFAR-10-C/, domainnet/, imagenet/val/")
@@ -45,7 +49,7 @@ class SuiteOptions:
         f"{','.join(f'{x:g}' for x in units.LRS)})", gt=0)
     seeds: tuple[int, ...] | None = option(
         None, help=f"mini, units: comma list of seeds, the first one the pilot's (default "
-        f"{','.join(map(str, mini.SEEDS))})", ge=0, le=SEED_MAX)
+        f"{_csv(mini.SEEDS)})", ge=0, le=SEED_MAX)
     budget: float | None = option(None, help=f"units: parameter budget, a fraction of the backbone (default "
                                   f"{units.BUDGET})", gt=0, le=1)
     targets: tuple[str, ...] | None = option(
@@ -173,10 +177,6 @@ def _fmt_detectable(x: float, unit: str) -> str:
     if math.isnan(x):
         return "not reachable"
     return f"{100 * x:.1f} pp" if unit == "pp" else f"{x:.2f}"
-
-
-def _csv(xs: Iterable[int]) -> str:
-    return ",".join(map(str, xs))
 
 
 def _paper_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:

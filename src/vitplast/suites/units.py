@@ -50,7 +50,8 @@ import numpy as np
 
 from vitplast.errors import VitplastError
 from vitplast.suites import mini
-from vitplast.suites.lr_pilot import PilotState, ladder_step, pilot_state
+from vitplast.suites.lr_pilot import PilotState, candidate_lrs, ladder_step, pilot_state
+from vitplast.suites.mini import Runs, finite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -251,10 +252,6 @@ def _contenders_of(design: Design, root: Path | None, project: bool) -> dict[str
     return out
 
 
-#: ``(target, contender id) -> {(lr, seed): result}``: the finished runs' ``result.json`` and the run folder.
-Runs = dict[tuple[str, str], dict[tuple[float, int], tuple[dict[str, Any], Path]]]
-
-
 def _spec(design: Design, grids: list[dict[str, Any]]) -> SweepSpec:
     from vitplast.sweep.spec import parse_sweep  # imports torch
 
@@ -272,29 +269,11 @@ def _grid(name: str, target: str, c: Contender, seeds: Sequence[int], lrs: Seque
 
 
 def read_runs(design: Design, by_target: Mapping[str, list[Contender]], root: Path) -> Runs:
-    """Every finished run of the contenders in ``root``, at any lr the pilot could ever ask for and any seed."""
-    from vitplast.reading import read_json
-    from vitplast.sweep import build_plan
-    from vitplast.sweep.kinds import FINETUNE
-
-    ladder = sorted(design.lrs)
-    for _ in range(mini.MAX_LRS - len(ladder)):
-        ladder = [ladder_step(ladder[0], up=False), *ladder, ladder_step(ladder[-1], up=True)]
+    """Every finished run of the contenders in ``root``, at any lr the pilot could ever ask for and any seed,
+    keyed by (target, contender id)."""
+    ladder = candidate_lrs(design.lrs, mini.MAX_LRS)
     grids = [_grid("all", t, c, design.seeds, ladder) for t, cs in by_target.items() for c in cs]
-    out: Runs = {}
-    if not grids:
-        return out
-    for task in build_plan(_spec(design, grids)).of_kind(FINETUNE):
-        if task.is_done(root):
-            key = (task.config["data"], "+".join(task.config["train"]))
-            out.setdefault(key, {})[(float(task.config["lr"]), int(task.config["seed"]))] = (
-                read_json(task.result_path(root)), task.dir(root))
-    return out
-
-
-def _number(result: Mapping[str, Any], key: str) -> float | None:
-    v = result.get(key)
-    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+    return mini.finished_runs(_spec(design, grids), root) if grids else {}
 
 
 def _stages(design: Design, target: str, cs: list[Contender], runs: Runs,
@@ -302,11 +281,10 @@ def _stages(design: Design, target: str, cs: list[Contender], runs: Runs,
     """Per contender: its pilot state and chosen lr (projected: the middle lr); and the best group-level set
     (``None`` until every group-level pilot has chosen; projected: the first)."""
     seed = design.seeds[0]
-    val = {c.id: {lr: _number(r, "best_val_acc") for (lr, s), (r, _) in runs.get((target, c.id), {}).items()
+    val = {c.id: {lr: finite(r, "best_val_acc") for (lr, s), (r, _) in runs.get((target, c.id), {}).items()
                   if s == seed} for c in cs}
     states = {c.id: pilot_state(design.lrs, val[c.id], mini.MAX_LRS) for c in cs}
-    chosen = {i: st.chosen if st.chosen is not None else (st.lrs[len(st.lrs) // 2] if project else None)
-              for i, st in states.items()}
+    chosen = {i: st.planned(project) for i, st in states.items()}
     group = [c.id for c in cs if c.group_level]
     best = None
     if group and all(chosen[i] is not None for i in group):
@@ -393,8 +371,8 @@ def _target_rows(design: Design, target: str, cs: list[Contender], runs: Runs) -
         done = sorted((s, r, d) for (x, s), (r, d) in runs.get((target, c.id), {}).items() if x == lr)
         finalist = c.block_level or c.id == best_group
         complete = lr is not None and len(done) == (len(design.seeds) if finalist else 1)
-        acc, sd = _stats([_number(r, "test_acc") for _, r, _ in done])
-        val = _stats([_number(r, "best_val_acc") for _, r, _ in done])[0]
+        acc, sd = _stats([finite(r, "test_acc") for _, r, _ in done])
+        val = _stats([finite(r, "best_val_acc") for _, r, _ in done])[0]
         ev.acc[target][c.id] = acc if complete else math.nan
         hits = _hits([d for _, _, d in done])
         if hits is not None:
