@@ -113,6 +113,12 @@ def shared_levels(result: LandscapeResult, n: int = 21) -> np.ndarray:
     return np.linspace(lo, hi, n)
 
 
+def title(group: str) -> str:
+    """A panel's name as a figure writes it: ``"mha"`` -> ``"MHA"``, ``"mha@8-11+ln2"`` -> ``"MHA@8-11 + LN2"``."""
+    names = (item.partition("@") for item in group.split("+"))
+    return " + ".join(f"{DISPLAY.get(name, name)}{at}{blocks}" for name, at, blocks in names)
+
+
 def plot_landscape(result: LandscapeResult, path: Path) -> None:
     """Contours of each group's loss on its two PCA directions with the projected SGD trajectory."""
     import matplotlib
@@ -140,7 +146,7 @@ def plot_landscape(result: LandscapeResult, path: Path) -> None:
         ax.set_xlabel(f"PC1 ({100 * g.explained[0]:.1f} % of offsets)")
         ax.set_ylabel(f"PC2 ({100 * g.explained[1]:.1f} %)")
         ax.set_title(
-            f"{DISPLAY.get(g.group, g.group)} ({g.n_params:,} params): loss "
+            f"{title(g.group)} ({g.n_params:,} params): loss "
             f"{g.trajectory_loss[0]:.3g} -> {g.trajectory_loss[-1]:.3g}",
             fontsize=9,
         )
