@@ -210,7 +210,7 @@ def test_reproduce_help_states_the_mini_suite_it_builds() -> None:
     ("groups", "runs"),
     [("ln1@0,2,4,mha", [["ln1@0,2,4"], ["mha"]]), ("ln1@0, 2, 4 mha", [["ln1@0,2,4"], ["mha"]]),
      ("mha@8-11+ln2,fc1@11,9-10", [["mha@8-11", "ln2"], ["fc1@9-11"]]), ("mha,mha@2", [["mha"], ["mha@2"]]),
-     ("full,ln-control,ln1+ln2", [["full"], ["ln-control"], ["ln1", "ln2"]])],
+     ("ln1@0,2,4+mha", [["ln1@0,2,4", "mha"]]), ("full,ln-control,ln1+ln2", [["full"], ["ln-control"], ["ln1", "ln2"]])],
 )
 def test_groups_flag_splits_runs_at_a_comma_before_a_name(groups: str, runs: list[list[str]]) -> None:
     """``--groups``: a comma before a block index continues the unit set, ``+`` joins one run's set
