@@ -104,7 +104,7 @@ def test_a_trajectory_that_does_not_move_is_an_error() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"grid": 2}, "--grid must be >= 3"), ({"grid": 6}, "--grid must be odd"), ({"steps": 2}, "--steps must be >= 3"),
-     ({"groups": ("head",)}, "--groups must be one of"), ({"groups": ("mha", "mha")}, "twice"),
+     ({"groups": ("head",)}, "--groups .head. is not a component group"), ({"groups": ("mha", "mha")}, "twice"),
      ({"span": 0.0}, "--span must be > 0"), ({"head_init": "zeros"}, "--head-init must be one of")],
 )
 def test_config_refuses_bad_values(kwargs: dict[str, object], message: str) -> None:

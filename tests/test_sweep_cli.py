@@ -204,3 +204,42 @@ def test_reproduce_help_states_the_mini_suite_it_builds() -> None:
     q_steps, q_seeds, q_data = planned(True)
     n, k, s = re.findall(r"\((\d+) data sets, (\d+) steps, seeds ([\d,]+)\)", helps["quick"])[0]
     assert (int(n), {int(k)}, [int(x) for x in s.split(",")]) == (q_data, q_steps, q_seeds)
+
+
+@pytest.mark.parametrize(
+    ("groups", "runs"),
+    [("ln1@0,2,4,mha", [["ln1@0,2,4"], ["mha"]]), ("ln1@0, 2, 4 mha", [["ln1@0,2,4"], ["mha"]]),
+     ("mha@8-11+ln2,fc1@11,9-10", [["mha@8-11", "ln2"], ["fc1@9-11"]]), ("mha,mha@2", [["mha"], ["mha@2"]]),
+     ("ln1@0,2,4+mha", [["ln1@0,2,4", "mha"]]), ("full,ln-control,ln1+ln2", [["full"], ["ln-control"], ["ln1", "ln2"]])],
+)
+def test_groups_flag_splits_runs_at_a_comma_before_a_name(groups: str, runs: list[list[str]]) -> None:
+    """``--groups``: a comma before a block index continues the unit set, ``+`` joins one run's set
+    (docs/selectors.md); the planned runs train exactly those sets."""
+    from vitplast.cli.sweep import grid_from_flags
+    from vitplast.sweep.spec import parse_sweep
+
+    grid = grid_from_flags("micro", "random:8", groups, None, None, None, {}, False, None, {})
+    plan = build_plan(parse_sweep(grid))
+    assert [t.config["train"] for t in plan.of_kind("finetune")] == runs
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [("ln1,mha@3-1", "--groups: 'mha': the block range 3-1 runs backwards"),
+     ("mha@,ln1", "--groups: 'mha@' names no block"), ("@3", "--groups: '@3' names no component"),
+     ("mha@1-3,2", "--groups: 'mha@1-3,2' names block 2 of 'mha' twice"),
+     ("mha+mha@2", "--groups: 'mha,mha@2' names 'mha' twice"), ("mha,mha", "'groups' lists the same value twice"),
+     ("full@2", "'full' trains every parameter, it takes no block list"),
+     ("ln-control@1", "'ln-control' is a control group drawn from every block"),
+     ("2,mha", "--groups: '2': block '2' follows no COMPONENT@BLOCKS unit"),
+     ("ln1@0,2,4,mha@6", "mha@6: timm:vit_micro_patch4_32 has 6 blocks, numbered 0-5")],
+)
+def test_bad_unit_sets_in_groups_are_one_line_exit_2_and_write_nothing(
+        groups: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sweep", "--out", str(tmp_path / "o"), "--executor", "local", "--models", "timm:vit_micro_patch4_32",
+            "--random-weights", "--datasets", "random:16", "--groups", groups, "--steps", "1", "--batch-size", "4",
+            "--no-probe"]
+    assert _run(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if line.startswith("error:")]) == 1 and message in err[-1], err
+    assert not (tmp_path / "o").exists(), "no sweep folder is left"

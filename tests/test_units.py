@@ -19,7 +19,7 @@ from vitplast.errors import VitplastError
 from vitplast.selectors.base import Scores
 from vitplast.selectors.recommend import budget_units, unusable
 from vitplast.train.config import TrainConfig
-from vitplast.units import parse_train, parse_units, resolve
+from vitplast.units import parse_train, parse_units, resolve, split_choices
 
 ORDER = ("embed", "ln1", "mha", "ln2", "fc1", "fc2")
 BLOCKWISE = ("ln1", "mha", "ln2", "fc1", "fc2")
@@ -57,10 +57,7 @@ def test_parser_matches_a_naive_enumeration() -> None:
     rng = random.Random(0)
     for _ in range(400):
         depth = rng.randint(1, 14)
-        want: dict[str, set[int] | None] = {}
-        for c in rng.sample(ORDER, rng.randint(1, len(ORDER))):
-            whole = c == "embed" or rng.random() < 0.3
-            want[c] = None if whole else set(rng.sample(range(depth), rng.randint(1, depth)))
+        want = _random_choice(rng, depth)
         text = ",".join(c if b is None else f"{c}@" + ",".join(_scramble(sorted(b), rng)) for c, b in want.items())
         got = parse_train(text)
         assert [g.split("@")[0] for g in got] == [c for c in ORDER if c in want]  # group order
@@ -73,6 +70,35 @@ def test_parser_matches_a_naive_enumeration() -> None:
         full = {c: set(range(depth)) if b is None and c != "embed" else b for c, b in want.items()}
         resolved = dict(map(_expand, resolve(text, depth)))
         assert resolved == {c: None if b is None or len(b) == depth else b for c, b in full.items()}
+
+
+def _random_choice(rng: random.Random, depth: int) -> dict[str, set[int] | None]:
+    want: dict[str, set[int] | None] = {}
+    for c in rng.sample(ORDER, rng.randint(1, len(ORDER))):
+        whole = c == "embed" or rng.random() < 0.3
+        want[c] = None if whole else set(rng.sample(range(depth), rng.randint(1, depth)))
+    return want
+
+
+def test_split_choices_recovers_every_set_of_a_list() -> None:
+    """Sets written one after another (items of a set joined by ``+``, sets by commas, block lists scrambled)
+    split back into those sets: a comma before a name starts a set, a comma before an index continues one."""
+    rng = random.Random(1)
+    for _ in range(300):
+        sets = [_random_choice(rng, rng.randint(1, 12)) for _ in range(rng.randint(1, 4))]
+        text = ",".join("+".join(c if b is None else f"{c}@" + ",".join(_scramble(sorted(b), rng)) for c, b in s.items())
+                        for s in sets)
+        got = split_choices(text, "--groups")
+        assert [dict(map(_expand, g)) for g in got] == sets, text
+        assert split_choices(",".join("+".join(g) for g in got), "--groups") == got  # canonical text is a fixed point
+
+
+@pytest.mark.parametrize("label", ["--train", "--groups", "'groups'"])
+def test_errors_name_the_option_given(label: str) -> None:
+    for bad in ("mha@3-1", "mha@", "@3", "mha,,ln1", "", "full,mha", "attn"):
+        with pytest.raises(VitplastError) as exc:
+            parse_train(bad, label)
+        assert str(exc.value).startswith(label) and "--train" not in str(exc.value).replace(label, "", 1), exc.value
 
 
 def test_documented_examples() -> None:

@@ -14,6 +14,11 @@ plus ``ln2``. Naming a component twice, or a block twice, is an error, as are ``
 (they take no block list), ``embed@1`` (the embedding belongs to no block) and an index that is not a
 non-negative integer.
 
+Where one option lists several choices (``--groups`` of ``vitplast sweep`` and ``vitplast landscape``),
+:func:`split_choices` splits it: a comma followed by a component name starts the next choice, a comma followed
+by a block index continues the unit set, and ``+`` joins parts into one choice (``ln1@0,2,4,mha`` is two
+choices, ``mha@8-11+ln2,fc1`` two). Error messages name the option the choice came from.
+
 The canonical form (:func:`parse_train`) lists the items in group order, each unit set's blocks ascending
 with runs of consecutive blocks written ``a-b``. Block indices are checked against the model once its depth
 is known (:func:`resolve`), which also rewrites a unit set covering every block as the whole group, so
@@ -26,6 +31,7 @@ import re
 from collections.abc import Sequence
 
 from vitplast.components import COMPONENTS, LN_CONTROL, SELECTABLE, TRAINABLE_CHOICES
+from vitplast.configs import split_list
 from vitplast.errors import VitplastError
 
 _INDEX = re.compile(r"(\d+)(?:-(\d+))?")
@@ -43,12 +49,21 @@ def _indices(text: str, unit: str) -> list[int]:
     return list(range(lo, hi + 1))
 
 
-def _head(name: str, spec: str) -> None:
+def _head(name: str, spec: str, label: str, allowed: Sequence[str]) -> None:
+    if name in allowed:
+        return
+    if tuple(allowed) != TRAINABLE_CHOICES:
+        raise VitplastError(f"{label} {name!r} is not a component group: use one of {' '.join(allowed)}, "
+                            f"each but embed optionally @BLOCKS (e.g. mha@8-11)")
     if name == "head":
         raise VitplastError(f"unknown trainable group 'head' in {spec!r} (the head is always trained)")
-    if name not in TRAINABLE_CHOICES:
-        raise VitplastError(f"unknown trainable group {name!r} in {spec!r}: use 'full', 'ln-control' or a comma "
-                            f"list of {' '.join(SELECTABLE)}, each optionally @BLOCKS (e.g. mha@8-11)")
+    raise VitplastError(f"unknown trainable group {name!r} in {spec!r}: use 'full', 'ln-control' or a comma "
+                        f"list of {' '.join(SELECTABLE)}, each optionally @BLOCKS (e.g. mha@8-11)")
+
+
+def _is_block(part: str) -> bool:
+    """Whether a part is (or tries to be) a block index, which continues the unit set before it."""
+    return bool(_INDEX.fullmatch(part)) or part[:1] in tuple("-0123456789")
 
 
 def _parts(spec: str | Sequence[str]) -> list[str]:
@@ -56,18 +71,27 @@ def _parts(spec: str | Sequence[str]) -> list[str]:
     return [p.strip() for item in items for p in item.split(",")]
 
 
-def parse_units(spec: str | Sequence[str]) -> Units:
+def parse_units(spec: str | Sequence[str], label: str = "--train", allowed: Sequence[str] = TRAINABLE_CHOICES) -> Units:
     """The components of a choice (module grammar) with their blocks, in group order; ``full`` and
-    ``ln-control`` map to ``None``. Raises :class:`VitplastError` on any error of the grammar."""
+    ``ln-control`` map to ``None``. Raises :class:`VitplastError` on any error of the grammar; messages name
+    the option ``label`` the choice came from, and a name outside ``allowed`` is refused."""
+    try:
+        return _parse_units(spec, label, allowed)
+    except VitplastError as exc:
+        msg = str(exc)
+        raise VitplastError(msg if msg.startswith(label) else f"{label}: {msg}") from None
+
+
+def _parse_units(spec: str | Sequence[str], label: str, allowed: Sequence[str]) -> Units:
     text = spec if isinstance(spec, str) else ",".join(str(s) for s in spec)
     chosen: dict[str, list[int] | None] = {}
     last: str | None = None
     if not text.strip():
-        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
+        raise VitplastError(f"{label} needs {_needs(allowed)}")
     for part in _parts(spec):
         if not part:
-            raise VitplastError(f"--train has an empty item in {text!r}: separate the units by single commas")
-        if _INDEX.fullmatch(part) or part[0] in "-0123456789":
+            raise VitplastError(f"{label} has an empty item in {text!r}: separate the units by single commas")
+        if _is_block(part):
             if last is None or chosen[last] is None:
                 raise VitplastError(f"{text!r}: block {part!r} follows no COMPONENT@BLOCKS unit")
             blocks = _indices(part, last)
@@ -76,7 +100,7 @@ def parse_units(spec: str | Sequence[str]) -> Units:
             name = name.strip()
             if not name:
                 raise VitplastError(f"{part!r} names no component: write COMPONENT@BLOCKS, e.g. mha@{rest.strip() or 0}")
-            _head(name, text)
+            _head(name, text, label, allowed)
             if name in chosen:
                 raise VitplastError(f"{text!r} names {name!r} twice: list its blocks once (e.g. {name}@0,2,4)")
             if at and name not in COMPONENTS:
@@ -97,11 +121,11 @@ def parse_units(spec: str | Sequence[str]) -> Units:
             raise VitplastError(f"{text!r} names block {twice[0] if twice else blocks[0]} of {last!r} twice")
         have.extend(blocks)
     if not chosen:
-        raise VitplastError(f"--train needs 'full' or a comma list of {' '.join(SELECTABLE)}")
+        raise VitplastError(f"{label} needs {_needs(allowed)}")
     for solo in ("full", LN_CONTROL):
         if solo in chosen and len(chosen) > 1:
             what = "already trains everything" if solo == "full" else "is a control group"
-            raise VitplastError(f"--train {solo!r} {what}: do not combine it with other groups")
+            raise VitplastError(f"{label} {solo!r} {what}: do not combine it with other groups")
     order = [*TRAINABLE_CHOICES]
     return {n: (None if b is None else tuple(sorted(b))) for n, b in sorted(chosen.items(), key=lambda kv: order.index(kv[0]))}
 
@@ -122,9 +146,35 @@ def format_units(units: Units) -> tuple[str, ...]:
     return tuple(n if b is None else f"{n}@{format_blocks(b)}" for n, b in units.items())
 
 
-def parse_train(spec: str | Sequence[str]) -> tuple[str, ...]:
+def _needs(allowed: Sequence[str]) -> str:
+    if "full" in allowed:
+        return f"'full' or a comma list of {' '.join(SELECTABLE)}"
+    return f"a comma list of {' '.join(allowed)}"
+
+
+def parse_train(spec: str | Sequence[str], label: str = "--train",
+                allowed: Sequence[str] = TRAINABLE_CHOICES) -> tuple[str, ...]:
     """A choice in canonical form (module docstring): ``"mha@11,8-10, ln2"`` -> ``("mha@8-11", "ln2")``."""
-    return format_units(parse_units(spec))
+    return format_units(parse_units(spec, label, allowed))
+
+
+def split_choices(text: str, label: str, allowed: Sequence[str] = TRAINABLE_CHOICES) -> tuple[tuple[str, ...], ...]:
+    """Several choices in one option value (``--groups``), each in canonical form (:func:`parse_train`).
+
+    The value is split at commas (and blanks) into parts; ``+`` joins parts into one choice. A part that starts
+    a choice after a comma begins a new choice, unless it is a bare block index (``INT``, ``INT-INT``): that
+    continues the block list of the unit set before it. So ``ln1@0,2,4,mha`` is the two choices ``ln1@0,2,4``
+    and ``mha``, ``mha@8-11+ln2,fc1`` the two choices ``mha@8-11,ln2`` and ``fc1``. An empty value is no
+    choice; an empty part is an error naming ``label``.
+    """
+    chosen: list[list[str]] = []
+    for token in split_list(text, label):
+        parts = token.split("+")
+        if chosen and _is_block(parts[0].strip()):
+            chosen[-1].extend(parts)
+        else:
+            chosen.append(parts)
+    return tuple(parse_train(parts, label, allowed) for parts in chosen)
 
 
 def split_item(item: str) -> tuple[str, tuple[int, ...] | None]:

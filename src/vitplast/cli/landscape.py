@@ -12,20 +12,26 @@ from vitplast.cli import app, fail
 from vitplast.cli.options import Fields, options_from
 from vitplast.cli.progress import rich_progress
 from vitplast.components import SELECTABLE
-from vitplast.configs import default_of, split_list
-from vitplast.landscape.config import LandscapeConfig
+from vitplast.configs import default_of
+from vitplast.landscape.config import LandscapeConfig, panel
+from vitplast.units import split_choices
 
 C = LandscapeConfig
 
 
-def _group_list(flag: str, spec: str) -> tuple[str, ...]:
-    names = split_list(spec, flag)
-    for name in names:
-        if name not in SELECTABLE:
-            raise fail(f"{flag} {name!r} is not a component group: use one of {' '.join(SELECTABLE)}")
-    if not names:
-        raise fail(f"{flag} needs one of {' '.join(SELECTABLE)}")
-    return names
+def _panels(train: str | None, groups: str | None) -> tuple[str, ...] | None:
+    """``--train SET`` (one panel: ``mha@8-11,ln2`` is one set) or ``--groups`` (one panel per choice, split by
+    :func:`vitplast.units.split_choices`: ``ln1@0,2,4,mha`` is two panels), each in canonical form."""
+    if train is not None and groups is not None:
+        raise fail("give --train SET or --groups S1,S2, not both")
+    if train is not None:
+        return (panel(train, "--train"),)
+    if groups is None:
+        return None
+    chosen = tuple("+".join(items) for items in split_choices(groups, "--groups", SELECTABLE))
+    if not chosen:
+        raise fail(f"--groups needs one of {' '.join(SELECTABLE)}")
+    return chosen
 
 
 @app.command()
@@ -33,10 +39,12 @@ def _group_list(flag: str, spec: str) -> tuple[str, ...]:
 def landscape(
     given: dict[str, Any],
     train: str | None = typer.Option(
-        None, "--train", help=f"One group to train: {' '.join(SELECTABLE)} (default: {default_of(C, 'groups')[0]})."
+        None, "--train", help=f"One set to train: a group ({' '.join(SELECTABLE)}) or unit set, e.g. mha@8-11 or "
+        f"mha@8-11,ln2 (one panel; default: {default_of(C, 'groups')[0]})."
     ),
     groups: str | None = typer.Option(
-        None, "--groups", help="Several groups, comma-separated (e.g. mha,ln1): one panel each, shared colour scale."
+        None, "--groups", help="Several sets, comma-separated (e.g. mha,ln1): one panel each, shared colour scale. "
+        "A comma before a block index continues a unit set, + joins a set: ln1@0,2,4,mha@8-11+ln2 is two panels."
     ),
     out: Path = typer.Option(Path("vitplast-out/landscape"), help="Output directory."),
 ) -> None:
@@ -48,12 +56,7 @@ def landscape(
     alpha, beta, loss), OUT/landscape.json (explained variance, grid, data, head) and OUT/landscape.png.
     See docs/landscape.md.
     """
-    if train is not None and groups is not None:
-        raise fail("give --train GROUP or --groups G1,G2, not both")
-    chosen = _group_list("--train", train) if train is not None else None
-    if groups is not None:
-        chosen = _group_list("--groups", groups)
-    cfg = LandscapeConfig(**given, groups=chosen or default_of(C, "groups"))
+    cfg = LandscapeConfig(**given, groups=_panels(train, groups) or default_of(C, "groups"))
     from vitplast.landscape.run import compute_landscape
 
     with rich_progress(Console(stderr=True)) as progress:

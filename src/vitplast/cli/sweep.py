@@ -19,6 +19,7 @@ from vitplast.errors import VitplastError
 from vitplast.suites import SUITES, SuiteOptions
 from vitplast.sweep.resources import Resources
 from vitplast.sweep.spec import RunSettings
+from vitplast.units import split_choices
 
 console = Console(stderr=True)
 
@@ -43,12 +44,14 @@ def grid_from_flags(
     models: str | None, datasets: str | None, groups: str | None, optimizers: str | None, lrs: str | None,
     seeds: str | None, train: dict[str, Any], probe: bool, plasticity: dict[str, Any] | None, run: dict[str, Any],
 ) -> dict[str, Any]:
-    """The sweep mapping of the ``--models --datasets ...`` flags (groups: ``mha,ln1`` = two runs; ``ln1+ln2`` = one)."""
+    """The sweep mapping of the ``--models --datasets ...`` flags (groups: ``mha,ln1`` = two runs; ``ln1+ln2`` = one;
+    ``ln1@0,2,4,mha`` = two, :func:`vitplast.units.split_choices`)."""
     if not datasets:
         raise VitplastError("give a sweep file, or at least --datasets (and --models, default micro)")
     data: dict[str, Any] = {"name": "sweep", "models": _strs(models, "--models") or ["micro"],
                             "datasets": _strs(datasets, "--datasets")}
-    for key, value in (("groups", _strs(groups, "--groups")), ("optimizers", _strs(optimizers, "--optimizers")), ("lrs", _numbers(lrs, "--lrs", float)),
+    choices = None if groups is None else ["+".join(items) for items in split_choices(groups, "--groups")]
+    for key, value in (("groups", choices), ("optimizers", _strs(optimizers, "--optimizers")), ("lrs", _numbers(lrs, "--lrs", float)),
                        ("seeds", _numbers(seeds, "--seeds", int))):
         if value is not None:
             data[key] = value
@@ -166,7 +169,8 @@ def sweep(
     executor: ExecOpt = "auto",
     models: Annotated[str | None, typer.Option("--models", help="comma list of model specs")] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", help="comma list of data specs")] = None,
-    groups: Annotated[str | None, typer.Option("--groups", help="comma list: full,mha,ln1 (ln1+ln2: both in one run)")] = None,
+    groups: Annotated[str | None, typer.Option("--groups", help="comma list, one run each: full,mha,ln1; ln1+ln2 trains both in one run; unit sets: "
+        "ln1@0,2,4,mha@8-11 is two runs (a comma before a block index continues the unit set)")] = None,
     optimizers: Annotated[str | None, typer.Option("--optimizers", help="comma list: sgd,adamw")] = None,
     lrs: Annotated[str | None, typer.Option("--lrs", help="comma list of learning rates")] = None,
     seeds: Annotated[str | None, typer.Option("--seeds", help="comma list of seeds")] = None,

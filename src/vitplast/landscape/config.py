@@ -14,10 +14,25 @@ from vitplast.components import SELECTABLE
 from vitplast.configs import MODEL_HELP, device_option, option, seed_option, validate
 from vitplast.errors import VitplastError
 from vitplast.train.config import HEAD_INITS
+from vitplast.units import parse_train, resolve
 
 #: Most grid points of one run (``grid ** 2`` per group; each is a loss evaluation and a row of landscape.csv),
 #: checked before any training: a million points take hours and hold about 100 MB of tables.
 MAX_GRID_POINTS = 1_000_000
+
+
+def panel(spec: str, label: str = "--groups") -> str:
+    """One panel's trainable set in canonical form, its items joined by ``+`` as a sweep's tables write them:
+    ``"ln2,mha@11,8-10"`` (or ``"ln2+mha@8-11"``) -> ``"mha@8-11+ln2"``; a whole group stays its name. Only
+    ``embed ln1 mha ln2 fc1 fc2`` (each optionally @BLOCKS, :mod:`vitplast.units`) are accepted: ``full`` and
+    ``ln-control`` are no component group's landscape. Errors name ``label``."""
+    return "+".join(parse_train(spec.replace("+", ","), label, SELECTABLE))
+
+
+def resolve_panel(spec: str, depth: int, model: str) -> str:
+    """:func:`panel` checked against a model of ``depth`` blocks (:func:`vitplast.units.resolve`): a block
+    index past the last block is an error, a unit set naming every block is the whole group."""
+    return "+".join(resolve(panel(spec).split("+"), depth, model))
 
 
 @dataclass(frozen=True)
@@ -27,7 +42,8 @@ class LandscapeConfig:
     model: str = option("micro", help=MODEL_HELP)
     data: str = option("mini:digits", help="Data spec whose train split is trained on and evaluated, e.g. mini:digits.")
     groups: tuple[str, ...] = option(
-        ("mha",), help="Component groups, one landscape each.", choices=SELECTABLE
+        ("mha",), help="Trainable sets, one landscape each: a component group or a unit set such as mha@8-11 or "
+        "mha@8-11+ln2 (docs/selectors.md)."
     )
     steps: int = option(20, help="SGD updates of the group's trajectory (>= 3).", ge=3)
     grid: int = option(
@@ -52,6 +68,7 @@ class LandscapeConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        object.__setattr__(self, "groups", tuple(panel(g) for g in self.groups))
         if self.grid % 2 == 0:
             raise VitplastError(f"--grid must be odd (its centre is the final point), got {self.grid}")
         if not self.groups:

@@ -113,6 +113,12 @@ def shared_levels(result: LandscapeResult, n: int = 21) -> np.ndarray:
     return np.linspace(lo, hi, n)
 
 
+def title(group: str) -> str:
+    """A panel's name as a figure writes it: ``"mha"`` -> ``"MHA"``, ``"mha@8-11+ln2"`` -> ``"MHA@8-11 + LN2"``."""
+    names = (item.partition("@") for item in group.split("+"))
+    return " + ".join(f"{DISPLAY.get(name, name)}{at}{blocks}" for name, at, blocks in names)
+
+
 def plot_landscape(result: LandscapeResult, path: Path) -> None:
     """Contours of each group's loss on its two PCA directions with the projected SGD trajectory."""
     import matplotlib
@@ -140,7 +146,7 @@ def plot_landscape(result: LandscapeResult, path: Path) -> None:
         ax.set_xlabel(f"PC1 ({100 * g.explained[0]:.1f} % of offsets)")
         ax.set_ylabel(f"PC2 ({100 * g.explained[1]:.1f} %)")
         ax.set_title(
-            f"{DISPLAY.get(g.group, g.group)} ({g.n_params:,} params): loss "
+            f"{title(g.group)}{chr(10) if '@' in g.group else ' '}({g.n_params:,} params): loss "  # unit sets: 2 lines
             f"{g.trajectory_loss[0]:.3g} -> {g.trajectory_loss[-1]:.3g}",
             fontsize=9,
         )
@@ -152,6 +158,7 @@ def plot_landscape(result: LandscapeResult, path: Path) -> None:
         f"{cfg.model} on {cfg.data}: {cfg.steps} SGD steps (lr {cfg.lr:g}, batch {cfg.batch_size}), "
         f"{cfg.grid}x{cfg.grid} grid, span {cfg.span:g}",
         fontsize=9,
+        **({"y": 1.03} if any("@" in g.group for g in groups) else {}),  # above two-line panel titles
     )
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

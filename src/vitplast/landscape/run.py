@@ -12,6 +12,7 @@ same set is recorded too.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from torch.nn.utils import parameters_to_vector
 
 from vitplast.data import DataBundle, DataContext, IndexedSet, Transformed, load_data, make_transform
 from vitplast.errors import VitplastError
-from vitplast.landscape.config import LandscapeConfig
+from vitplast.landscape.config import LandscapeConfig, resolve_panel
 from vitplast.landscape.geometry import grid_axes, loss_surface, pca_directions, project
 from vitplast.landscape.result import GroupLandscape, LandscapeResult
 from vitplast.models import ViT, load_model
@@ -66,15 +67,19 @@ def group_landscape(
 ) -> GroupLandscape:
     """Train ``group`` alone from the model's current weights, measure its landscape, restore the weights.
 
+    ``group`` is a panel of :func:`~vitplast.landscape.config.panel`: a whole group, or unit sets joined by ``+``
+    (``mha@8-11+ln2``), whose tensors are those a finetuning run of the same set trains
+    (:func:`vitplast.train.groups.trainable_groups`), flattened item after item.
+
     ``images``/``labels`` (on the model's device) are the fixed evaluation set. The head and every other group
     stay frozen; the model is left as it was given.
     """
     t0 = time.perf_counter()
     flags = [p.requires_grad for p in vit.module.parameters()]
-    params = freeze_except(vit, (group,))
+    params = freeze_except(vit, group.split("+"))
     for p in params["head"]:
         p.requires_grad_(False)
-    trained = params[group]
+    trained = [p for item, ps in params.items() if item != "head" for p in ps]
     if not trained:
         raise VitplastError(f"{vit.name} has no parameters in group {group!r}")
     device = images.device
@@ -134,11 +139,15 @@ def compute_landscape(
 ) -> LandscapeResult:
     """Landscapes of ``cfg.groups``, each trained from the same start (the model with one frozen new head).
 
+    The groups' block indices are checked against the model first (:func:`~vitplast.landscape.config.resolve_panel`;
+    a unit set naming every block is the whole group); the result's config records them resolved.
+
     ``model``/``data`` override ``cfg.model``/``cfg.data`` (the model gets a new head; its weights are restored
     after each group). Raises :class:`VitplastError` on bad input before any work is done.
     """
     device = resolve_device(cfg.device)
     vit = model if model is not None else load_model(cfg.model, random_weights=cfg.random_weights, seed=cfg.seed)
+    cfg = replace(cfg, groups=tuple(resolve_panel(g, vit.depth, vit.name) for g in cfg.groups))
     bundle = data if data is not None else load_data(cfg.data, DataContext(input_size=vit.data_config.input_size))
     n_train = len(bundle.train)  # type: ignore[arg-type]
     if cfg.batch_size > n_train:

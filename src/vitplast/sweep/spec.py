@@ -377,7 +377,7 @@ def _parse_grid(d: Mapping[str, Any], name: str, base: Grid | None) -> Grid:
         raise VitplastError(f"grid {name!r} lists no datasets")
     all_groups = tuple((g,) for g in ("full", "embed", "ln1", "mha", "ln2", "fc1", "fc2"))
     groups = (
-        tuple(parse_groups(str(g).replace("+", ",")) for g in _as_list(d["groups"], "groups"))
+        tuple(parse_groups(str(g).replace("+", ","), "'groups'") for g in _as_list(d["groups"], "groups"))
         if "groups" in d
         else inherit("groups", all_groups)
     )
