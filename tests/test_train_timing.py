@@ -12,6 +12,7 @@ from tests.tiny_models import tiny_train_data, tiny_train_vit
 from vitplast.train import bundle as bundle_mod
 from vitplast.train import finetune
 from vitplast.train.bundle import train_bundle
+from vitplast.train.config import TrainConfig
 from vitplast.train.loop import TrainState
 from vitplast.train.rundir import RunDir
 
@@ -79,3 +80,32 @@ def test_resume_state_written_before_bundle_timing_counts_its_time_as_its_bundle
     s = TrainState.saved(old)
     assert (s.train_seconds, s.bundle_train_seconds, s.bundle_size) == (2.5, 2.5, 1)
     assert TrainState.saved({**old, "bundle_train_seconds": 7.5, "bundle_size": 3}).bundle_train_seconds == 7.5
+
+
+def test_bundle_members_share_the_cached_probe_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LP-FT members of one target fit the probe head once per process, as single runs of a sweep do (the head
+    depends on the backbone and the train split only), not once per member."""
+    from vitplast.train import cache, head_init
+
+    calls: list[int] = []
+    fit = head_init.fit_probe_head
+
+    def counted(*a: object, **kw: object) -> object:
+        calls.append(1)
+        return fit(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(head_init, "fit_probe_head", counted)
+    cache.clear()
+    torch.set_num_threads(1)
+    cfgs = [lp_ft(g) for g in ("mha", "ln1", "fc2")]
+    res = train_bundle(cfgs, [tmp_path / g for g in ("mha", "ln1", "fc2")], CPU)
+    assert len(calls) == 1 and all(r["test_acc"] is not None for r in res)
+    single = finetune(cfgs[0].model, cfgs[0].data, cfgs[0], CPU, out=tmp_path / "single").result
+    assert len(calls) == 1  # and a single run in the same process reuses it
+    assert single["test_acc"] == res[0]["test_acc"]
+    cache.clear()
+
+
+def lp_ft(group: str) -> TrainConfig:
+    return TrainConfig(model="timm:vit_micro_patch4_32", data="random:16", train=group, random_weights=True,  # type: ignore[arg-type]
+                       head_init="probe", steps=2, batch_size=8, eval_every=2, lr=1e-3)

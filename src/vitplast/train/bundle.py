@@ -140,9 +140,10 @@ def train_bundle(cfgs: Sequence[TrainConfig], outs: Sequence[str | Path], opts: 
     with contextlib.ExitStack() as stack:
         members: list[tuple[int, Member]] = []
         base: ViT | None = None
+        given = data  # None: every member takes model, data and LP-FT head from the cache, as a single run does
         for i, (cfg, out) in enumerate(zip(cfgs, outs, strict=True)):
             stack.enter_context(RunDir(Path(out)).starting())
-            m, done, prep = _member(cfg, model, data, Path(out), resume, device, workers, prec)
+            m, done, prep = _member(cfg, model, given, Path(out), resume, device, workers, prec)
             data = prep.bundle
             if base is None:
                 base = prep.vit
