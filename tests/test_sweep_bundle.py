@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.test_train_bundle import kill_after_first_evaluation
@@ -60,6 +61,14 @@ def test_bundled_sweep_equals_unbundled_and_resumes_after_a_kill(tmp_path: Path,
         a = RunDir(tmp_path / "single" / "runs" / run_id).read_result()
         b = RunDir(tmp_path / "ref" / "runs" / run_id).read_result()
         assert b["test_acc"] == a["test_acc"] and b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-5)
+    # results.csv carries each run's share of its bundle's training time, the bundle's total and its size
+    for name, k in (("single", 1), ("ref", 6)):
+        table = pd.read_csv(tmp_path / name / "results.csv")
+        assert list(table["bundle_size"]) == [k] * 6
+        bundles = table.groupby("bundle_train_seconds")["train_seconds"]
+        assert sorted(bundles.size()) == ([1] * 6 if k == 1 else [6])
+        for total, shares in bundles:
+            assert shares.sum() == pytest.approx(total, rel=1e-9)
 
     out = tmp_path / "killed"
     validate = kill_after_first_evaluation(monkeypatch)

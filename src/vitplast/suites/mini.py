@@ -27,12 +27,14 @@ the finished pilot runs.
 
 ``quick=True`` shrinks everything (2 targets, 1 lr per group, 2 seeds, 3 steps, 32 pairs, no pilot) to check
 the chain end to end in minutes; its numbers mean nothing. ``lrs=...`` replaces the pilot by one grid run on
-every seed.
+every seed. ``targets=...`` runs the design on some of the targets (:func:`target_specs`): each run keeps the id
+it has in the full suite.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,8 @@ TARGETS: tuple[str, ...] = (
 QUICK_TARGETS: tuple[str, ...] = ("mini:digits", "mini:source-c:gaussian_noise:5")
 #: Every target in the 30-92 % band of ``docs/mini-targets.md`` (the suite uses :data:`TARGETS`).
 GRADED_TARGETS: tuple[str, ...] = (*TARGETS[:3], "mini:textures-c:motion_blur:5", *TARGETS[3:])
+#: The targets ``targets=`` may name (:func:`target_specs`), in the order the suite runs them.
+TARGET_CHOICES: tuple[str, ...] = (*GRADED_TARGETS, *QUICK_TARGETS)
 #: ``quick=True``: steps per run and seeds.
 QUICK_STEPS = 3
 QUICK_SEEDS = (0, 1)
@@ -120,6 +124,19 @@ def label(spec: str) -> str:
     return spec.removeprefix("mini:").replace(":", " ")
 
 
+def target_specs(names: Iterable[str], choices: tuple[str, ...] = TARGET_CHOICES) -> tuple[str, ...]:
+    """``--targets``: the data specs of the mini targets ``names`` (``latin``, ``mini:latin``, and a label such as
+    ``textures-c contrast 5`` for ``mini:textures-c:contrast:5``), in the order of ``choices``, each once; one
+    ``error:`` line for none, or for a name not in ``choices``."""
+    names = list(names)
+    specs = ["mini:" + n.strip().removeprefix("mini:").replace(" ", ":") for n in names]
+    unknown = [n for n, sp in zip(names, specs, strict=True) if sp not in choices]
+    if not specs or unknown:
+        raise VitplastError(f"--targets must be mini targets of docs/mini-targets.md "
+                            f"({','.join(c.removeprefix('mini:') for c in choices)}), got {', '.join(unknown) or 'none'}")
+    return tuple(c for c in choices if c in specs)
+
+
 def mini_suite(
     model: str = "micro",
     random_weights: bool = False,
@@ -129,10 +146,12 @@ def mini_suite(
     seeds: tuple[int, ...] | None = None,
     root: Path | None = None,
     project: bool = False,
+    targets: Iterable[str] | None = None,
 ) -> SweepSpec:
     """The mini suite as a sweep (module docstring); ``steps``, ``lrs`` (one grid for every group, on every
     seed: no pilot) and ``seeds`` override the defaults (each changes the runs' ids, so results of both sizes
-    never mix).
+    never mix). ``targets`` (:func:`target_specs`; default :data:`TARGETS`, with ``quick`` :data:`QUICK_TARGETS`)
+    selects targets without changing any task's id: the plan is the default plan's tasks of those targets.
 
     The staged design is planned from what has finished in ``root`` (a sweep folder, or ``None``): the pilot
     runs of seed ``seeds[0]`` at the lrs :func:`~vitplast.suites.lr_pilot.pilot_state` asks for, and the other
@@ -142,7 +161,7 @@ def mini_suite(
         raise VitplastError(f"--steps must be >= 1, got {steps}")
     if lrs is not None and (not lrs or any(not (x > 0 and math.isfinite(x)) for x in lrs)):
         raise VitplastError(f"--lrs must be finite numbers > 0, got {lrs}")
-    targets = QUICK_TARGETS if quick else TARGETS
+    targets = target_specs(targets) if targets is not None else QUICK_TARGETS if quick else TARGETS
     seeds = seeds or (QUICK_SEEDS if quick else SEEDS)
     steps = steps if steps is not None else (QUICK_STEPS if quick else STEPS)
     train = train_settings(steps, 16 if quick else BATCH, random_weights)

@@ -32,6 +32,10 @@ def _csv(xs: Iterable[int]) -> str:
     return ",".join(map(str, xs))
 
 
+def _names(specs: Iterable[str]) -> str:
+    return ",".join(s.removeprefix("mini:") for s in specs)
+
+
 @dataclass(frozen=True)
 class SuiteOptions:
     """The options of ``vitplast reproduce`` that shape a suite (each suite reads its own; ``check`` refuses one
@@ -53,7 +57,9 @@ class SuiteOptions:
     budget: float | None = option(None, help=f"units: parameter budget, a fraction of the backbone (default "
                                   f"{units.BUDGET})", gt=0, le=1)
     targets: tuple[str, ...] | None = option(
-        None, help=f"units: comma list of mini targets (default {','.join(units.TARGETS)})")
+        None, help="mini, units: comma list of mini targets of docs/mini-targets.md, e.g. latin,count (default: "
+        f"mini: its {len(mini.TARGETS)} targets, with --quick {_names(mini.QUICK_TARGETS)}; units: "
+        f"{_names(units.TARGETS)})")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -127,15 +133,16 @@ def _refuse(given: dict[str, object], owner: str) -> None:
     """One ``error:`` line when an option of another suite (``owner``) is given."""
     named = [k for k, v in given.items() if v not in (None, False)]
     if named:
-        raise VitplastError(f"{', '.join(named)} apply to the {owner} suite")
+        raise VitplastError(f"{', '.join(named)} apply to the {owner} suite{'s' if ' and ' in owner else ''}")
 
 
 def _mini_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
-    _refuse({"--budget": o.budget, "--targets": o.targets}, "units")
+    _refuse({"--budget": o.budget}, "units")
     bundled = o.model in BUNDLED_MODELS
     # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
     spec = mini.mini_suite("timm:vit_micro_patch4_32" if bundled and o.random_weights else o.model, o.random_weights,
-                           o.quick, o.steps, o.lrs or None, o.seeds or None, root=root, project=dry_run)
+                           o.quick, o.steps, o.lrs or None, o.seeds or None, root=root, project=dry_run,
+                           targets=o.targets)
     if bundled and not o.random_weights and not dry_run:
         from vitplast.models.micro import checkpoint_path
 
@@ -181,7 +188,8 @@ def _fmt_detectable(x: float, unit: str) -> str:
 
 def _paper_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
     _refuse({"--quick": o.quick, "--steps": o.steps, "--lrs": o.lrs, "--seeds": o.seeds}, "mini")
-    _refuse({"--budget": o.budget, "--targets": o.targets}, "units")
+    _refuse({"--budget": o.budget}, "units")
+    _refuse({"--targets": o.targets}, "mini and units")
     return paper.paper_suite(o.data_root)
 
 
@@ -189,7 +197,8 @@ def units_design(o: SuiteOptions) -> units.Design:
     """The units suite's design from the options (a bundled model with ``--random-weights``: its architecture)."""
     _refuse({"--quick": o.quick}, "mini")
     model = "timm:vit_micro_patch4_32" if o.model in BUNDLED_MODELS and o.random_weights else o.model
-    given: dict[str, Any] = {"targets": o.targets, "budget": o.budget, "steps": o.steps, "seeds": o.seeds,
+    targets = mini.target_specs(o.targets, mini.GRADED_TARGETS) if o.targets is not None else None
+    given: dict[str, Any] = {"targets": targets, "budget": o.budget, "steps": o.steps, "seeds": o.seeds,
                              "lrs": o.lrs}
     return units.Design(model, random_weights=o.random_weights, **{k: v for k, v in given.items() if v})
 

@@ -110,7 +110,7 @@ def _member(cfg: TrainConfig, model: ViT | None, data: DataBundle | None, out: P
                list(prep.bundle.info.get("warnings", [])), init)
     if existing and rd.has_resume_state():
         m.saved, _ = rd.load_resume_state(warn=warn)
-        m.state = TrainState(**m.saved["state"])
+        m.state = TrainState.saved(m.saved["state"])
         m.init.update({k: v for k, v in m.saved["weights"].items() if k in m.init})
     return m, None, prep
 
@@ -140,9 +140,10 @@ def train_bundle(cfgs: Sequence[TrainConfig], outs: Sequence[str | Path], opts: 
     with contextlib.ExitStack() as stack:
         members: list[tuple[int, Member]] = []
         base: ViT | None = None
+        given = data  # None: every member takes model, data and LP-FT head from the cache, as a single run does
         for i, (cfg, out) in enumerate(zip(cfgs, outs, strict=True)):
             stack.enter_context(RunDir(Path(out)).starting())
-            m, done, prep = _member(cfg, model, data, Path(out), resume, device, workers, prec)
+            m, done, prep = _member(cfg, model, given, Path(out), resume, device, workers, prec)
             data = prep.bundle
             if base is None:
                 base = prep.vit
@@ -327,7 +328,15 @@ class _Session:
 
     # --- the session -------------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
+        """Train every member to the end and write their results. Timing (:class:`TrainState`): each update's
+        wall time ``dt`` is divided among the members that make it (a member that diverges in it gets none), so
+        the members' ``train_seconds`` added in this session sum to the session's training time ``T`` (the sum of
+        its ``dt``); every member adds ``T`` to its ``bundle_train_seconds`` and has ``bundle_size`` the members
+        the session started with."""
         everyone = list(self.members)
+        before = [m.state.bundle_train_seconds for m in everyone]
+        for m in everyone:
+            m.state.bundle_size = len(everyone)
         with contextlib.ExitStack() as stack:
             for m in everyone:
                 if m.saved is None and m.state.step == 0:
@@ -340,11 +349,15 @@ class _Session:
                 m.log = stack.enter_context(open(m.rd.metrics, "a"))
             for msg in dict.fromkeys(w for m in everyone for w in m.warnings):
                 warn(msg)
-            self._train()
+            total = self._train()
+        for m, b in zip(everyone, before, strict=True):
+            m.state.bundle_train_seconds = b + total
         return self._finish(everyone)
 
-    def _train(self) -> None:
+    def _train(self) -> float:
+        """Train the members to the end; returns the summed step time ``T`` (:meth:`run`)."""
         cfg = self.cfg
+        total = 0.0
         step = self.members[0].state.step
         its, which = self._streams(step)
         wall_before = [m.state.wall_seconds for m in self.members]
@@ -375,15 +388,18 @@ class _Session:
             self.opt.step(lrs)
             step += 1
             dt = time.perf_counter() - t0
+            total += dt
             for k, m in enumerate(self.members):
                 m.state.step = step
-                m.state.train_seconds += dt
+                m.state.train_seconds += dt / len(self.members)
+                m.state.bundle_train_seconds += dt
                 _write(m.log, {"kind": "train", "step": step, "loss": losses[k], "lr": lrs[k],  # type: ignore[arg-type]
                                "grad_norm": norms[k][0], "grad_norm_groups": norms[k][1]})
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 self._validate(step, [wall_before[k] + time.perf_counter() - start for k in range(len(self.members))])
         for k, m in enumerate(self.members):
             m.state.wall_seconds = wall_before[k] + time.perf_counter() - start
+        return total
 
     def _validate(self, step: int, walls: list[float]) -> None:
         scores = self.evaluate("val", {n: p.detach() for n, p in self.params.items()})

@@ -78,6 +78,13 @@ class Prepared:
 
 @dataclass
 class TrainState:
+    """A run's counters, saved in ``last.pt``. Timing: ``train_seconds`` is the run's own share of the training
+    step time, ``sum over its steps of dt_step / K_step`` (``dt_step`` the wall time of the (bundle's) update,
+    ``K_step`` the runs that updated in it; 1 for a single run); ``bundle_train_seconds`` is the training time
+    of the bundle sessions it trained in, ``sum over its sessions of sum over the session's steps of dt_step``
+    (equal to ``train_seconds`` for a run trained alone); ``bundle_size`` the runs of its last session. A resumed
+    run adds its new session to both sums."""
+
     step: int = 0
     best_acc: float = -math.inf
     best_step: int | None = None
@@ -85,6 +92,17 @@ class TrainState:
     train_seconds: float = 0.0
     wall_seconds: float = 0.0
     diverged_at: int | None = None
+    bundle_train_seconds: float = 0.0
+    bundle_size: int = 1
+
+    @staticmethod
+    def saved(counters: dict[str, Any]) -> TrainState:
+        """The state of ``last.pt``'s counters; one written before ``bundle_train_seconds`` existed counts its
+        ``train_seconds`` as its bundle's."""
+        state = TrainState(**counters)
+        if "bundle_train_seconds" not in counters:
+            state.bundle_train_seconds = state.train_seconds
+        return state
 
 
 def build_model(cfg: TrainConfig, num_classes: int, model: ViT | None = None) -> ViT:
@@ -209,6 +227,8 @@ def write_result(rd: RunDir, cfg: TrainConfig, state: TrainState, test: Score | 
         "trainable_params_per_group": counts,
         "wall_seconds": wall_seconds,
         "train_seconds": state.train_seconds,
+        "bundle_size": state.bundle_size,
+        "bundle_train_seconds": state.bundle_train_seconds,
         "images_per_s": images / state.train_seconds if state.train_seconds > 0 else None,
         "diverged": state.diverged_at is not None,
         "diverged_at": state.diverged_at,
@@ -284,7 +304,7 @@ class _Engine:
             torch.set_rng_state(saved["rng"])
             if self.device.type == "cuda" and saved.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
-            state = TrainState(**saved["state"])
+            state = TrainState.saved(saved["state"])
             fields = vars(state)
             if not all(isinstance(v, int | float | None) and not isinstance(v, bool) for v in fields.values()):
                 raise TypeError("its counters must be numbers")
@@ -354,6 +374,7 @@ class _Engine:
         batches = iter(loader(data, cfg.micro_batch, self.workers, sampler, pin=self.device.type == "cuda"))
         session_start = time.perf_counter()
         wall_before = state.wall_seconds
+        state.bundle_size = 1
         vit.train()
         advance = phase(self.progress, f"training {cfg.data} {','.join(cfg.train)}", cfg.steps - state.step)
         while state.step < cfg.steps:
@@ -366,7 +387,9 @@ class _Engine:
                              "grad_norm": total, "grad_norm_groups": per_group, "diverged": True})
                 break
             state.step += 1
-            state.train_seconds += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            state.train_seconds += dt
+            state.bundle_train_seconds += dt
             _write(log, {"kind": "train", "step": state.step, "loss": loss_value, "lr": lr,
                          "grad_norm": total, "grad_norm_groups": per_group})
             if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
