@@ -48,7 +48,7 @@ from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_t
 from vitplast.train.bundle_memory import members_that_fit
 from vitplast.train.bundle_optim import BatchedOptimizer
 from vitplast.train.config import BUNDLE_SHARED, RunOptions, TrainConfig, bundle_key
-from vitplast.train.loop import Prepared, TrainState, config_record, _write, prepare, run, write_result
+from vitplast.train.loop import Prepared, TrainState, _write, config_record, prepare, run, write_result
 from vitplast.train.optim import lr_at
 from vitplast.train.rundir import RunDir
 from vitplast.train.scoring import Score
