@@ -135,6 +135,12 @@ SCHEMA = SRC / "sweep" / "spec.py"
 STRICT = (*sorted(set((SRC / "sweep").glob("*.py")) - {SCHEMA}), SRC / "suites" / "estimate.py", SRC / "suites" / "suite.py")
 
 
+def _event_name(text: str, at: int) -> bool:
+    """The definition of the ``events.jsonl`` event ``start`` (``execute.STARTED``), which shares its name with
+    the ``start`` kind."""
+    return text[text.rfind("\n", 0, at) + 1:at] == "STARTED = "
+
+
 def test_no_module_outside_the_kinds_spells_a_kind_name() -> None:
     names = tuple(k.name for k in kinds())
     dispatch = _dispatch(names)
@@ -148,6 +154,6 @@ def test_no_module_outside_the_kinds_spells_a_kind_name() -> None:
         text = path.read_text()
         pattern = literal if path in STRICT else dispatch
         found += [f"{path.relative_to(SRC)}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}"
-                  for m in pattern.finditer(text)]
+                  for m in pattern.finditer(text) if not _event_name(text, m.start())]
     assert all(p.is_file() for p in STRICT)
     assert not found, "dispatch on a task kind's name outside vitplast/sweep/kinds/:\n" + "\n".join(found)
