@@ -96,8 +96,8 @@ def test_the_dry_run_states_the_power_from_the_noise_of_its_own_runs(tmp_path: P
     assert seed_sd == pytest.approx(0.01)
     after = " ".join(runner.invoke(app, args).output.split())
     n = len(build_plan(mini.mini_suite("micro-long", root=tmp_path, project=True)).of_kind("finetune"))
-    left = re.search(rf"{n} of {n + 18} tasks already finished in \S+: ([0-9.]+) CPU", after)
-    assert left and 0 < float(left.group(1)) < 0.5  # the 9 probes and 9 analyses (not faked) are left
+    left = re.search(rf"{n} of {n + 27} tasks already finished in \S+: ([0-9.]+) CPU", after)
+    assert left and 0 < float(left.group(1)) < 0.5  # the 9 probes, 9 analyses and 9 starts (not faked) are left
     assert f"seed SD 1.0 pp at accuracy {100 * accuracy:.0f} % observed over the {cells} target x group" in after
     ours = dict(re.findall(r"(MHA/FFN - LN) ([0-9.]+) pp", after))
     theirs = dict(re.findall(r"(MHA/FFN - LN) ([0-9.]+) pp", before))

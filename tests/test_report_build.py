@@ -47,18 +47,24 @@ def staged_grids(datasets: list[str], groups: list[str], pilot: dict[str, list[f
             + [grid(f"seeds-{g}", g, [1, 2], [0.1]) for g in groups])
 
 
+def start_accuracy(k: int) -> float:
+    """The LP-FT start: above the probe, as good as LN1 at lr 0.1 (its mean over seeds), below the other groups."""
+    return 0.53 + 0.02 * k
+
+
 def fabricate(root: Path, n_datasets: int = 5, groups: list[str] = GROUPS,
-              pilot: dict[str, list[float]] | None = None) -> Plan:
+              pilot: dict[str, list[float]] | None = None, head_init: str = "random") -> Plan:
     """A finished sweep of ``groups`` over the first ``n_datasets`` data sets (bounds for the first two analyses
     only: drawing them is the slowest part of a report): every lr x seed 0-2, or with ``pilot`` the staged design
-    of :func:`staged_grids`."""
+    of :func:`staged_grids`. With ``head_init="probe"`` the runs have an LP-FT start per data set
+    (:func:`start_accuracy`), and the runs of seed 2 peak at step 2 of 4."""
     grid: dict[str, object] = {"groups": groups, "lrs": [0.01, 0.1], "seeds": [0, 1, 2]}
     if pilot is not None:
         grid, *rest = staged_grids(DATASETS[:n_datasets], groups, pilot)
         grid |= {"ablations": rest}
     spec = parse_sweep({
         "models": [{"spec": "timm:vit_micro_patch4_32", "label": "micro"}], "datasets": DATASETS[:n_datasets],
-        **grid, "train": {"steps": 4, "batch_size": 8, "eval_every": 2},
+        **grid, "train": {"steps": 4, "batch_size": 8, "eval_every": 2, "head_init": head_init},
         "plasticity": {"source": "random:9", "pairs": 8},
     })
     plan = build_plan(spec)
@@ -71,6 +77,9 @@ def fabricate(root: Path, n_datasets: int = 5, groups: list[str] = GROUPS,
         if t.kind == "probe":
             save_hits(d / HITS_FILE, hits(k, 0.4 + 0.02 * k))
             (d / "result.json").write_text(json.dumps({"test_acc": 0.4 + 0.02 * k, "val_acc": 0.4, "C": 1.0}))
+        elif t.kind == "start":
+            save_hits(d / HITS_FILE, hits(k, start_accuracy(k)))
+            (d / "result.json").write_text(json.dumps({"test_acc": start_accuracy(k), "val_acc": 0.5, "n_test": N_TEST}))
         elif t.kind == "plasticity":
             rows = [{"model": "m", "layer": layer, "component": c, "mean": v * (1 + 0.1 * layer), "std": 0.1,
                      "ci95": 0.05, "n_pairs": 8} for layer in range(2) for c, v in PLASTICITY.items()]
@@ -96,7 +105,8 @@ def fabricate(root: Path, n_datasets: int = 5, groups: list[str] = GROUPS,
             (d / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
             (d / "result.json").write_text(json.dumps({
                 "model": c["model"], "data": c["data"], "train": group, "lr": c["lr"], "optimizer": "sgd",
-                "seed": c["seed"], "steps": 4, "best_step": 4, "best_val_acc": acc, "test_acc": acc,
+                "seed": c["seed"], "steps": 4, "best_step": 2 if c["seed"] == 2 and head_init == "probe" else 4,
+                "best_val_acc": acc, "test_acc": acc,
                 "trainable_params": 100, "trainable_params_per_group": {group: 90, "head": 10}, "wall_seconds": 1.0,
                 "evaluations": [{"data": "random:3", "split": "test", "acc": 0.5, "loss": 1.0}]}))
     return plan

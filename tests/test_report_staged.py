@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_report_build import DATASETS, accuracy, fabricate, hits
+from tests.test_report_build import DATASETS, accuracy, fabricate, hits, start_accuracy
+from tests.test_report_vsprobe import naive_holm
 from vitplast.report import claims as C
 from vitplast.report import inference as I
 
@@ -25,7 +26,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vitplast.report import make_report
 
     root = tmp_path_factory.mktemp("staged") / "sweep"
-    fabricate(root, n_datasets=N, groups=GROUPS, pilot=PILOT)
+    fabricate(root, n_datasets=N, groups=GROUPS, pilot=PILOT, head_init="probe")
     make_report(root, figures=False)
     return root / "report"
 
@@ -81,6 +82,40 @@ def test_staged_report_sets_every_cell_against_the_probe(staged: Path) -> None:
     assert (vs["effect"] > 0.12).all() and (vs["status"] == C.SUPPORTED).all() and (vs["ci_low"] > 0).all()
     text = f"{len(vs)} of {len(vs)} (target, group) cells beat the linear probe significantly"
     assert text in (staged / "report.md").read_text() and text in (staged / "report.html").read_text()
+
+
+def test_staged_report_sets_every_cell_against_its_start(staged: Path) -> None:
+    vs = pd.read_csv(staged / "tables" / "vs_start.csv").set_index(["dataset", "group"])
+    assert len(vs) == N * len(GROUPS) and (vs["n_seeds"] == 3).all()
+    for (ds, g), r in vs.iterrows():
+        k = DATASETS.index(str(ds))
+        assert r["start_acc"] == pytest.approx(start_accuracy(k))
+        seeds = [accuracy(k, str(g), 0.1, s) for s in range(3)]
+        assert r["acc_mean"] == pytest.approx(np.mean(seeds))
+        # the naive reference: the group's seeds x images against the start's record, a group of one
+        rec = {str(g): np.stack([hits(k, a) for a in seeds]), "start": hits(k, start_accuracy(k))[None]}
+        ref = I.difference_test([rec], [str(g)], ["start"], "two-sided")
+        assert (r["effect"], r["se"], r["p"]) == pytest.approx((ref.effect, ref.se, ref.p))
+    # Holm within the vs-start family only: the vs-probe table's adjusted p are those of its own tests
+    assert list(vs["p_holm"]) == pytest.approx(naive_holm(list(vs["p"])))
+    probe = pd.read_csv(staged / "tables" / "vs_probe.csv")
+    assert list(probe["p_holm"]) == pytest.approx(naive_holm(list(probe["p"])))
+    win = int((vs["status"] == C.SUPPORTED).sum())
+    assert 0 < win < len(vs)  # LN1 (as good as the start on average) does not beat it
+    assert not (vs.xs("ln1", level="group")["status"] == C.SUPPORTED).any()
+    text = f"{win} of {len(vs)} (target, group) cells beat the LP-FT start significantly"
+    assert text in (staged / "report.md").read_text() and text in (staged / "report.html").read_text()
+
+
+def test_staged_report_counts_the_runs_that_peak_at_their_last_evaluation(staged: Path) -> None:
+    table = pd.read_csv(staged / "tables" / "convergence.csv")
+    runs = pd.read_csv(staged.parent / "results.csv")
+    assert len(table) == N * len(GROUPS) and table["n_runs"].sum() == len(runs)
+    # seed 2 peaks at step 2: one run per cell is not at its last evaluation
+    assert (table["n_at_last"] == table["n_runs"] - 1).all() and (table["n_diverged"] == 0).all()
+    k, n = int(table["n_at_last"].sum()), len(runs)
+    assert f"In {k} of {n} finetuning runs the best validation accuracy is at the last evaluation" in (
+        staged / "report.md").read_text()
 
 
 def test_staged_lr_figure_plots_the_pilot_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,8 @@ from scipy import stats as sps
 from vitplast.report import claims as C
 from vitplast.report import evidence as E
 from vitplast.report import inference as I
-from vitplast.report.vsprobe import FAMILY, summary, vs_probe
+from vitplast.report.vsprobe import FAMILY, START, summary, vs_probe, vs_start
+from vitplast.train.scoring import HITS_FILE, save_hits
 
 
 def synthetic() -> tuple[pd.DataFrame, list[E.Evidence]]:
@@ -86,3 +88,56 @@ def test_the_summary_names_the_cells_that_do_not_beat_the_probe() -> None:
     assert f"{FAMILY} family of 3 tests" in text
     assert "these do not: t0 LN1 (" in text and "t1 LN1 (no result)" in text and "t0 MHA" not in text
     assert summary(table.iloc[:0]).startswith("No finetuned")
+
+
+def test_vs_start_is_the_same_test_against_the_start_in_a_family_of_its_own() -> None:
+    best, evidence = synthetic()
+    before = vs_probe(best, evidence)
+    ev = evidence[0]
+    rng = np.random.default_rng(7)
+    # t0: one start (pretrained weights); t1: one start per seed (random weights), a group with a seed term
+    ev.hits["t0"][E.START] = (rng.random(400) < 0.55)[None]
+    ev.hits["t1"][E.START] = rng.random((3, 300)) < 0.6
+    for d in ("t0", "t1"):
+        ev.acc[d][E.START] = float(ev.hits[d][E.START].mean())
+    table = vs_start(best, evidence).set_index(["dataset", "group"])
+    assert list(vs_start(best, evidence).columns) == START.columns and "start_acc" in START.columns
+    for (d, g), r in table.iterrows():
+        assert r["start_acc"] == ev.acc[d][E.START]
+        if g not in ev.hits[d]:
+            assert math.isnan(r["p"])
+            continue
+        ref = I.difference_test([ev.hits[d]], [g], [E.START], "two-sided")
+        assert (r["effect"], r["se"], r["df"], r["p"]) == pytest.approx((ref.effect, ref.se, ref.df, ref.p))
+        assert "one seed" not in r["evidence"]  # the start is a reference, not a group short of seeds
+    tested = table[table["p"].notna()]
+    assert list(tested["p_holm"]) == pytest.approx(naive_holm(list(tested["p"])))
+    assert table["evidence"].str.len().gt(0).all()
+    pd.testing.assert_frame_equal(vs_probe(best, evidence), before)  # the probe's family is untouched
+    text = summary(vs_start(best, evidence), START)
+    assert "beat the LP-FT start significantly" in text and "vs-start family of 3 tests" in text
+    assert summary(table.iloc[:0], START) == "No finetuned (target, group) cell has an LP-FT start to compare with."
+
+
+def test_collect_evidence_stacks_one_record_per_seed_of_a_reference(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    recs = {name: rng.random(50) < 0.5 for name in ("run", "s0", "s1", "probe")}
+    for name, h in recs.items():
+        (tmp_path / name).mkdir()
+        save_hits(tmp_path / name / HITS_FILE, h)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "run").rename(tmp_path / "runs" / "r0")
+    runs = pd.DataFrame([{"model": "m", "optimizer": "adamw", "dataset": "t", "group": "mha", "lr": 0.1, "seed": 0,
+                          "acc": 0.5, "id": "r0"}])
+    best = pd.DataFrame([{"model": "m", "optimizer": "adamw", "dataset": "t", "group": "mha", "best_lr": 0.1,
+                          "acc_mean": 0.5}])
+    refs = {E.PROBE: E.Reference({("m", "t"): 0.4}, {("m", "t"): [tmp_path / "probe"]}),
+            E.START: E.Reference({("m", "t"): 0.45}, {("m", "t"): [tmp_path / "s0", tmp_path / "s1"]})}
+    (ev,) = E.collect_evidence(tmp_path, runs, best, refs)
+    assert ev.acc["t"] == {"mha": 0.5, E.PROBE: 0.4, E.START: 0.45}
+    assert np.array_equal(ev.hits["t"][E.START], np.stack([recs["s0"], recs["s1"]]))
+    assert np.array_equal(ev.hits["t"][E.PROBE], recs["probe"][None])
+    assert np.array_equal(ev.hits["t"]["mha"], recs["run"][None])
+    (tmp_path / "s1" / HITS_FILE).unlink()  # one seed's record missing: the reference has no records
+    (ev,) = E.collect_evidence(tmp_path, runs, best, refs)
+    assert E.START not in ev.hits["t"] and E.PROBE in ev.hits["t"]

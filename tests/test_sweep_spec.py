@@ -176,7 +176,7 @@ def test_builtin_suites_have_the_documented_size() -> None:
     adamw = {t.config["lr"] for t in paper.of_kind("finetune") if t.config["optimizer"] == "adamw"}
     assert adamw == {3e-5, 1e-4, 3e-4, 6e-4}
     mini = build_plan(mini_suite(project=True))  # the whole design, each pilot choosing its middle lr
-    assert mini.counts() == {"probe": 9, "plasticity": 9, "finetune": 9 * 6 * (3 + 2)}
+    assert mini.counts() == {"probe": 9, "plasticity": 9, "start": 9, "finetune": 9 * 6 * (3 + 2)}
     runs = mini.of_kind("finetune")
     groups = {tuple(t.config["train"]) for t in runs}
     assert groups == {(g,) for g in ("ln1", "mha", "ln2", "fc1", "fc2", "ln-control")}

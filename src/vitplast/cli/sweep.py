@@ -75,11 +75,12 @@ class _Bar:
         self.advance: Any = None
 
     def start(self, plan: Any, todo: list[Any], skipped: int) -> None:
-        from vitplast.sweep.kinds import ANALYSIS, FINETUNE, PROBE
+        from vitplast.sweep.kinds import ANALYSIS, FINETUNE, PROBE, START
 
         c = plan.counts()
+        starts = f", {c[START.name]} LP-FT starts" if c[START.name] else ""
         console.print(
-            f"sweep '{plan.name}': {c[FINETUNE.name]} runs, {c[PROBE.name]} probes, {c[ANALYSIS.name]} analyses; "
+            f"sweep '{plan.name}': {c[FINETUNE.name]} runs, {c[PROBE.name]} probes, {c[ANALYSIS.name]} analyses{starts}; "
             f"{skipped} finished (skipped), {len(todo)} to run"
         )
         self.progress.start()

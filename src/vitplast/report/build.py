@@ -2,8 +2,9 @@
 
 Layout: ``report.html`` (self-contained), ``report.md`` (same content, figures linked), ``figures/``
 (PNG; PDF too with ``pdf=True``), ``tables/`` (CSV + Markdown; ``claims.*`` holds every tested claim and
-baseline with raw and Holm-adjusted p, interval and verdict; ``vs_probe.*`` every group against the probe on
-every target; see ``docs/statistics.md``). The tables of the sweep are rebuilt from its task directories
+baseline with raw and Holm-adjusted p, interval and verdict; ``vs_probe.*`` every group against the probe and
+``vs_start.*`` against its LP-FT start on every target; ``convergence.*`` how many runs peak at their last
+evaluation; see ``docs/statistics.md``). The tables of the sweep are rebuilt from its task directories
 first, so the report always reflects what is on disk (a partial sweep gives a partial report, which says
 so). Everything is staged and moved into place at the end (a failed report leaves the old one intact).
 """
@@ -23,6 +24,7 @@ from vitplast.components import COMPONENTS
 from vitplast.io import output_dir, write_text_atomic
 from vitplast.progress import Progress, phase
 from vitplast.report import claims as C
+from vitplast.report import convergence as CV
 from vitplast.report import evidence as E
 from vitplast.report import html as H
 from vitplast.report import inference as I
@@ -30,7 +32,7 @@ from vitplast.report import selectors as SB
 from vitplast.report import stats as S
 from vitplast.report import tables as T
 from vitplast.report import vsprobe as V
-from vitplast.sweep.kinds import PROBE
+from vitplast.sweep.kinds import PROBE, START
 from vitplast.sweep.plan import Plan
 from vitplast.sweep.results import SweepTables, collect, read_metrics, write_tables
 from vitplast.sweep.status import sweep_status
@@ -49,6 +51,8 @@ class Report:
     ranking: pd.DataFrame
     claims: pd.DataFrame
     vs_probe: pd.DataFrame
+    vs_start: pd.DataFrame = field(default_factory=pd.DataFrame)
+    convergence: pd.DataFrame = field(default_factory=pd.DataFrame)
     figures: list[Path] = field(default_factory=list)
 
 
@@ -186,11 +190,13 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
     ranking = S.plasticity_ranking(comp)
     corr = S.plasticity_gain_correlation(comp, gains)
     advance(1)
-    probe_dirs = {(t.model, t.dataset): t.dir(root) for t in plan.of_kind(PROBE)}
-    evidence = E.collect_evidence(root, runs, best, probes, probe_dirs)
+    references = {E.PROBE: E.Reference.of(probes, "probe_acc", _dirs(plan, PROBE.name, root)),
+                  E.START: E.Reference.of(S.starts_frame(tables.starts), "start_acc", _dirs(plan, START.name, root))}
+    evidence = E.collect_evidence(root, runs, best, references)
     tested = test_claims(evidence, comp, tables.runs)
     adjust(tested, tests, corr)
-    vs_probe = V.vs_probe(best, evidence)
+    vs_probe, vs_start = V.vs_probe(best, evidence), V.vs_start(best, evidence)
+    converged = CV.convergence(tables.runs)
     claims = C.claims_table([
         *tested,
         C.ranking_claim(ranking),
@@ -219,6 +225,8 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
         named = {
             "claims": claims,
             "vs_probe": vs_probe,
+            "vs_start": vs_start,
+            "convergence": converged,
             "accuracy": gains,
             "lr_means": means,
             "paired_tests": tests,
@@ -236,15 +244,25 @@ def make_report(root: str | Path, *, figures: bool = True, pdf: bool = False,
             write_text_atomic(tab_dir / f"{name}.csv", df.to_csv())
             write_text_atomic(tab_dir / f"{name}.md", T.to_markdown(df, index=True))
         notes = {"edge": T.edge_text(best, means), "sensitivity": _sensitivity_note(best),
-                 "vs_probe": V.summary(vs_probe)}
-        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots, notes, vs_probe)
+                 "vs_probe": V.summary(vs_probe), "vs_start": V.summary(vs_start, V.START),
+                 "convergence": CV.sentence(converged)}
+        versus = {"vs_probe": vs_probe, "vs_start": vs_start, "convergence": converged}
+        page = _page(plan, status, claims, gains, best, tests, corr, ranking, tables, figs, pivots, notes, versus)
         SB.add_section(page, bench)
         write_text_atomic(stage / "report.html", page.render())
         write_text_atomic(stage / "report.md", _markdown(plan, status, claims, figs, pivots, tests, corr, ranking,
-                                                         notes, vs_probe) + SB.markdown(bench))
+                                                         notes, versus) + SB.markdown(bench))
         advance(1)
-    return Report(out, best, gains, tests, corr, ranking, claims, vs_probe,
+    return Report(out, best, gains, tests, corr, ranking, claims, vs_probe, vs_start, converged,
                   [out / "figures" / p.name for p, _ in figs])
+
+
+def _dirs(plan: Plan, kind: str, root: Path) -> dict[tuple[str, str], list[Path]]:
+    """The folders of the tasks of ``kind`` per (model label, dataset label), in plan order."""
+    out: dict[tuple[str, str], list[Path]] = {}
+    for t in plan.of_kind(kind):
+        out.setdefault((t.model, t.dataset), []).append(t.dir(root))
+    return out
 
 
 def _slices(gains: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
@@ -332,6 +350,14 @@ VS_PROBE_NOTE = ("effect: acc_mean - probe_acc at the group's best lr (fraction 
                  "claims' rule (docs/statistics.md).")
 
 
+VS_START_NOTE = ("effect: acc_mean - start_acc at the group's best lr: what finetuning adds to its own start (the "
+                 "probe head fitted on the classifier's input of the frozen backbone, scored before any step); ci, "
+                 "power and status as against the probe; p_holm: Holm-adjusted within the vs-start family (these "
+                 "tests only; descriptive, apart from the claims' families; docs/statistics.md).")
+CONVERGENCE_NOTE = ("n_at_last: finished runs (every lr and seed) whose best validation accuracy is at their last "
+                    "step; share = n_at_last / n_runs; n_diverged: runs stopped by a non-finite loss or gradient.")
+
+
 def _headline(claims: pd.DataFrame) -> tuple[str, str]:
     rows = claims[claims["claim"] == "Plasticity predicts the finetuning order"]
     if rows.empty:
@@ -346,7 +372,7 @@ def _headline(claims: pd.DataFrame) -> tuple[str, str]:
 def _page(
     plan: Plan, status: Any, claims: pd.DataFrame, gains: pd.DataFrame, best: pd.DataFrame, tests: pd.DataFrame,
     corr: pd.DataFrame, ranking: pd.DataFrame, tables: SweepTables, figures: list[tuple[Path, str]],
-    pivots: dict[str, pd.DataFrame], notes: dict[str, str], vs_probe: pd.DataFrame,
+    pivots: dict[str, pd.DataFrame], notes: dict[str, str], versus: dict[str, pd.DataFrame],
 ) -> H.Page:
     intro = H.paragraph(f"Sweep '{plan.name}' — {_counts_text(status)}. Generated {time.strftime('%Y-%m-%d %H:%M')}.",
                         "note")
@@ -359,7 +385,11 @@ def _page(
              H.table(claims.drop(columns=["rule"]), status_col="status"),
              H.details("Decision rules", H.table(claims[["claim", "rule"]].drop_duplicates())))
     page.add("Finetuning against the linear probe", H.paragraph(notes["vs_probe"]),
-             H.paragraph(VS_PROBE_NOTE, "note"), H.table(vs_probe, status_col="status"))
+             H.paragraph(VS_PROBE_NOTE, "note"), H.table(versus["vs_probe"], status_col="status"))
+    page.add("Finetuning against its LP-FT start", H.paragraph(notes["vs_start"]),
+             H.paragraph(VS_START_NOTE, "note"), H.table(versus["vs_start"], status_col="status"))
+    page.add("Convergence within the budget", H.paragraph(notes["convergence"]),
+             H.paragraph(CONVERGENCE_NOTE, "note"), H.table(versus["convergence"]))
     page.add("Figures", *[H.image(p, cap) for p, cap in figures])
     page.add("Accuracy at the best learning rate (%)",
              H.paragraph("Best lr = the lr with the highest seed-mean validation accuracy; test accuracy mean ± "
@@ -390,13 +420,18 @@ def _page(
 
 def _markdown(
     plan: Plan, status: Any, claims: pd.DataFrame, figures: list[tuple[Path, str]], pivots: dict[str, pd.DataFrame],
-    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, notes: dict[str, str], vs_probe: pd.DataFrame,
+    tests: pd.DataFrame, corr: pd.DataFrame, ranking: pd.DataFrame, notes: dict[str, str],
+    versus: dict[str, pd.DataFrame],
 ) -> str:
     text, _ = _headline(claims)
     parts = [f"# vitplast report: {plan.name}\n", f"{_counts_text(status)}\n", f"**{text}**\n",
              "## Claims\n", T.to_markdown(claims.drop(columns=["rule"])),
              "## Finetuning against the linear probe\n", f"{notes['vs_probe']}\n", f"{VS_PROBE_NOTE}\n",
-             T.to_markdown(vs_probe),
+             T.to_markdown(versus["vs_probe"]),
+             "## Finetuning against its LP-FT start\n", f"{notes['vs_start']}\n", f"{VS_START_NOTE}\n",
+             T.to_markdown(versus["vs_start"]),
+             "## Convergence within the budget\n", f"{notes['convergence']}\n", f"{CONVERGENCE_NOTE}\n",
+             T.to_markdown(versus["convergence"]),
              "## Accuracy at the best learning rate (%)\n", T.to_markdown(pivots["accuracy_pivot"], index=True),
              f"{notes['edge']}\n", "## Best learning rate\n", T.to_markdown(pivots["best_lr_pivot"], index=True),
              "## Relative gain over the linear probe (%)\n", T.to_markdown(pivots["gain_pivot"], index=True),

@@ -98,7 +98,7 @@ def difference_claim(ev: E.Evidence, text: str, a: Sequence[str], b: Sequence[st
                           [ev.clusters.get(t) for t in targets] if ev.clusters else None)
     c.effect, c.ci_low, c.ci_high, c.p, c.se, c.df = r.effect, r.ci_low, r.ci_high, r.p, r.se, r.df
     c.evidence += f"; se {100 * r.se:.2f} pp, df {r.df:.1f}"
-    single = sorted({g for t in targets for g in [*a, *b] if g != E.PROBE and ev.hits[t][g].shape[-2] < 2})
+    single = sorted({g for t in targets for g in [*a, *b] if g not in E.REFERENCES and ev.hits[t][g].shape[-2] < 2})
     if single:  # e.g. a staged design whose other seeds have not run yet
         c.evidence += (f"; {', '.join(single)} with one seed at the best lr: no seed-to-seed variance counted "
                        "(the interval is too narrow)")

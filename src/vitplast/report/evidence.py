@@ -2,7 +2,8 @@
 per-image correctness of every seed at that lr (definitions in ``docs/statistics.md``).
 
 For every ``(model, optimizer)`` scope, :func:`collect_evidence` reads the per-image correctness
-(``test_hits.npz``) of every seed of each group at its best lr, and of the linear probe. The claims test
+(``test_hits.npz``) of every seed of each group at its best lr, and of the references: the linear probe and the
+LP-FT start. The claims test
 differences of accuracies on these records with a seed-level test
 (:func:`vitplast.report.inference.difference_test`): seeds within groups, then test images.
 """
@@ -21,6 +22,11 @@ from vitplast.report.stats import KEYS
 from vitplast.train.scoring import HITS_FILE, load_hits
 
 PROBE = "probe"
+#: The LP-FT start (:mod:`vitplast.train.start`) as a group of the evidence.
+START = "start"
+#: The references that are groups of the evidence beside the finetuned ones (one record per target, or one per
+#: seed where the reference depends on it).
+REFERENCES = (PROBE, START)
 
 
 @dataclass
@@ -49,41 +55,69 @@ class Evidence:
         return bool(targets) and all(d in self.hits and all(g in self.hits[d] for g in groups) for d in targets)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A reference scored once per (model label, dataset) beside the finetuned groups (the linear probe, the
+    LP-FT start): its test accuracy and the folders of its records (one, or one per seed where it depends on
+    the seed), each holding ``test_hits.npz``."""
+
+    acc: Mapping[tuple[str, str], float]
+    dirs: Mapping[tuple[str, str], Sequence[Path]] = field(default_factory=dict)
+
+    @staticmethod
+    def of(frame: pd.DataFrame, column: str, dirs: Mapping[tuple[str, str], Sequence[Path]] | None = None) -> Reference:
+        """From a frame with ``model``, ``dataset`` and the accuracy ``column`` (:func:`vitplast.report.stats.probes_frame`)."""
+        acc = {(str(m), str(d)): float(a) for m, d, a in
+               zip(frame["model"].tolist(), frame["dataset"].tolist(), frame[column].tolist(), strict=True)}
+        return Reference(acc, dirs or {})
+
+
 def collect_evidence(
-    root: Path | None, runs: pd.DataFrame, best: pd.DataFrame, probes: pd.DataFrame,
-    probe_dirs: Mapping[tuple[str, str], Path] | None = None,
+    root: Path | None, runs: pd.DataFrame, best: pd.DataFrame, references: Mapping[str, Reference] | None = None,
 ) -> list[Evidence]:
-    """One :class:`Evidence` per ``(model, optimizer)`` of ``best`` (module docstring); without ``root`` (or
-    without hit files) only the point accuracies are filled."""
+    """One :class:`Evidence` per ``(model, optimizer)`` of ``best`` (module docstring), each reference (by its
+    group name, :data:`PROBE`, :data:`START`) a group of its own; without ``root`` (or without hit files) only
+    the point accuracies are filled."""
     out = []
-    probe_acc = {(str(m), str(d)): float(a) for m, d, a in
-                 zip(probes["model"].tolist(), probes["dataset"].tolist(), probes["probe_acc"].tolist(), strict=True)}
+    references = references or {}
     for (model, opt), t in best.groupby(["model", "optimizer"], sort=True):
         ev = Evidence(str(model), str(opt), {})
         for ds, d in t.groupby("dataset", sort=True):
+            key = (str(model), str(ds))
             ev.acc[str(ds)] = {str(g): float(a) for g, a in zip(d["group"].tolist(), d["acc_mean"].tolist(), strict=True)}
-            if (str(model), str(ds)) in probe_acc:
-                ev.acc[str(ds)][PROBE] = probe_acc[(str(model), str(ds))]
+            ev.acc[str(ds)] |= {name: ref.acc[key] for name, ref in references.items() if key in ref.acc}
             if root is None:
                 continue
-            hits = _target_hits(root, runs, d, (probe_dirs or {}).get((str(model), str(ds))))
+            hits = _target_hits(root, runs, d, {name: ref.dirs[key] for name, ref in references.items()
+                                                if key in ref.dirs})
             if hits:
                 ev.hits[str(ds)] = hits
         out.append(ev)
     return out
 
 
-def _target_hits(root: Path, runs: pd.DataFrame, best_rows: pd.DataFrame, probe_dir: Path | None) -> dict[str, np.ndarray]:
-    """``group -> bool [seeds, images]`` at the best lr (seeds sorted); groups with a missing file are left out."""
+def _records(paths: Sequence[Path]) -> np.ndarray | None:
+    """``bool [records, images]`` of the ``test_hits.npz`` files in ``paths`` (None when one is missing or the
+    sizes differ)."""
+    rows = [load_hits(p) for p in paths]
+    if not rows or any(r is None for r in rows) or len({len(r) for r in rows if r is not None}) != 1:
+        return None
+    return np.stack([r for r in rows if r is not None])
+
+
+def _target_hits(root: Path, runs: pd.DataFrame, best_rows: pd.DataFrame,
+                 reference_dirs: Mapping[str, Sequence[Path]]) -> dict[str, np.ndarray]:
+    """``group -> bool [seeds, images]`` at the best lr (seeds sorted), and each reference's records; groups with
+    a missing file are left out."""
     sel = runs.merge(best_rows[[*KEYS, "best_lr"]], on=KEYS)
     sel = sel[np.isclose(sel["lr"], sel["best_lr"])].sort_values("seed")
     hits: dict[str, np.ndarray] = {}
     for group, g in sel.groupby("group", sort=True):
-        rows = [load_hits(Path(root) / "runs" / str(i) / HITS_FILE) for i in g["id"]]
-        if rows and all(r is not None for r in rows) and len({len(r) for r in rows if r is not None}) == 1:
-            hits[str(group)] = np.stack([r for r in rows if r is not None])
-    if probe_dir is not None and (h := load_hits(probe_dir / HITS_FILE)) is not None:
-        hits[PROBE] = h[None, :]
+        if (h := _records([Path(root) / "runs" / str(i) / HITS_FILE for i in g["id"]])) is not None:
+            hits[str(group)] = h
+    for name, dirs in reference_dirs.items():
+        if (h := _records([Path(d) / HITS_FILE for d in dirs])) is not None:
+            hits[name] = h
     sizes = {h.shape[1] for h in hits.values()}
     return {} if len(sizes) > 1 else hits  # records of different test sets cannot be paired
 

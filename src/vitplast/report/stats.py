@@ -62,11 +62,24 @@ def runs_frame(results: pd.DataFrame) -> pd.DataFrame:
 
 def probes_frame(probes: pd.DataFrame) -> pd.DataFrame:
     """``model``, ``dataset``, ``probe_acc`` of the finished probes of a ``probes.csv`` table."""
-    if probes.empty or "status" not in probes or "test_acc" not in probes:
-        return pd.DataFrame(columns=["model", "dataset", "probe_acc"])
-    done = probes[probes["status"] == "done"]
+    return _reference_frame(probes, "probe_acc")
+
+
+def starts_frame(starts: pd.DataFrame) -> pd.DataFrame:
+    """``model``, ``dataset``, ``start_acc`` of the finished LP-FT starts of a ``starts.csv`` table: the test
+    accuracy of the finetuning runs' start (probe head, no step); the mean over seeds where the start depends on
+    the seed (random weights), else the one start of the target."""
+    frame = _reference_frame(starts, "start_acc")
+    return frame.groupby(["model", "dataset"], sort=True)["start_acc"].mean().reset_index()
+
+
+def _reference_frame(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``model`` (label), ``dataset``, ``column`` (the test accuracy) of the finished rows of a sweep table."""
+    if table.empty or "status" not in table or "test_acc" not in table:
+        return pd.DataFrame(columns=["model", "dataset", column])
+    done = table[table["status"] == "done"]
     return pd.DataFrame(
-        {"model": done["model_label"], "dataset": done["dataset"], "probe_acc": done["test_acc"].astype(float)}
+        {"model": done["model_label"], "dataset": done["dataset"], column: done["test_acc"].astype(float)}
     ).reset_index(drop=True)
 
 

@@ -19,7 +19,8 @@ seed 0 runs the grid of :data:`GROUP_LRS` (half-decades; the LayerNorm groups an
 higher), widened by a half-decade while the best lr is on an edge, up to :data:`MAX_LRS` lrs; seeds 1 and 2 then
 run at the lr seed 0 chose on validation. Each run records the correctness of every test image.
 
-Size: 9 targets x 6 groups x (3 pilot lrs + 2 seeds) = 270 runs, plus the widenings, 9 probes and 9 analyses.
+Size: 9 targets x 6 groups x (3 pilot lrs + 2 seeds) = 270 runs, plus the widenings, 9 probes, 9 analyses and
+9 LP-FT starts (the start every run of a target finetunes from, scored before any step: the sweep kind ``start``).
 ``vitplast reproduce --suite mini --dry-run`` prints the estimate (assuming no widening) and the power of the
 design. A suite is resumable: its runs' ids depend on their settings only, so an interrupted reproduction
 (or one spread over several sittings) continues where it stopped, and each stage's choice is replayed from

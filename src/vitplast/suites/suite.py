@@ -103,11 +103,12 @@ class Suite:
                 root: Path | None = None) -> Iterator[str]:
         """The lines ``reproduce`` prints before it runs (or instead of running) the suite, one at a time (a note
         that refuses the design, e.g. the power with one seed, comes after the lines before it)."""
-        from vitplast.sweep.kinds import ANALYSIS, PROBE
+        from vitplast.sweep.kinds import ANALYSIS, PROBE, START
 
         c = plan.counts()
+        starts = f", {c[START.name]} LP-FT starts" if c[START.name] else ""
         yield (f"suite {self.name}: {est.runs} finetuning runs ({est.steps:,} steps, {est.images:,} training "
-               f"images), {c[PROBE.name]} probes, {c[ANALYSIS.name]} plasticity analyses")
+               f"images), {c[PROBE.name]} probes, {c[ANALYSIS.name]} plasticity analyses{starts}")
         for grid, (n, sec) in est.by_grid.items():
             yield f"  grid {grid}: {n} runs, {sec / 3600:,.1f} {self.device} hours"
         yield f"estimated {est.hours:,.1f} {self.device} hours in total{self.total_note(est)}"

@@ -51,6 +51,10 @@ def forwarded_env() -> dict[str, str]:
     return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
 
+#: The event a task's execution begins with in ``events.jsonl`` (an event, not the task kind of that name).
+STARTED = "start"
+
+
 def log_event(root: Path, task: Task, event: str, **extra: Any) -> None:
     """Append one line to ``DIR/events.jsonl`` (a single ``write`` on an ``O_APPEND`` file)."""
     row = {"time": time.time(), "id": task.id, "kind": task.kind, "event": event, "pid": os.getpid(),
@@ -73,7 +77,7 @@ def reconcile_events(root: Path, tasks: Sequence[Task]) -> list[str]:
     last event is ``start`` and that no process is running; returns their ids. Afterwards every finished
     task's last event is ``done``."""
     last = {row.get("id"): row.get("event") for row in read_events(root)}
-    fixed = [t for t in tasks if last.get(t.id) == "start" and t.is_done(root) and not is_running(root, t.id)]
+    fixed = [t for t in tasks if last.get(t.id) == STARTED and t.is_done(root) and not is_running(root, t.id)]
     for t in fixed:
         log_event(root, t, "done", recovered=True)
     return [t.id for t in fixed]
@@ -163,7 +167,7 @@ def execute_bundle(
         extra = {"bundle": len(todo)} if len(todo) > 1 else {}
         for t in todo:
             t.error_path(root).unlink(missing_ok=True)
-            log_event(root, t, "start", **extra)
+            log_event(root, t, STARTED, **extra)
         t0 = time.perf_counter()
         message, details = "", ""
         try:

@@ -10,6 +10,8 @@ kinds write:
   (``steps`` done is ``steps_done``; per-group trainable counts become ``trainable_params_<group>``;
   each extra evaluation becomes ``eval_<data>_<split>_acc`` / ``_loss``) and ``run_dir``;
 * ``probes.csv``: one row per linear probe (config, result, status);
+* ``starts.csv``: one row per LP-FT start (the finetuning runs' fitted head before any step; config, result with
+  ``val_acc`` and ``test_acc``, status);
 * ``plasticity.csv``: the per-layer tables of all finished analyses with their model and dataset labels;
 * ``bounds.csv``: the bounds tables written by the analyses (when bounds were computed);
 * ``analyses.csv``: one row per analysis: pairs used, measured ranking and its Spearman with the theory,
@@ -46,6 +48,7 @@ class SweepTables:
 
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     probes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    starts: pd.DataFrame = field(default_factory=pd.DataFrame)
     plasticity: pd.DataFrame = field(default_factory=pd.DataFrame)
     bounds: pd.DataFrame = field(default_factory=pd.DataFrame)
     analyses: pd.DataFrame = field(default_factory=pd.DataFrame)

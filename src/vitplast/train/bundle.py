@@ -48,7 +48,7 @@ from vitplast.train.batches import SeededAugment, StreamSampler, loader, train_t
 from vitplast.train.bundle_memory import members_that_fit
 from vitplast.train.bundle_optim import BatchedOptimizer
 from vitplast.train.config import BUNDLE_SHARED, RunOptions, TrainConfig, bundle_key
-from vitplast.train.loop import Prepared, TrainState, _config_record, _write, prepare, run, write_result
+from vitplast.train.loop import Prepared, TrainState, _write, config_record, prepare, run, write_result
 from vitplast.train.optim import lr_at
 from vitplast.train.rundir import RunDir
 from vitplast.train.scoring import Score
@@ -106,7 +106,7 @@ def _member(cfg: TrainConfig, model: ViT | None, data: DataBundle | None, out: P
     names = [n for ns in groups.values() for n in ns]
     masks = {name_of[id(p)]: m.bool() for p, m in prep.masks}
     init = {n: p.detach().clone() for n, p in prep.vit.module.named_parameters() if n in set(names)}
-    m = Member(cfg, rd, names, groups, masks, _config_record(prep, device, workers, prec), prep.param_counts(),
+    m = Member(cfg, rd, names, groups, masks, config_record(prep, device, workers, prec), prep.param_counts(),
                list(prep.bundle.info.get("warnings", [])), init)
     if existing and rd.has_resume_state():
         m.saved, _ = rd.load_resume_state(warn=warn)

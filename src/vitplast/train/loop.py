@@ -141,6 +141,18 @@ def prepare(cfg: TrainConfig, model: ViT | None = None, data: DataBundle | None 
     return Prepared(cfg, vit, bundle, groups, ck.frozen_fingerprint(vit), masks)
 
 
+def evaluate_split(prep: Prepared, split: str, device: torch.device, workers: int, opts: RunOptions,
+                   prec: Precision, progress: Progress | None = None) -> Score:
+    """The engine's evaluation (:func:`~vitplast.train.scoring.score`): ``prep.vit`` in eval mode (left so) on
+    ``split`` of its data, eval transform, batch :meth:`RunOptions.eval_batch`, forward under ``prec``. A run scores
+    its validation checkpoints and its best checkpoint with it, and an LP-FT start (:mod:`vitplast.train.start`)
+    its model before any step."""
+    vit = prep.vit
+    vit.eval()
+    return score(vit.logits, prep.bundle.split(split), make_transform(vit.data_config), opts.eval_batch(prep.cfg),
+                 device, workers, prec, progress, f"evaluating on {split}")
+
+
 def run(
     prep: Prepared,
     out: Path,
@@ -190,7 +202,7 @@ def _run(
         rd.reset_metrics(state.step)
     else:
         rd.path.mkdir(parents=True, exist_ok=True)
-        rd.write_config(_config_record(prep, device, workers, prec))
+        rd.write_config(config_record(prep, device, workers, prec))
         rd.reset_metrics(0)
         rd.best.unlink(missing_ok=True)
     for msg in prep.bundle.info.get("warnings", []):
@@ -244,7 +256,7 @@ def write_result(rd: RunDir, cfg: TrainConfig, state: TrainState, test: Score | 
     return result
 
 
-def _config_record(prep: Prepared, device: torch.device, workers: int, prec: Precision) -> dict[str, Any]:
+def config_record(prep: Prepared, device: torch.device, workers: int, prec: Precision) -> dict[str, Any]:
     counts = prep.param_counts()
     return {
         "train": prep.cfg.to_dict(),
@@ -321,14 +333,10 @@ class _Engine:
             self.scaler.state_dict() if self.scaler is not None else None))
 
     def evaluate(self, split: str) -> Score:
-        vit = self.prep.vit
-        vit.eval()
         try:
-            return score(vit.logits, self.prep.bundle.split(split), make_transform(vit.data_config),
-                         self.opts.eval_batch(self.prep.cfg), self.device, self.workers, self.prec,
-                         self.progress, f"evaluating on {split}")
+            return evaluate_split(self.prep, split, self.device, self.workers, self.opts, self.prec, self.progress)
         finally:
-            vit.train()
+            self.prep.vit.train()
 
     def step(self, batches: Any, lr: float) -> tuple[float, float, dict[str, float], bool]:
         """One update (module docstring); returns ``(loss, grad_norm, per_group_norms, finite)`` (norms before
