@@ -2,8 +2,9 @@
 
     python scripts/pack_runs.py SWEEP_DIR ARCHIVE.tar.gz
 
-A task is finished when its folder holds ``result.json``. The archive keeps each finished task's small files
-(``config.json``, ``result.json``, ``metrics.jsonl``, ``test_hits.npz``, tables) and leaves out weights
+A task is finished when its folder ``DIR/<kind folder>/<id>/`` holds its kind's result file (``result.json``;
+``plasticity.json`` for a plasticity analysis). The archive keeps each finished task's small files
+(``config.json``, results, ``metrics.jsonl``, ``test_hits.npz``, tables) and leaves out weights
 (``*.safetensors``, ``*.pt``), figures and lock files: what ``vitplast report`` and the resume of ``vitplast
 reproduce`` read. Unfinished tasks are left out; they are re-run from their start. To continue::
 
@@ -23,13 +24,17 @@ SKIPPED = (".safetensors", ".pt", ".png", ".pdf", ".lock")
 
 
 def finished_files(root: Path) -> list[Path]:
-    """The files to pack, relative to ``root``: every file of a folder with ``result.json`` except :data:`SKIPPED`,
-    in sorted order (so that an archive of the same runs has the same members)."""
+    """The files to pack, relative to ``root``: every file of a finished task's folder except :data:`SKIPPED`, in
+    sorted order (so that an archive of the same runs has the same members)."""
+    import vitplast.sweep.kinds  # noqa: F401  (registers the built-in kinds)
+    from vitplast.sweep.task import kinds
+
     out: list[Path] = []
-    for result in sorted(root.rglob("result.json")):
-        out.extend(p.relative_to(root) for p in sorted(result.parent.iterdir())
-                   if p.is_file() and not p.name.endswith(SKIPPED))
-    return out
+    for kind in kinds():
+        for result in sorted(root.glob(f"{kind.subdir}/*/{kind.result_file}")):
+            out.extend(p.relative_to(root) for p in sorted(result.parent.iterdir())
+                       if p.is_file() and not p.name.endswith(SKIPPED))
+    return sorted(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = finished_files(args.sweep_dir) if args.sweep_dir.is_dir() else []
     if not files:
-        print(f"error: {args.sweep_dir} holds no finished task (no result.json)", file=sys.stderr)
+        print(f"error: {args.sweep_dir} holds no finished task", file=sys.stderr)
         return 2
     tmp = args.archive.with_name(args.archive.name + ".part")
     with tarfile.open(tmp, "w:gz") as tar:

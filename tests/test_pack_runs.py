@@ -33,6 +33,16 @@ def _sweep(root: Path) -> None:
     probe = root / "probes" / "c3"
     probe.mkdir(parents=True)
     (probe / "result.json").write_bytes(b"{}")
+    analysis = root / "plasticity" / "d4"
+    analysis.mkdir(parents=True)
+    for name in ("plasticity.json", "plasticity.csv", "plasticity.png"):
+        (analysis / name).write_bytes(b"a")
+    unfinished = root / "plasticity" / "e5"
+    unfinished.mkdir()
+    (unfinished / "plasticity.csv").write_bytes(b"partial")
+    stray = root / "elsewhere" / "f6"
+    stray.mkdir(parents=True)
+    (stray / "result.json").write_bytes(b"{}")
     (root / "plan.json").write_bytes(b"[]")
 
 
@@ -44,7 +54,8 @@ def test_packs_finished_tasks_without_weights_and_restores_them(tmp_path: Path) 
     with tarfile.open(archive) as tar:
         names = sorted(tar.getnames())
         tar.extractall(back, filter="data")
-    assert names == ["probes/c3/result.json", "runs/a1/config.json", "runs/a1/metrics.jsonl",
+    assert names == ["plasticity/d4/plasticity.csv", "plasticity/d4/plasticity.json", "probes/c3/result.json",
+                     "runs/a1/config.json", "runs/a1/metrics.jsonl",
                      "runs/a1/result.json", "runs/a1/test_hits.npz"]
     for name in names:
         assert (back / name).read_bytes() == (root / name).read_bytes()
