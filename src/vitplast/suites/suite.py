@@ -131,14 +131,14 @@ class Suite:
 
 
 def _refuse(given: dict[str, object], owner: str) -> None:
-    """One ``error:`` line when an option of another suite (``owner``) is given."""
+    """One ``error:`` line when an option of other suites (``owner``, e.g. ``"units suite"``) is given."""
     named = [k for k, v in given.items() if v not in (None, False)]
     if named:
-        raise VitplastError(f"{', '.join(named)} apply to the {owner} suite{'s' if ' and ' in owner else ''}")
+        raise VitplastError(f"{', '.join(named)} apply to the {owner}")
 
 
 def _mini_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
-    _refuse({"--budget": o.budget}, "units")
+    _refuse({"--budget": o.budget}, "units suite")
     bundled = o.model in BUNDLED_MODELS
     # a bundled model with --random-weights: the micro-ViT architecture without its checkpoint
     spec = mini.mini_suite("timm:vit_micro_patch4_32" if bundled and o.random_weights else o.model, o.random_weights,
@@ -188,15 +188,15 @@ def _fmt_detectable(x: float, unit: str) -> str:
 
 
 def _paper_spec(o: SuiteOptions, dry_run: bool, root: Path | None) -> SweepSpec:
-    _refuse({"--quick": o.quick, "--steps": o.steps, "--lrs": o.lrs, "--seeds": o.seeds}, "mini")
-    _refuse({"--budget": o.budget}, "units")
-    _refuse({"--targets": o.targets}, "mini and units")
+    _refuse({"--quick": o.quick, "--steps": o.steps, "--lrs": o.lrs, "--seeds": o.seeds}, "mini suite")
+    _refuse({"--budget": o.budget}, "units suite")
+    _refuse({"--targets": o.targets}, "mini and units suites")
     return paper.paper_suite(o.data_root)
 
 
 def units_design(o: SuiteOptions) -> units.Design:
     """The units suite's design from the options (a bundled model with ``--random-weights``: its architecture)."""
-    _refuse({"--quick": o.quick}, "mini")
+    _refuse({"--quick": o.quick}, "mini suite")
     model = "timm:vit_micro_patch4_32" if o.model in BUNDLED_MODELS and o.random_weights else o.model
     targets = mini.target_specs(o.targets, mini.GRADED_TARGETS) if o.targets is not None else None
     given: dict[str, Any] = {"targets": targets, "budget": o.budget, "steps": o.steps, "seeds": o.seeds,
